@@ -1,0 +1,187 @@
+// The load balancer, tested for real: deploy/nginx/lms-realtime.conf (the file
+// docker-compose mounts) in front of three gateway nodes sharing one Redis, driven by
+// the official socket.io-client with polling+websocket and with polling only.
+//
+// What it proves: the cookie affinity spreads loopback clients over the nodes and keeps
+// every request of a session on one node (checked from nginx's own access log, not
+// inferred from the clients staying up); the websocket upgrade passes through; events
+// flow both ways; a notification POSTed to one node reaches clients on the others; and
+// when a node dies, its clients reconnect through nginx to a surviving node and work.
+
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { io } from "socket.io-client";
+import { Cluster, signJwt, serviceToken, http, waitFor } from "./lib/cluster.mjs";
+
+const TENANT = "t-lb";
+const RUN = Date.now().toString(36);
+
+function client(url, user, transports) {
+  const token = signJwt({ sub: user, tenantId: TENANT, role: "student" });
+  const socket = io(url, {
+    transports,
+    withCredentials: true, // send nginx's affinity cookie back (Node client keeps a jar only then)
+    auth: { token },
+    forceNew: true,
+    reconnectionDelay: 200,
+    reconnectionDelayMax: 1000,
+    timeout: 5000,
+  });
+  const c = { user, transports, socket, events: [], connects: 0, disconnects: [] };
+  socket.on("connect", () => c.connects++);
+  socket.on("disconnect", (reason) => c.disconnects.push(reason));
+  socket.onAny((event, ...args) => c.events.push({ event, args }));
+  return c;
+}
+
+const engineSid = (c) => c.socket.io.engine?.id;
+const transportName = (c) => c.socket.io.engine?.transport?.name;
+
+function received(c, event, pred = () => true) {
+  return c.events.some((e) => e.event === event && pred(e.args[0]));
+}
+
+describe("nginx sticky load balancer in front of three nodes", { timeout: 180000 }, () => {
+  let cluster;
+  const clients = [];
+
+  before(async () => {
+    cluster = await new Cluster({ nodes: 3, name: "lb" }).start();
+  });
+
+  after(async () => {
+    for (const c of clients) c.socket.close();
+    if (cluster) {
+      if (process.env.LMS_E2E_KEEP) console.log(`runtime dir kept: ${cluster.dir}`);
+      await cluster.stop();
+    }
+  });
+
+  // Which node serves a client, from nginx's access log: the upstream of its sid.
+  function nodeOf(c) {
+    const sid = engineSid(c);
+    const ups = new Set(cluster.accessEntries().filter((e) => e.sid === sid).map((e) => e.upstream));
+    assert.equal(ups.size, 1, `session ${sid} of ${c.user} served by ${[...ups].join(", ") || "nothing"}`);
+    const port = [...ups][0].split(":").pop();
+    return cluster.nodeByPort(port);
+  }
+
+  it("connects clients over polling+websocket and polling only, spread over the nodes, each session on one node", async () => {
+    for (let i = 0; i < 8; i++) clients.push(client(cluster.lbUrl, `u-ws-${i}`, ["polling", "websocket"]));
+    for (let i = 0; i < 8; i++) clients.push(client(cluster.lbUrl, `u-poll-${i}`, ["polling"]));
+    await waitFor("all clients connected", () => clients.every((c) => c.socket.connected));
+    await waitFor("polling+websocket clients upgraded", () =>
+      clients.filter((c) => c.transports.length === 2).every((c) => transportName(c) === "websocket"));
+    for (const c of clients.filter((c) => c.transports.length === 1)) assert.equal(transportName(c), "polling");
+
+    // A few round trips so that polling sessions make many requests.
+    for (const c of clients) {
+      const ack = await c.socket.timeout(5000).emitWithAck("notification:count");
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+    }
+
+    // Stickiness, as nginx saw it: every sid went to exactly one upstream.
+    const bySid = new Map();
+    for (const e of cluster.accessEntries()) {
+      if (!e.sid) continue;
+      if (!bySid.has(e.sid)) bySid.set(e.sid, new Set());
+      bySid.get(e.sid).add(e.upstream);
+    }
+    for (const c of clients) assert.ok(bySid.has(engineSid(c)), `no request of ${c.user} with its sid in the access log`);
+    for (const [sid, ups] of bySid) assert.equal(ups.size, 1, `sid ${sid} split over ${[...ups].join(", ")}`);
+    // No request was refused by a node for an unknown session.
+    const unknown = cluster.accessEntries().filter((e) => e.sid && e.status === 400);
+    assert.deepEqual(unknown, [], "requests answered 400 (session unknown on that node)");
+
+    // Spread: 16 random affinity keys over 3 nodes all landing on one is ~1e-7.
+    const used = new Set(clients.map((c) => nodeOf(c).id));
+    assert.ok(used.size >= 2, `all clients on ${[...used]}`);
+  });
+
+  it("delivers events both ways, and a notification POSTed to one node reaches clients on all nodes", async () => {
+    const entry = cluster.nodes[0];
+    const onOthers = clients.filter((c) => nodeOf(c).id !== entry.id);
+    assert.ok(onOthers.length > 0, "every client is on the node the notification is posted to");
+
+    const ids = new Map();
+    for (const c of clients) {
+      const id = `n-${RUN}-${c.user}`;
+      ids.set(c.user, id);
+      const res = await http("POST", `${entry.url}/api/v1/notifications`, {
+        token: serviceToken(),
+        body: {
+          tenantId: TENANT,
+          target: { userId: c.user },
+          notification: { id, title: "Graded", message: `hello ${c.user}`, type: "ASSIGNMENT_GRADED", priority: "NORMAL" },
+        },
+      });
+      assert.equal(res.status, 202, res.text);
+    }
+    await waitFor("every client got its notification:new", () =>
+      clients.every((c) => received(c, "notification:new", (n) => n?.id === ids.get(c.user))));
+    await waitFor("every client got notification:count", () =>
+      clients.every((c) => received(c, "notification:count", (n) => n?.unread >= 1)));
+
+    // Client -> server with an ack, on every transport.
+    for (const c of clients) {
+      const ack = await c.socket.timeout(5000).emitWithAck("notification:read", { notificationId: ids.get(c.user) });
+      assert.equal(ack.ok, true, `${c.user}: ${JSON.stringify(ack)}`);
+      assert.equal(ack.unread, 0);
+    }
+
+    // A tenant broadcast posted to another node reaches everyone.
+    const res = await http("POST", `${cluster.nodes[1].url}/api/v1/tenants/${TENANT}/broadcast`, {
+      token: serviceToken(),
+      body: { title: `broadcast-${RUN}`, message: "to all" },
+    });
+    assert.ok(res.status >= 200 && res.status < 300, `${res.status} ${res.text}`);
+    await waitFor("broadcast delivered to every client", () =>
+      clients.every((c) => received(c, "notification:new", (n) => n?.title === `broadcast-${RUN}`)));
+  });
+
+  it("when a node dies, its clients reconnect through nginx to the others and keep working", async () => {
+    // Kill the node holding the most clients, without warning (SIGKILL: a crash).
+    const counts = new Map();
+    for (const c of clients) counts.set(nodeOf(c).id, (counts.get(nodeOf(c).id) || 0) + 1);
+    const [victimId] = [...counts].sort((a, b) => b[1] - a[1])[0];
+    const victim = cluster.nodes.find((n) => n.id === victimId);
+    const orphans = clients.filter((c) => nodeOf(c).id === victimId);
+    const before = new Map(orphans.map((c) => [c.user, c.connects]));
+    await cluster.kill(victimId, "SIGKILL");
+
+    await waitFor("orphaned clients noticed the loss", () => orphans.every((c) => c.disconnects.length > 0), { timeoutMs: 60000 });
+    await waitFor("orphaned clients reconnected", () =>
+      orphans.every((c) => c.socket.connected && c.connects > before.get(c.user)), { timeoutMs: 60000 });
+    await waitFor("reconnected websocket clients upgraded again", () =>
+      orphans.filter((c) => c.transports.length === 2).every((c) => transportName(c) === "websocket"));
+
+    // Some round trips (several polls per polling session), then check where they went.
+    for (let round = 0; round < 3; round++) {
+      for (const c of clients) {
+        const ack = await c.socket.timeout(5000).emitWithAck("notification:count");
+        assert.equal(ack.ok, true, `${c.user}: ${JSON.stringify(ack)}`);
+      }
+    }
+    for (const c of orphans) {
+      const n = nodeOf(c); // also asserts the new session is on one node only
+      assert.notEqual(n.id, victimId, `${c.user} still on the dead node`);
+    }
+
+    // A notification posted to a survivor reaches everyone, the orphans included.
+    const survivor = cluster.nodes.find((n) => n.id !== victim.id);
+    const id = `n-${RUN}-after-kill`;
+    for (const c of clients) {
+      const res = await http("POST", `${survivor.url}/api/v1/notifications`, {
+        token: serviceToken(),
+        body: {
+          tenantId: TENANT,
+          target: { userId: c.user },
+          notification: { id: `${id}-${c.user}`, title: "After", message: "failover", type: "GENERAL", priority: "HIGH" },
+        },
+      });
+      assert.equal(res.status, 202, res.text);
+    }
+    await waitFor("notification after failover delivered to every client", () =>
+      clients.every((c) => received(c, "notification:new", (n) => n?.id === `${id}-${c.user}`)));
+  });
+});
