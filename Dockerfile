@@ -1,0 +1,74 @@
+# syntax=docker/dockerfile:1
+#
+# lms-realtime container image.
+#
+#   docker build -t lms-realtime .
+#   docker run -e JWT_SECRET=... -e REDIS_URL=redis://redis:6379 -p 3000:3000 lms-realtime
+#
+# Stage 1 builds the dependencies alone from Cargo.toml + Cargo.lock with stub sources,
+# so that editing src/ rebuilds only our crate (the dependency layer stays cached until
+# the manifest or the lock file changes). No tool beyond cargo is downloaded for this.
+# Stage 2 is debian:bookworm-slim with the binary, a non-root user and nothing else.
+# All configuration comes from the environment (PROTOCOL.md section 7).
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+WORKDIR /build
+
+# --- dependency layer --------------------------------------------------------------
+COPY Cargo.toml Cargo.lock ./
+# Stub lib and bin; [[bench]]/[[test]]/[[example]] sections are dropped from this copy
+# of the manifest because their files are not here yet (only the lib and the binary are
+# built; dev-dependencies are not).
+RUN mkdir -p src \
+ && echo 'fn main() {}' > src/main.rs \
+ && : > src/lib.rs \
+ && awk '/^\[\[(bench|test|example)\]\]/ {skip=1; next} /^\[/ {skip=0} !skip' Cargo.toml > Cargo.toml.deps \
+ && mv Cargo.toml.deps Cargo.toml \
+ && cargo build --release --locked --bin lms-realtime \
+ && rm -rf src target/release/lms-realtime* target/release/deps/lms_realtime-* target/release/deps/liblms_realtime-* \
+           target/release/.fingerprint/lms-realtime-*
+
+# --- our crate ---------------------------------------------------------------------
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# COPY keeps the context's mtimes, which may be older than the stubs': touch so that
+# cargo sees the real sources as changed.
+RUN touch src/main.rs src/lib.rs \
+ && awk '/^\[\[(bench|test|example)\]\]/ {skip=1; next} /^\[/ {skip=0} !skip' Cargo.toml > Cargo.toml.bin \
+ && mv Cargo.toml.bin Cargo.toml \
+ && cargo build --release --locked --bin lms-realtime \
+ && install -D -m 0755 target/release/lms-realtime /out/lms-realtime
+
+# --- runtime -----------------------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+
+# ca-certificates for rediss:// (TLS to a managed Redis). Nothing else: the health
+# check uses bash's /dev/tcp instead of curl.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 lms \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lms
+
+COPY --from=build /out/lms-realtime /usr/local/bin/lms-realtime
+COPY deploy/docker/healthcheck.sh /usr/local/bin/lms-healthcheck
+
+ENV PORT=3000 \
+    HOST=0.0.0.0 \
+    RUST_LOG=info \
+    LOG_FORMAT=json
+
+# Numeric user so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+USER 10001:10001
+EXPOSE 3000
+
+# /healthz: the process is alive (readiness, /readyz, is for load balancers and k8s).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/lms-healthcheck"]
+
+# SIGTERM starts the graceful drain (DRAIN_TIMEOUT_SECS, default 20 s).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/lms-realtime"]
