@@ -18,14 +18,15 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /build
 
 # --- dependency layer --------------------------------------------------------------
+COPY deploy/docker/strip-manifest.awk /usr/local/share/lms/strip-manifest.awk
 COPY Cargo.toml Cargo.lock ./
-# Stub lib and bin; [[bench]]/[[test]]/[[example]] sections are dropped from this copy
-# of the manifest because their files are not here yet (only the lib and the binary are
-# built; dev-dependencies are not).
+# Stub lib and bin. Targets other than the lib and the lms-realtime binary (benches,
+# tests, examples, the load generator) are dropped from this copy of the manifest:
+# their files are not in the build context. Dev-dependencies are not built.
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && : > src/lib.rs \
- && awk '/^\[\[(bench|test|example)\]\]/ {skip=1; next} /^\[/ {skip=0} !skip' Cargo.toml > Cargo.toml.deps \
+ && awk -f /usr/local/share/lms/strip-manifest.awk Cargo.toml > Cargo.toml.deps \
  && mv Cargo.toml.deps Cargo.toml \
  && cargo build --release --locked --bin lms-realtime \
  && rm -rf src target/release/lms-realtime* target/release/deps/lms_realtime-* target/release/deps/liblms_realtime-* \
@@ -37,7 +38,7 @@ COPY src ./src
 # COPY keeps the context's mtimes, which may be older than the stubs': touch so that
 # cargo sees the real sources as changed.
 RUN touch src/main.rs src/lib.rs \
- && awk '/^\[\[(bench|test|example)\]\]/ {skip=1; next} /^\[/ {skip=0} !skip' Cargo.toml > Cargo.toml.bin \
+ && awk -f /usr/local/share/lms/strip-manifest.awk Cargo.toml > Cargo.toml.bin \
  && mv Cargo.toml.bin Cargo.toml \
  && cargo build --release --locked --bin lms-realtime \
  && install -D -m 0755 target/release/lms-realtime /out/lms-realtime

@@ -116,16 +116,22 @@ dockerfile_static() {
   local d="$WORK/docker-deps"; mkdir -p "$d/src"
   cp Cargo.toml Cargo.lock "$d/"
   echo 'fn main() {}' >"$d/src/main.rs"; : >"$d/src/lib.rs"
-  # The exact awk program from the Dockerfile.
-  local prog
-  prog=$(grep -o "awk '[^']*'" Dockerfile | head -1 | sed "s/^awk '//; s/'\$//")
-  [ -n "$prog" ] || { echo "no awk program in Dockerfile"; return 1; }
-  awk "$prog" Cargo.toml >"$d/Cargo.toml"
-  cargo metadata --offline --format-version 1 --no-deps --manifest-path "$d/Cargo.toml" >/dev/null || return 1
+  # The manifest filter the Dockerfile uses; every target left must be a stub file.
+  grep -q 'strip-manifest.awk Cargo.toml' Dockerfile || { echo "Dockerfile no longer uses strip-manifest.awk"; return 1; }
+  awk -f deploy/docker/strip-manifest.awk Cargo.toml >"$d/Cargo.toml"
+  cargo metadata --offline --format-version 1 --no-deps --manifest-path "$d/Cargo.toml" >"$d/meta.json" || return 1
+  node -e '
+    const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const dir = process.argv[2];
+    const targets = m.packages[0].targets;
+    const bad = targets.filter((t) => !t.src_path.startsWith(dir + "/src/"));
+    if (bad.length) { console.error("targets outside src/ left in the stub manifest:", bad.map((t) => t.name)); process.exit(1); }
+    if (!targets.some((t) => t.kind.includes("bin") && t.name === "lms-realtime")) { console.error("stub manifest lost the lms-realtime binary"); process.exit(1); }
+  ' "$d/meta.json" "$(realpath "$d")" || return 1
   # .dockerignore is an allow-list ("*" then "!path" lines): each copied path must be
   # allowed by one of them.
   local p pat ok
-  for p in Cargo.toml Cargo.lock src deploy/docker/healthcheck.sh; do
+  for p in Cargo.toml Cargo.lock src deploy/docker/healthcheck.sh deploy/docker/strip-manifest.awk; do
     ok=0
     while read -r pat; do
       [[ $pat == '!'* ]] || continue
