@@ -184,4 +184,29 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
     await waitFor("notification after failover delivered to every client", () =>
       clients.every((c) => received(c, "notification:new", (n) => n?.id === `${id}-${c.user}`)));
   });
+
+  it("draining a node (SIGTERM, as in a rolling deploy) moves its clients to the last node", async () => {
+    const alive = cluster.nodes.filter((n) => cluster.children.has(n.id));
+    assert.equal(alive.length, 2);
+    const [drained, last] = alive;
+    const movers = clients.filter((c) => nodeOf(c).id === drained.id);
+    const before = new Map(movers.map((c) => [c.user, c.connects]));
+    const child = cluster.children.get(drained.id);
+    const t0 = Date.now();
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    // DRAIN_TIMEOUT_SECS=2 in the test: the process must be gone well before a
+    // Kubernetes terminationGracePeriod would SIGKILL it.
+    await Promise.race([exited, new Promise((_, rej) => setTimeout(() => rej(new Error("node did not exit within 10 s of SIGTERM")), 10000))]);
+    cluster.children.delete(drained.id);
+    console.log(`${drained.id} drained and exited in ${Date.now() - t0} ms; ${movers.length} clients moved`);
+
+    await waitFor("drained clients reconnected", () =>
+      movers.every((c) => c.socket.connected && c.connects > before.get(c.user)), { timeoutMs: 60000 });
+    for (const c of clients) {
+      const ack = await c.socket.timeout(5000).emitWithAck("notification:count");
+      assert.equal(ack.ok, true, `${c.user}: ${JSON.stringify(ack)}`);
+    }
+    for (const c of clients) assert.equal(nodeOf(c).id, last.id, `${c.user} not on the last node`);
+  });
 });
