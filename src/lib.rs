@@ -1,1 +1,23 @@
+//! lms-realtime: a Socket.IO v4 gateway for multi-tenant Learning Management Systems.
+//!
+//! The binary (`main.rs`) only reads configuration and calls [`app::Application`]; tests
+//! and embedders build the same application. The contract is `shared/PROTOCOL.md`.
 
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod rooms;
+pub mod service;
+pub mod socket;
+pub mod store;
+pub mod telemetry;
+pub mod types;
+pub mod typescript;
+
+pub use app::{Application, ShutdownHandle};
+pub use config::Config;
+pub use service::Gateway;

@@ -1,1 +1,95 @@
-fn main(){}
+//! The `lms-realtime` binary: serve (the default), mint a development token, or write the
+//! TypeScript declarations.
+
+use clap::{Parser, Subcommand};
+use lms_realtime::auth::{Role, mint_hs256};
+use lms_realtime::{Application, Config, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "lms-realtime",
+    version,
+    about = "Real-time Socket.IO gateway for multi-tenant LMSs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mint an HS256 token for development and testing.
+    Token {
+        #[arg(long)]
+        sub: String,
+        /// Tenant id (omit only for super_admin).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// student, instructor, admin, super_admin or service.
+        #[arg(long, default_value = "student")]
+        role: String,
+        /// The HS256 secret (defaults to JWT_SECRET).
+        #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Write the TypeScript declarations generated from the Rust types.
+    GenTs {
+        #[arg(long, default_value = "clients/typescript/src/generated")]
+        out: std::path::PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token {
+            sub,
+            tenant,
+            role,
+            secret,
+            ttl,
+        }) => {
+            let role =
+                Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role:?}"))?;
+            println!(
+                "{}",
+                mint_hs256(&secret, &sub, tenant.as_deref(), role, ttl)?
+            );
+            Ok(())
+        }
+        Some(Command::GenTs { out }) => {
+            for (name, contents) in lms_realtime::typescript::render_all() {
+                std::fs::create_dir_all(&out)?;
+                std::fs::write(out.join(name), contents)?;
+            }
+            Ok(())
+        }
+        None => serve(cli.config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init(config.log_format);
+    let app = Application::build(config).await?;
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.trigger();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

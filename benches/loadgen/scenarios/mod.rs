@@ -1,0 +1,47 @@
+//! The five scenarios of the benchmark issue, one module each; they share `run` for ramping,
+//! pacing and metering, and each returns its own JSON section for the result line.
+
+pub mod churn;
+pub mod connect;
+pub mod fanout;
+pub mod mixed;
+pub mod notify;
+
+use crate::run::{Ctx, Spec};
+
+/// Client `i` of a population of `tenants` tenants: its tenant index and its user id there.
+pub fn identity(i: usize, tenants: usize) -> (usize, String) {
+    (i % tenants, format!("u{}", i / tenants))
+}
+
+/// Specs for plain accounted sockets 0..n with `role`, spread over tenants and nodes.
+pub fn plain_specs(ctx: &Ctx, n: usize, tenants: usize, role: &str) -> anyhow::Result<Vec<Spec>> {
+    (0..n)
+        .map(|i| {
+            let (t, user) = identity(i, tenants);
+            Ok(Spec {
+                index: i,
+                node: ctx.node_for_client(i, tenants),
+                token: ctx.minter.mint(&user, Some(&ctx.tenant(t)), role)?,
+                accounted: true,
+                outgoing: None,
+            })
+        })
+        .collect()
+}
+
+/// Connected accounted sockets per tenant, from a ramp's outcome.
+pub fn per_tenant(connected: &[bool], tenants: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; tenants];
+    for (i, ok) in connected.iter().enumerate() {
+        if *ok {
+            counts[i % tenants] += 1;
+        }
+    }
+    counts
+}
+
+/// Ledger capacity for `rate` messages per second over `secs` seconds, with headroom.
+pub fn capacity(rate: f64, secs: u64) -> usize {
+    ((rate * secs as f64 * 1.05) as usize + 64).min(20_000_000)
+}

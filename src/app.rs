@@ -1,0 +1,244 @@
+//! Building and running one gateway node: the same wiring for the binary and the tests.
+//!
+//! [`Application::build`] binds the listener (port 0 picks a free one, which tests use) and
+//! wires store, adapter, sockets and routes; [`Application::run_until_stopped`] serves until
+//! the [`ShutdownHandle`] fires, then drains within the configured timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use futures::future::BoxFuture;
+use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, LocalAdapter};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::http::{self, ApiState};
+use crate::metrics;
+use crate::service::{Gateway, PeerStats, events};
+use crate::socket::{self, SocketCtx, SocketLimits};
+use crate::store::instrumented::Instrumented;
+use crate::store::memory::MemoryStore;
+use crate::store::{Store, StoreLimits};
+use crate::types::ErrorEvent;
+
+/// Fires graceful shutdown; cheap to clone.
+#[derive(Clone, Default)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    pub fn trigger(&self) {
+        self.0.cancel();
+    }
+}
+
+/// A built node, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown: ShutdownHandle,
+    draining: Arc<AtomicBool>,
+    close_sockets: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
+    drain_timeout: Duration,
+}
+
+/// The parts of a node that depend on the adapter, handed to the generic wiring.
+pub struct NodeParts {
+    pub store: Arc<dyn Store>,
+    pub peers: Option<Arc<dyn PeerStats>>,
+}
+
+impl Application {
+    /// Builds a node from configuration: embedded (in memory) without `REDIS_URL`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.redis_url.is_some() {
+            anyhow::bail!("cluster mode (REDIS_URL) is not available in this build yet");
+        }
+        let limits = StoreLimits {
+            inbox_cap: config.inbox_cap,
+            progress_log_cap: config.progress_log_cap,
+        };
+        let parts = NodeParts {
+            store: Arc::new(MemoryStore::new(limits)),
+            peers: None,
+        };
+        let builder = socket_io_builder(&config);
+        let (layer, io) = builder.build_layer();
+        Self::assemble::<LocalAdapter>(config, io, layer, parts, |_init| async {}).await
+    }
+
+    /// Wires a node over any adapter. `init` receives the namespace's adapter initialisation
+    /// (a future to await for a remote adapter, `()` for the local one).
+    pub async fn assemble<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
+        config: Config,
+        io: SocketIo<A>,
+        layer: socketioxide::layer::SocketIoLayer<A>,
+        parts: NodeParts,
+        init: impl AsyncFnOnce(A::InitRes),
+    ) -> anyhow::Result<Self> {
+        let verifier = config.verifier()?;
+        let prometheus = metrics::install();
+        let node = config.node_id();
+        let store: Arc<dyn Store> = Arc::new(Instrumented::new(parts.store));
+        let gateway = Gateway::new(
+            io.clone(),
+            store,
+            node.clone(),
+            parts.peers,
+            Duration::from_millis(config.stats_timeout_ms),
+        );
+        let draining = Arc::new(AtomicBool::new(false));
+        let limits = SocketLimits {
+            max_connections: config.max_connections,
+            max_connections_per_user: config.max_connections_per_user,
+            event_rate_per_sec: config.event_rate_per_sec,
+            event_burst: config.event_burst,
+            flood_disconnect_after: config.flood_disconnect_after,
+            progress_video_interval: Duration::from_millis(config.progress_video_interval_ms),
+        };
+        let ctx = Arc::new(SocketCtx::new(
+            gateway.clone(),
+            verifier.clone(),
+            limits,
+            config.tenant_metric_cap,
+            draining.clone(),
+        ));
+        init(socket::serve(&io, ctx)).await;
+
+        let state = ApiState {
+            gateway,
+            verifier,
+            prometheus,
+            draining: draining.clone(),
+        };
+        let mut router = http::router(state, config.max_http_body_bytes).layer(layer);
+        if let Some(cors) = cors(&config.cors_origins)? {
+            router = router.layer(cors);
+        }
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(node, addr = %listener.local_addr()?, cluster = false, "gateway listening");
+        let close_io = io.clone();
+        let close_sockets = Box::new(move || -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                let notice = ErrorEvent {
+                    code: crate::error::ErrorCode::Unavailable,
+                    message: "this node is shutting down; reconnect".into(),
+                    event: None,
+                };
+                metrics::emitted(events::ERROR);
+                if let Err(e) = close_io.local().emit(events::ERROR, &notice).await {
+                    tracing::debug!(error = %e, "shutdown notice not delivered to every socket");
+                }
+                // Let the notice leave before the transports close.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                close_io.close().await;
+            })
+        });
+        Ok(Self {
+            listener,
+            router,
+            shutdown: ShutdownHandle::default(),
+            draining,
+            close_sockets,
+            drain_timeout: config.drain_timeout(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shutdown fires; then refuses new sockets, tells and closes the open
+    /// ones, lets in-flight requests finish, and returns within the drain timeout.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            shutdown,
+            draining,
+            close_sockets,
+            drain_timeout,
+        } = self;
+        let token = shutdown.0.clone();
+        let signal = async move {
+            token.cancelled().await;
+            tracing::info!(
+                timeout_secs = drain_timeout.as_secs(),
+                "draining: refusing new sockets, closing open ones"
+            );
+            draining.store(true, Ordering::Relaxed);
+            close_sockets().await;
+        };
+        let serve =
+            axum::serve(listener, router.into_make_service()).with_graceful_shutdown(signal);
+        let mut serve = std::pin::pin!(serve.into_future());
+        let deadline = async {
+            shutdown.0.cancelled().await;
+            tokio::time::sleep(drain_timeout).await;
+        };
+        tokio::select! {
+            res = &mut serve => res?,
+            _ = deadline => tracing::warn!("drain timeout reached; exiting with connections still open"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Socket.IO settings shared by every adapter.
+pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
+        .ping_interval(Duration::from_millis(config.ping_interval_ms))
+        .ping_timeout(Duration::from_millis(config.ping_timeout_ms))
+        .max_payload(config.max_message_bytes as u64)
+        .ws_max_message_size(config.max_message_bytes)
+        .ws_max_frame_size(config.max_message_bytes)
+        .max_buffer_size(config.socket_buffer_packets)
+}
+
+fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            o.parse()
+                .map_err(|_| anyhow::anyhow!("CORS_ORIGINS: {o:?} is not a valid origin"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    ))
+}

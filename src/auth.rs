@@ -1,0 +1,513 @@
+//! JWT verification: the only place that reads a token.
+//!
+//! The gateway accepts exactly one configured algorithm (HS256 with a shared secret, or
+//! RS256/ES256 with a PEM public key). Everything a handler needs afterwards lives in
+//! [`Claims`], parsed into validated ids, so no handler ever looks at a token again.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, ErrorCode};
+use crate::ids::{TenantId, UserId};
+
+/// Roles of the contract (§1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Student,
+    Instructor,
+    Admin,
+    SuperAdmin,
+    Service,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Student => "student",
+            Self::Instructor => "instructor",
+            Self::Admin => "admin",
+            Self::SuperAdmin => "super_admin",
+            Self::Service => "service",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        Some(match raw {
+            "student" => Self::Student,
+            "instructor" => Self::Instructor,
+            "admin" => Self::Admin,
+            "super_admin" => Self::SuperAdmin,
+            "service" => Self::Service,
+            _ => return None,
+        })
+    }
+}
+
+/// The verified identity of a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: UserId,
+    /// `None` only for a super admin without a home tenant.
+    pub tenant: Option<TenantId>,
+    pub role: Role,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+impl Claims {
+    /// The caller's tenant; a super admin without one gets `FORBIDDEN` for tenant actions.
+    pub fn tenant(&self) -> Result<&TenantId, AppError> {
+        self.tenant
+            .as_ref()
+            .ok_or_else(|| AppError::forbidden("this token has no tenant"))
+    }
+
+    /// Whether the caller may act on `tenant` (its own, or any for a super admin).
+    pub fn may_act_in(&self, tenant: &TenantId) -> bool {
+        self.role == Role::SuperAdmin || self.tenant.as_ref() == Some(tenant)
+    }
+}
+
+/// The claims as they appear in a token; validated into [`Claims`].
+#[derive(Debug, Serialize, Deserialize)]
+struct RawClaims {
+    sub: serde_json::Value,
+    #[serde(
+        rename = "tenantId",
+        alias = "tenant_id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    tenant_id: Option<serde_json::Value>,
+    role: String,
+    exp: u64,
+}
+
+/// Why a token was refused; each maps onto a contract code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token was presented")]
+    Missing,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+    #[error("this role may not open a socket")]
+    RoleNotAllowed,
+}
+
+impl AuthError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Missing | Self::RoleNotAllowed => ErrorCode::Unauthorized,
+            Self::Expired => ErrorCode::TokenExpired,
+            Self::Invalid(_) => ErrorCode::InvalidToken,
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        AppError::new(e.code(), e.to_string())
+    }
+}
+
+/// Where the key comes from; built from configuration.
+#[derive(Clone)]
+pub enum KeySource {
+    Secret(String),
+    PublicKeyPem(Vec<u8>),
+}
+
+/// Verifies tokens with the configured algorithm, issuer and audience.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Verifier {
+    pub fn new(
+        algorithm: Algorithm,
+        key: &KeySource,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+        leeway_secs: u64,
+    ) -> anyhow::Result<Self> {
+        let key = match (algorithm, key) {
+            (Algorithm::HS256, KeySource::Secret(s)) => DecodingKey::from_secret(s.as_bytes()),
+            (Algorithm::RS256, KeySource::PublicKeyPem(pem)) => DecodingKey::from_rsa_pem(pem)?,
+            (Algorithm::ES256, KeySource::PublicKeyPem(pem)) => DecodingKey::from_ec_pem(pem)?,
+            (alg, _) => anyhow::bail!(
+                "JWT_ALGORITHM {alg:?} does not fit the key: HS256 needs JWT_SECRET, RS256/ES256 need JWT_PUBLIC_KEY_FILE"
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = leeway_secs;
+        validation.validate_nbf = true;
+        // `sub` is checked by our own claim parsing, which also accepts a numeric id.
+        let mut required = vec!["exp"];
+        if let Some(iss) = issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        if audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Self { key, validation })
+    }
+
+    /// Reads a PEM public key file for RS256/ES256.
+    pub fn read_public_key(path: &Path) -> anyhow::Result<KeySource> {
+        let pem = std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("cannot read JWT_PUBLIC_KEY_FILE {}: {e}", path.display())
+        })?;
+        Ok(KeySource::PublicKeyPem(pem))
+    }
+
+    /// Verifies a token and returns validated claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let data =
+            jsonwebtoken::decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        AuthError::Invalid("algorithm not accepted".into())
+                    }
+                    ErrorKind::ImmatureSignature => AuthError::Invalid("not valid yet".into()),
+                    ErrorKind::InvalidIssuer => AuthError::Invalid("wrong issuer".into()),
+                    ErrorKind::InvalidAudience => AuthError::Invalid("wrong audience".into()),
+                    ErrorKind::MissingRequiredClaim(c) => {
+                        AuthError::Invalid(format!("missing claim {c}"))
+                    }
+                    ErrorKind::Json(_) => {
+                        AuthError::Invalid("claims are malformed or incomplete".into())
+                    }
+                    _ => AuthError::Invalid("malformed token".into()),
+                }
+            })?;
+        let raw = data.claims;
+        let role =
+            Role::parse(&raw.role).ok_or_else(|| AuthError::Invalid("unknown role".into()))?;
+        let sub = id_claim(&raw.sub).and_then(|s| UserId::parse(s).ok());
+        let sub = sub.ok_or_else(|| AuthError::Invalid("sub is not a valid id".into()))?;
+        let tenant = match raw.tenant_id.as_ref() {
+            Some(v) => Some(
+                id_claim(v)
+                    .and_then(|s| TenantId::parse(s).ok())
+                    .ok_or_else(|| AuthError::Invalid("tenantId is not a valid id".into()))?,
+            ),
+            None if role == Role::SuperAdmin => None,
+            None => return Err(AuthError::Invalid("missing claim tenantId".into())),
+        };
+        Ok(Claims {
+            sub,
+            tenant,
+            role,
+            exp: raw.exp,
+        })
+    }
+}
+
+/// A string or integer claim as a string.
+fn id_claim(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Finds the token of a socket handshake in the contract's order: `auth.token`, then
+/// `?token=`, then `Authorization: Bearer`.
+pub fn token_from_handshake<'a>(
+    auth: Option<&'a serde_json::Value>,
+    query: Option<&'a str>,
+    headers: &'a http::HeaderMap,
+) -> Option<String> {
+    if let Some(t) = auth.and_then(|a| a.get("token")).and_then(|t| t.as_str()) {
+        return Some(t.to_owned());
+    }
+    if let Some(q) = query {
+        let found = form_urlencoded_pairs(q).find(|(k, _)| k == "token");
+        if let Some((_, v)) = found {
+            return Some(v);
+        }
+    }
+    bearer(headers).map(str::to_owned)
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        Some((percent_decode(k), percent_decode(v)))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mints a token; for the `token` subcommand, tests and the load generator.
+pub fn mint_hs256(
+    secret: &str,
+    sub: &str,
+    tenant: Option<&str>,
+    role: Role,
+    ttl_secs: i64,
+) -> anyhow::Result<String> {
+    let exp = (chrono::Utc::now().timestamp() + ttl_secs).max(0) as u64;
+    let claims = RawClaims {
+        sub: serde_json::Value::String(sub.to_owned()),
+        tenant_id: tenant.map(|t| serde_json::Value::String(t.to_owned())),
+        role: role.as_str().to_owned(),
+        exp,
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "test-secret";
+
+    fn verifier() -> Verifier {
+        Verifier::new(
+            Algorithm::HS256,
+            &KeySource::Secret(SECRET.into()),
+            None,
+            None,
+            0,
+        )
+        .unwrap()
+    }
+
+    fn sign(claims: serde_json::Value, alg: Algorithm, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn in_an_hour() -> i64 {
+        chrono::Utc::now().timestamp() + 3600
+    }
+
+    #[test]
+    fn a_well_formed_token_yields_validated_claims_with_either_tenant_spelling() {
+        let t = sign(
+            json!({"sub": 42, "tenant_id": "t1", "role": "student", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        let c = verifier().verify(&t).unwrap();
+        assert_eq!(c.sub.as_str(), "42");
+        assert_eq!(c.tenant.unwrap().as_str(), "t1");
+        assert_eq!(c.role, Role::Student);
+        let t = sign(
+            json!({"sub": "u", "tenantId": "t2", "role": "admin", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            verifier().verify(&t).unwrap().tenant.unwrap().as_str(),
+            "t2"
+        );
+    }
+
+    #[test]
+    fn refusals_map_onto_the_contract_codes() {
+        let v = verifier();
+        let expired = sign(
+            json!({"sub": "u", "tenantId": "t", "role": "student", "exp": 1000}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&expired).unwrap_err().code(),
+            ErrorCode::TokenExpired
+        );
+        let bad_sig = sign(
+            json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            "other",
+        );
+        assert_eq!(
+            v.verify(&bad_sig).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+        let other_alg = sign(
+            json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour()}),
+            Algorithm::HS384,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&other_alg).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+        let no_tenant = sign(
+            json!({"sub": "u", "role": "student", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&no_tenant).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+        let no_role = sign(
+            json!({"sub": "u", "tenantId": "t", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&no_role).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+        let bad_tenant = sign(
+            json!({"sub": "u", "tenantId": "a:user:b", "role": "student", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&bad_tenant).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+        assert_eq!(
+            v.verify("not-a-jwt").unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+    }
+
+    #[test]
+    fn an_unsigned_alg_none_token_is_refused() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = b64.encode(
+            json!({"sub": "u", "tenantId": "t", "role": "admin", "exp": in_an_hour()}).to_string(),
+        );
+        let token = format!("{header}.{body}.");
+        assert_eq!(
+            verifier().verify(&token).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+    }
+
+    #[test]
+    fn a_super_admin_needs_no_tenant_and_may_act_in_any() {
+        let t = sign(
+            json!({"sub": "root", "role": "super_admin", "exp": in_an_hour()}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        let c = verifier().verify(&t).unwrap();
+        assert!(c.tenant.is_none());
+        assert!(c.may_act_in(&TenantId::parse("any").unwrap()));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let v = Verifier::new(
+            Algorithm::HS256,
+            &KeySource::Secret(SECRET.into()),
+            Some("lms"),
+            Some("gw"),
+            0,
+        )
+        .unwrap();
+        let good = sign(
+            json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour(), "iss": "lms", "aud": "gw"}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert!(v.verify(&good).is_ok());
+        let wrong_iss = sign(
+            json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour(), "iss": "x", "aud": "gw"}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&wrong_iss).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+        let no_aud = sign(
+            json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour(), "iss": "lms"}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert_eq!(
+            v.verify(&no_aud).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+    }
+
+    #[test]
+    fn the_handshake_token_is_found_in_contract_order() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            "Bearer from-header".parse().unwrap(),
+        );
+        let auth = json!({"token": "from-auth"});
+        assert_eq!(
+            token_from_handshake(Some(&auth), Some("token=from-query"), &headers).unwrap(),
+            "from-auth"
+        );
+        assert_eq!(
+            token_from_handshake(None, Some("EIO=4&token=a%2Eb"), &headers).unwrap(),
+            "a.b"
+        );
+        assert_eq!(
+            token_from_handshake(None, Some("EIO=4"), &headers).unwrap(),
+            "from-header"
+        );
+        assert_eq!(
+            token_from_handshake(None, None, &http::HeaderMap::new()),
+            None
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Configuration: one typed struct, every field an environment variable and the same
+//! command-line flag, each with a default and a doc line (`lms-realtime --help`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::auth::{KeySource, Verifier};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    ES256,
+}
+
+impl From<JwtAlgorithm> for jsonwebtoken::Algorithm {
+    fn from(a: JwtAlgorithm) -> Self {
+        match a {
+            JwtAlgorithm::HS256 => Self::HS256,
+            JwtAlgorithm::RS256 => Self::RS256,
+            JwtAlgorithm::ES256 => Self::ES256,
+        }
+    }
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Everything the gateway reads at start.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// HTTP and Socket.IO port (one port for both); 0 picks a free one.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Bind address.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Unset: one node, everything in memory. Set: cluster mode over Redis (redis://, rediss://).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+    /// This node's name in logs and metrics (default: the host name).
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+    /// HS256 shared secret.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM public key for RS256 or ES256.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// The one algorithm accepted.
+    #[arg(
+        long,
+        env = "JWT_ALGORITHM",
+        value_enum,
+        default_value = "HS256",
+        ignore_case = true
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf` at verification, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+    /// Comma-separated origins allowed cross-origin; unset allows none.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Log lines as text or JSON (the filter comes from RUST_LOG, default info).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        ignore_case = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Most sockets this node accepts; further connects are refused with UNAVAILABLE.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+    /// Most sockets one user may hold on this node (devices and tabs).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub max_connections_per_user: usize,
+    /// Sustained client events per second allowed per socket.
+    #[arg(long, env = "EVENT_RATE_PER_SEC", default_value_t = 20)]
+    pub event_rate_per_sec: u32,
+    /// Burst of client events allowed per socket above the sustained rate.
+    #[arg(long, env = "EVENT_BURST", default_value_t = 40)]
+    pub event_burst: u32,
+    /// Rate-limited events in a row after which a flooding socket is disconnected.
+    #[arg(long, env = "FLOOD_DISCONNECT_AFTER", default_value_t = 50)]
+    pub flood_disconnect_after: u32,
+    /// Largest websocket message or polling payload accepted, in bytes.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Largest service API request body, in bytes.
+    #[arg(long, env = "MAX_HTTP_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_http_body_bytes: usize,
+    /// Notifications kept per user inbox.
+    #[arg(long, env = "INBOX_CAP", default_value_t = 500)]
+    pub inbox_cap: usize,
+    /// Entries kept in each tenant's progress log.
+    #[arg(long, env = "PROGRESS_LOG_CAP", default_value_t = 10_000)]
+    pub progress_log_cap: usize,
+    /// At most one `progress:video` per video per socket is forwarded in this interval.
+    #[arg(long, env = "PROGRESS_VIDEO_INTERVAL_MS", default_value_t = 5_000)]
+    pub progress_video_interval_ms: u64,
+    /// Distinct tenants that get their own `lms_tenant_connections` series.
+    #[arg(long, env = "TENANT_METRIC_CAP", default_value_t = 100)]
+    pub tenant_metric_cap: usize,
+    /// Time given to sockets and in-flight requests on SIGTERM before the process exits.
+    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+    /// How long `GET /api/v1/stats` waits for other nodes.
+    #[arg(long, env = "STATS_TIMEOUT_MS", default_value_t = 2_000)]
+    pub stats_timeout_ms: u64,
+    /// Socket.IO ping interval, in milliseconds.
+    #[arg(long, env = "PING_INTERVAL_MS", default_value_t = 25_000)]
+    pub ping_interval_ms: u64,
+    /// Socket.IO ping timeout, in milliseconds.
+    #[arg(long, env = "PING_TIMEOUT_MS", default_value_t = 20_000)]
+    pub ping_timeout_ms: u64,
+    /// Packets buffered per socket before emits to it are dropped (slow consumer).
+    #[arg(long, env = "SOCKET_BUFFER_PACKETS", default_value_t = 128)]
+    pub socket_buffer_packets: usize,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: HS256 with `secret`, port 0 on loopback.
+    pub fn for_tests(secret: &str) -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = Wrapper::parse_from(["lms-realtime"]).config;
+        config.port = 0;
+        config.host = IpAddr::from([127, 0, 0, 1]);
+        config.jwt_secret = Some(Secret(secret.to_owned()));
+        config.redis_url = None;
+        config.node_id = Some("test-node".into());
+        config
+    }
+
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned())
+                })
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "node".into())
+        })
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+
+    /// Builds the token verifier, or explains how to provide a key.
+    pub fn verifier(&self) -> anyhow::Result<Verifier> {
+        let key = match (&self.jwt_secret, &self.jwt_public_key_file) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set only one of JWT_SECRET and JWT_PUBLIC_KEY_FILE")
+            }
+            (Some(s), None) if s.0.is_empty() => anyhow::bail!("JWT_SECRET is empty"),
+            (Some(s), None) => KeySource::Secret(s.0.clone()),
+            (None, Some(path)) => Verifier::read_public_key(path)?,
+            (None, None) => anyhow::bail!(
+                "no JWT key configured: set JWT_SECRET (HS256 shared secret, e.g. JWT_SECRET=$(openssl rand -hex 32)) \
+                 or JWT_PUBLIC_KEY_FILE with JWT_ALGORITHM=RS256|ES256 (or the --jwt-secret / --jwt-public-key-file flags)"
+            ),
+        };
+        Verifier::new(
+            self.jwt_algorithm.into(),
+            &key,
+            self.jwt_issuer.as_deref(),
+            self.jwt_audience.as_deref(),
+            self.jwt_leeway_secs,
+        )
+    }
+}

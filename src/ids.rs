@@ -1,0 +1,180 @@
+//! Identifier newtypes for tenants, users, courses and notifications.
+//!
+//! Ids end up inside room names (`tenant:<t>:user:<u>`) and Redis keys (`lms:{<t>}:...`),
+//! so a raw string from the wire could forge a name that belongs to another tenant
+//! (`a:user:b` as a tenant id). Every id is therefore parsed once, at the edge, into a
+//! type that only admits a safe alphabet; after that, building names cannot collide.
+//! The contract also says a client may send ids as numbers: they become decimal strings.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, de};
+
+/// Longest id accepted, in bytes; long enough for UUIDs, ULIDs and e-mail style ids.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Why a string is not an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {MAX_ID_LEN} bytes")]
+    TooLong,
+    #[error("may only contain letters, digits and . _ - @ (found {0:?})")]
+    BadChar(char),
+}
+
+/// Checks the shared id alphabet: no `:` (room separator), no `{}` (Redis hash tags),
+/// no whitespace or control characters.
+pub fn validate(raw: &str) -> Result<(), IdError> {
+    if raw.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if raw.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong);
+    }
+    match raw
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+    {
+        Some(c) => Err(IdError::BadChar(c)),
+        None => Ok(()),
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses and validates an id.
+            pub fn parse(raw: impl Into<String>) -> Result<Self, IdError> {
+                let raw = raw.into();
+                validate(&raw)?;
+                Ok(Self(raw))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = d.deserialize_any(StringOrNumber)?;
+                Self::parse(raw).map_err(de::Error::custom)
+            }
+        }
+
+        impl ts_rs::TS for $name {
+            type WithoutGenerics = Self;
+            type OptionInnerType = Self;
+            fn name() -> String {
+                "string".to_owned()
+            }
+            fn inline() -> String {
+                "string".to_owned()
+            }
+            fn decl() -> String {
+                panic!("{} is inlined as string", stringify!($name))
+            }
+            fn decl_concrete() -> String {
+                panic!("{} is inlined as string", stringify!($name))
+            }
+            fn inline_flattened() -> String {
+                panic!("{} cannot be flattened", stringify!($name))
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant (one school or organisation on the platform).
+    TenantId
+);
+id_type!(
+    /// A user inside a tenant; the JWT's `sub`.
+    UserId
+);
+id_type!(
+    /// A course inside a tenant.
+    CourseId
+);
+id_type!(
+    /// A notification; unique per tenant and recipient.
+    NotificationId
+);
+
+/// Accepts a JSON string or an integer and yields the string (numbers as decimal).
+struct StringOrNumber;
+
+impl de::Visitor<'_> for StringOrNumber {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or an integer id")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_on_the_wire_become_decimal_strings() {
+        let id: UserId = serde_json::from_str("42").unwrap();
+        assert_eq!(id.as_str(), "42");
+        let id: CourseId = serde_json::from_str("\"c-1\"").unwrap();
+        assert_eq!(id.as_str(), "c-1");
+    }
+
+    #[test]
+    fn an_id_cannot_smuggle_a_room_separator_or_hash_tag() {
+        assert_eq!(TenantId::parse("a:user:b"), Err(IdError::BadChar(':')));
+        assert_eq!(TenantId::parse("{t}"), Err(IdError::BadChar('{')));
+        assert_eq!(UserId::parse("a b"), Err(IdError::BadChar(' ')));
+        assert!(serde_json::from_str::<UserId>("\"x:y\"").is_err());
+    }
+
+    #[test]
+    fn empty_long_and_non_scalar_ids_are_refused() {
+        assert_eq!(UserId::parse(""), Err(IdError::Empty));
+        assert_eq!(UserId::parse("x".repeat(129)), Err(IdError::TooLong));
+        assert!(UserId::parse("x".repeat(128)).is_ok());
+        assert!(serde_json::from_str::<UserId>("1.5").is_err());
+        assert!(serde_json::from_str::<UserId>("{}").is_err());
+        assert!(serde_json::from_str::<UserId>("-3").is_ok());
+    }
+}

@@ -1,0 +1,227 @@
+//! Every metric name of the contract (§6), in one place, with bounded labels only.
+//!
+//! Labels are event names, codes, room kinds, routes and a capped set of tenant ids:
+//! never a user id, a course id or a token.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::ids::TenantId;
+
+pub const SOCKET_CONNECTIONS: &str = "lms_socket_connections";
+pub const SOCKET_CONNECTS_TOTAL: &str = "lms_socket_connects_total";
+pub const SOCKET_DISCONNECTS_TOTAL: &str = "lms_socket_disconnects_total";
+pub const ROOM_MEMBERS: &str = "lms_room_members";
+pub const ROOMS: &str = "lms_rooms";
+pub const TENANT_CONNECTIONS: &str = "lms_tenant_connections";
+pub const EVENTS_RECEIVED_TOTAL: &str = "lms_events_received_total";
+pub const EVENTS_EMITTED_TOTAL: &str = "lms_events_emitted_total";
+pub const EVENT_DURATION_SECONDS: &str = "lms_event_duration_seconds";
+pub const SECURITY_EVENTS_TOTAL: &str = "lms_security_events_total";
+pub const NOTIFICATIONS_STORED_TOTAL: &str = "lms_notifications_stored_total";
+pub const STORE_OPERATION_DURATION_SECONDS: &str = "lms_store_operation_duration_seconds";
+pub const STORE_ERRORS_TOTAL: &str = "lms_store_errors_total";
+pub const HTTP_REQUESTS_TOTAL: &str = "lms_http_requests_total";
+/// Not in the contract's table: whether this node's store answered its last check (1/0).
+pub const STORE_UP: &str = "lms_store_up";
+/// Emits that failed because a socket's send buffer was full (a slow consumer).
+pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
+
+/// Security event kinds (§6).
+#[derive(Debug, Clone, Copy)]
+pub enum SecurityKind {
+    AuthFailed,
+    TenantMismatch,
+    Forbidden,
+    RateLimited,
+}
+
+impl SecurityKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthFailed => "auth_failed",
+            Self::TenantMismatch => "tenant_mismatch",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+///
+/// Several applications in one process (tests) share it; that is harmless because every
+/// series they write is labelled with bounded values only.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(SOCKET_CONNECTIONS, "Sockets connected to this node");
+    describe_counter!(SOCKET_CONNECTS_TOTAL, "Connection attempts by outcome");
+    describe_counter!(SOCKET_DISCONNECTS_TOTAL, "Disconnections by reason");
+    describe_gauge!(
+        ROOM_MEMBERS,
+        "Members summed over the rooms of a kind on this node"
+    );
+    describe_gauge!(ROOMS, "Rooms of a kind on this node");
+    describe_gauge!(
+        TENANT_CONNECTIONS,
+        "Sockets per tenant (capped number of tenants, the rest as other)"
+    );
+    describe_counter!(EVENTS_RECEIVED_TOTAL, "Client events by name and outcome");
+    describe_counter!(EVENTS_EMITTED_TOTAL, "Server events emitted by name");
+    describe_histogram!(
+        EVENT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to handle a client event"
+    );
+    describe_counter!(
+        SECURITY_EVENTS_TOTAL,
+        "Refusals, tenant mismatches, forbidden actions, rate limits"
+    );
+    describe_counter!(NOTIFICATIONS_STORED_TOTAL, "Inbox entries stored");
+    describe_histogram!(
+        STORE_OPERATION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Store call latency by operation"
+    );
+    describe_counter!(STORE_ERRORS_TOTAL, "Store calls that failed, by operation");
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "Service API requests by route and status"
+    );
+    describe_gauge!(
+        STORE_UP,
+        "1 when the store answered the last readiness check"
+    );
+    describe_counter!(
+        EMIT_DROPS_TOTAL,
+        "Emits dropped because a socket's buffer was full"
+    );
+}
+
+pub fn connection_opened(node: &str) {
+    gauge!(SOCKET_CONNECTIONS, "node" => node.to_owned()).increment(1.0);
+}
+
+pub fn connection_closed(node: &str, reason: &'static str) {
+    gauge!(SOCKET_CONNECTIONS, "node" => node.to_owned()).decrement(1.0);
+    counter!(SOCKET_DISCONNECTS_TOTAL, "reason" => reason).increment(1);
+}
+
+pub fn connect_outcome(outcome: &'static str) {
+    counter!(SOCKET_CONNECTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn security_event(kind: SecurityKind) {
+    counter!(SECURITY_EVENTS_TOTAL, "kind" => kind.as_str()).increment(1);
+}
+
+pub fn event_handled(event: &'static str, outcome: &'static str, took: Duration) {
+    counter!(EVENTS_RECEIVED_TOTAL, "event" => event, "outcome" => outcome).increment(1);
+    histogram!(EVENT_DURATION_SECONDS, "event" => event).record(took.as_secs_f64());
+}
+
+pub fn emitted(event: &'static str) {
+    counter!(EVENTS_EMITTED_TOTAL, "event" => event).increment(1);
+}
+
+pub fn emit_dropped(event: &'static str) {
+    counter!(EMIT_DROPS_TOTAL, "event" => event).increment(1);
+}
+
+pub fn notifications_stored(n: u64) {
+    counter!(NOTIFICATIONS_STORED_TOTAL).increment(n);
+}
+
+pub fn store_op(op: &'static str, took: Duration, ok: bool) {
+    histogram!(STORE_OPERATION_DURATION_SECONDS, "op" => op).record(took.as_secs_f64());
+    if !ok {
+        counter!(STORE_ERRORS_TOTAL, "op" => op).increment(1);
+    }
+}
+
+pub fn store_up(up: bool) {
+    gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn http_request(route: String, status: u16) {
+    counter!(HTTP_REQUESTS_TOTAL, "route" => route, "status" => status.to_string()).increment(1);
+}
+
+pub fn room_gauges(kind: &'static str, rooms: u64, members: u64) {
+    gauge!(ROOMS, "kind" => kind).set(rooms as f64);
+    gauge!(ROOM_MEMBERS, "kind" => kind).set(members as f64);
+}
+
+/// Per-tenant connection gauge whose label set is capped: the first `cap` tenants seen get
+/// their own series, every later one is counted under `other`.
+pub struct TenantGauge {
+    cap: usize,
+    labels: Mutex<HashMap<TenantId, &'static str>>,
+}
+
+impl TenantGauge {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            labels: Mutex::default(),
+        }
+    }
+
+    fn label(&self, t: &TenantId) -> &'static str {
+        let mut labels = self.labels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = labels.get(t) {
+            return l;
+        }
+        if labels.len() >= self.cap {
+            return "other";
+        }
+        // Leaked once per distinct tenant, at most `cap` times for the process.
+        let label: &'static str = Box::leak(t.to_string().into_boxed_str());
+        labels.insert(t.clone(), label);
+        label
+    }
+
+    pub fn add(&self, t: &TenantId, delta: f64) {
+        gauge!(TENANT_CONNECTIONS, "tenant" => self.label(t)).increment(delta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_labels_are_capped_and_the_rest_fold_into_other() {
+        let g = TenantGauge::new(2);
+        let t = |s: &str| TenantId::parse(s).unwrap();
+        assert_eq!(g.label(&t("a")), "a");
+        assert_eq!(g.label(&t("b")), "b");
+        assert_eq!(g.label(&t("c")), "other");
+        assert_eq!(g.label(&t("a")), "a");
+    }
+}

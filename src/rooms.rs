@@ -1,0 +1,139 @@
+//! Room names: the one place that spells them.
+//!
+//! Every tenant room starts with `tenant:<t>:` so two tenants that reuse a user or course
+//! id can never share a room. Ids are validated newtypes (no `:`), so names cannot collide.
+
+use crate::auth::Role;
+use crate::ids::{CourseId, TenantId, UserId};
+
+/// Every socket of a tenant.
+pub fn tenant(t: &TenantId) -> String {
+    format!("tenant:{t}")
+}
+
+/// Every socket (device, tab) of one user.
+pub fn user(t: &TenantId, u: &UserId) -> String {
+    format!("tenant:{t}:user:{u}")
+}
+
+/// Every socket of one role inside a tenant.
+pub fn tenant_role(t: &TenantId, r: Role) -> String {
+    format!("tenant:{t}:role:{}", r.as_str())
+}
+
+/// The tenant's admin sockets.
+pub fn admins(t: &TenantId) -> String {
+    format!("tenant:{t}:admins")
+}
+
+/// Members (students and instructors) of a course.
+pub fn course(t: &TenantId, c: &CourseId) -> String {
+    format!("tenant:{t}:course:{c}")
+}
+
+/// Instructors of a course: where progress events go.
+pub fn course_instructors(t: &TenantId, c: &CourseId) -> String {
+    format!("tenant:{t}:course:{c}:instructors")
+}
+
+/// Platform-wide role room; only super admins and the service API emit to it.
+pub fn platform_role(r: Role) -> String {
+    format!("role:{}", r.as_str())
+}
+
+/// The kind of a room, a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoomKind {
+    Tenant,
+    User,
+    Role,
+    Admins,
+    Course,
+    Instructors,
+}
+
+impl RoomKind {
+    pub const ALL: [RoomKind; 6] = [
+        Self::Tenant,
+        Self::User,
+        Self::Role,
+        Self::Admins,
+        Self::Course,
+        Self::Instructors,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::User => "user",
+            Self::Role => "role",
+            Self::Admins => "admins",
+            Self::Course => "course",
+            Self::Instructors => "instructors",
+        }
+    }
+
+    /// Classifies a room name built by this module; `None` for anything else.
+    pub fn of(room: &str) -> Option<RoomKind> {
+        if room.starts_with("role:") {
+            return Some(Self::Role);
+        }
+        let rest = room.strip_prefix("tenant:")?;
+        let mut parts = rest.split(':');
+        parts.next()?;
+        match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => Some(Self::Tenant),
+            (Some("admins"), None, _) => Some(Self::Admins),
+            (Some("user"), Some(_), None) => Some(Self::User),
+            (Some("role"), Some(_), None) => Some(Self::Role),
+            (Some("course"), Some(_), None) => Some(Self::Course),
+            (Some("course"), Some(_), Some("instructors")) => Some(Self::Instructors),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        TenantId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn tenant_rooms_carry_the_tenant_so_equal_ids_in_two_tenants_never_meet() {
+        let u = UserId::parse("7").unwrap();
+        let c = CourseId::parse("101").unwrap();
+        assert_eq!(user(&t("a"), &u), "tenant:a:user:7");
+        assert_ne!(user(&t("a"), &u), user(&t("b"), &u));
+        assert_eq!(course(&t("a"), &c), "tenant:a:course:101");
+        assert_ne!(course(&t("a"), &c), course(&t("b"), &c));
+        assert_eq!(
+            course_instructors(&t("a"), &c),
+            "tenant:a:course:101:instructors"
+        );
+        assert_eq!(admins(&t("a")), "tenant:a:admins");
+        assert_eq!(tenant_role(&t("a"), Role::Student), "tenant:a:role:student");
+        assert_eq!(platform_role(Role::SuperAdmin), "role:super_admin");
+    }
+
+    #[test]
+    fn every_built_room_is_classified_by_its_kind() {
+        let (u, c) = (UserId::parse("u").unwrap(), CourseId::parse("c").unwrap());
+        let cases = [
+            (tenant(&t("a")), RoomKind::Tenant),
+            (user(&t("a"), &u), RoomKind::User),
+            (tenant_role(&t("a"), Role::Admin), RoomKind::Role),
+            (platform_role(Role::Admin), RoomKind::Role),
+            (admins(&t("a")), RoomKind::Admins),
+            (course(&t("a"), &c), RoomKind::Course),
+            (course_instructors(&t("a"), &c), RoomKind::Instructors),
+        ];
+        for (room, kind) in cases {
+            assert_eq!(RoomKind::of(&room), Some(kind), "{room}");
+        }
+        assert_eq!(RoomKind::of("elsewhere"), None);
+        assert_eq!(RoomKind::of("tenant:a:unknown:x"), None);
+    }
+}

@@ -1,0 +1,553 @@
+//! The service layer: every operation of the gateway as a method of one type.
+//!
+//! The HTTP routes and the socket handlers both call [`Gateway`], and a Rust program can
+//! embed the gateway and call it directly. It is generic over the Socket.IO adapter, so the
+//! same code delivers through the in-process adapter on one node and through Redis in a
+//! cluster: `io.to(room)` reaches the room on every node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use socketioxide::{SocketIo, adapter::Adapter};
+
+use crate::auth::Role;
+use crate::error::AppError;
+use crate::ids::{CourseId, NotificationId, TenantId, UserId};
+use crate::metrics;
+use crate::rooms::{self, RoomKind};
+use crate::store::{InsertOutcome, ListQuery, Page, StatusChange, Store};
+use crate::types::*;
+
+/// Server → client event names (§4), spelled once.
+pub mod events {
+    pub const NOTIFICATION_NEW: &str = "notification:new";
+    pub const NOTIFICATION_COUNT: &str = "notification:count";
+    pub const NOTIFICATION_READ: &str = "notification:read";
+    pub const NOTIFICATION_DISMISSED: &str = "notification:dismissed";
+    pub const COURSE_UPDATED: &str = "course:updated";
+    pub const COURSE_ENROLLMENT: &str = "course:enrollment";
+    pub const PROGRESS_CONTENT: &str = "progress:content";
+    pub const PROGRESS_VIDEO: &str = "progress:video";
+    pub const SYSTEM_ALERT: &str = "system:alert";
+    pub const AUTH_EXPIRED: &str = "auth:expired";
+    pub const ERROR: &str = "error";
+}
+
+/// Now, as the RFC 3339 timestamp every payload carries.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Stats of the other nodes of a cluster; absent on a single node.
+#[async_trait]
+pub trait PeerStats: Send + Sync + 'static {
+    /// Every live node's stats (this one's included), and whether the answer is partial.
+    async fn collect(&self, local: NodeStats, timeout: Duration) -> (Vec<NodeStats>, bool);
+}
+
+/// How many store writes one notification fans out concurrently.
+const STORE_FANOUT: usize = 32;
+
+struct Inner<A: Adapter> {
+    io: SocketIo<A>,
+    store: Arc<dyn Store>,
+    node_id: String,
+    peers: Option<Arc<dyn PeerStats>>,
+    stats_timeout: Duration,
+}
+
+/// The gateway's operations. Cheap to clone.
+pub struct Gateway<A: Adapter> {
+    inner: Arc<Inner<A>>,
+}
+
+impl<A: Adapter> Clone for Gateway<A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<A: Adapter> Gateway<A> {
+    pub fn new(
+        io: SocketIo<A>,
+        store: Arc<dyn Store>,
+        node_id: String,
+        peers: Option<Arc<dyn PeerStats>>,
+        stats_timeout: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                io,
+                store,
+                node_id,
+                peers,
+                stats_timeout,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn io(&self) -> &SocketIo<A> {
+        &self.inner.io
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Emits to rooms on every node; a failed emit is logged and counted, never silent.
+    pub async fn emit_to<T: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &'static str,
+        data: &T,
+    ) {
+        metrics::emitted(event);
+        if let Err(e) = self.inner.io.to(rooms).emit(event, data).await {
+            report_broadcast_error(event, &e);
+        }
+    }
+
+    // ------------------------------------------------------------ notifications
+
+    /// Stores a notification for one user and delivers it live.
+    pub async fn send_notification_to_user(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        input: NotificationInput,
+    ) -> Result<SendNotificationResponse, AppError> {
+        self.send_notification(tenant, Recipients::User(user.clone()), input)
+            .await
+    }
+
+    /// Stores one inbox entry per recipient (idempotent on the id), counts it unread and
+    /// delivers `notification:new` + `notification:count` to the recipients' sockets on
+    /// whatever node they are. A role target is delivered live only (there is no user
+    /// directory to store it for). On a store failure nothing is reported as done.
+    pub async fn send_notification(
+        &self,
+        tenant: &TenantId,
+        recipients: Recipients,
+        input: NotificationInput,
+    ) -> Result<SendNotificationResponse, AppError> {
+        validate_text("notification.", &input.title, &input.message)?;
+        let id = match input.id.clone() {
+            Some(id) => id,
+            None => new_notification_id(),
+        };
+        let template = Notification {
+            id: id.clone(),
+            tenant_id: tenant.clone(),
+            user_id: None,
+            title: input.title,
+            message: input.message,
+            kind: input.kind.unwrap_or_default(),
+            priority: input.priority.unwrap_or_default(),
+            status: NotificationStatus::Unread,
+            data: input.data,
+            created_at: now_rfc3339(),
+        };
+        let users = match recipients {
+            Recipients::User(u) => vec![u],
+            Recipients::Users(us) => us,
+            Recipients::Course(c) => self
+                .inner
+                .store
+                .course_members(tenant, &c)
+                .await?
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect(),
+            Recipients::Role(role) => {
+                self.emit_to(
+                    vec![rooms::tenant_role(tenant, role)],
+                    events::NOTIFICATION_NEW,
+                    &template,
+                )
+                .await;
+                return Ok(SendNotificationResponse { id, recipients: 0 });
+            }
+        };
+        let count = users.len() as u64;
+        let results: Vec<Result<(), AppError>> = stream::iter(users)
+            .map(|user| {
+                let mut n = template.clone();
+                n.user_id = Some(user);
+                async move { self.store_and_deliver(n).await }
+            })
+            .buffer_unordered(STORE_FANOUT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(SendNotificationResponse {
+            id,
+            recipients: count,
+        })
+    }
+
+    async fn store_and_deliver(&self, n: Notification) -> Result<(), AppError> {
+        let user = n.user_id.clone().expect("set by the caller");
+        match self.inner.store.insert_notification(&n).await? {
+            InsertOutcome::Inserted { unread } => {
+                metrics::notifications_stored(1);
+                let room = rooms::user(&n.tenant_id, &user);
+                self.emit_to(vec![room.clone()], events::NOTIFICATION_NEW, &n)
+                    .await;
+                self.emit_to(
+                    vec![room],
+                    events::NOTIFICATION_COUNT,
+                    &UnreadCount { unread },
+                )
+                .await;
+            }
+            InsertOutcome::Duplicate { .. } => {
+                tracing::debug!(tenant = %n.tenant_id, notification = %n.id, "duplicate notification id ignored");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn mark_read(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> Result<StatusChange, AppError> {
+        Ok(self.inner.store.mark_read(t, u, id).await?)
+    }
+
+    pub async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
+        Ok(self.inner.store.mark_all_read(t, u).await?)
+    }
+
+    pub async fn dismiss(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> Result<StatusChange, AppError> {
+        Ok(self.inner.store.dismiss(t, u, id).await?)
+    }
+
+    pub async fn unread_count(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
+        Ok(self.inner.store.unread_count(t, u).await?)
+    }
+
+    pub async fn list_notifications(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        q: &ListQuery,
+    ) -> Result<Page, AppError> {
+        Ok(self.inner.store.list(t, u, q).await?)
+    }
+
+    // ------------------------------------------------------------ broadcasts
+
+    /// `notification:new` to every socket of a tenant; live only, stored for nobody.
+    pub async fn broadcast_to_tenant(
+        &self,
+        tenant: &TenantId,
+        req: BroadcastRequest,
+    ) -> Result<Notification, AppError> {
+        validate_text("", &req.title, &req.message)?;
+        let n = Notification {
+            id: new_notification_id(),
+            tenant_id: tenant.clone(),
+            user_id: None,
+            title: req.title,
+            message: req.message,
+            kind: req.kind.unwrap_or(NotificationType::Announcement),
+            priority: req.priority.unwrap_or_default(),
+            status: NotificationStatus::Unread,
+            data: req.data,
+            created_at: now_rfc3339(),
+        };
+        self.emit_to(vec![rooms::tenant(tenant)], events::NOTIFICATION_NEW, &n)
+            .await;
+        Ok(n)
+    }
+
+    /// `system:alert` to every socket of every tenant, on every node.
+    pub async fn send_system_alert(
+        &self,
+        req: SystemAlertRequest,
+    ) -> Result<SystemAlert, AppError> {
+        validate_text("", &req.title, &req.message)?;
+        let alert = SystemAlert {
+            title: req.title,
+            message: req.message,
+            priority: req.priority.unwrap_or(Priority::High),
+            at: now_rfc3339(),
+        };
+        metrics::emitted(events::SYSTEM_ALERT);
+        if let Err(e) = self.inner.io.emit(events::SYSTEM_ALERT, &alert).await {
+            report_broadcast_error(events::SYSTEM_ALERT, &e);
+        }
+        Ok(alert)
+    }
+
+    // ------------------------------------------------------------ courses
+
+    /// Caches a membership and moves the user's live sockets, on every node, into the
+    /// course room (and the instructors' room for an instructor).
+    pub async fn set_course_member(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+        role: CourseRole,
+    ) -> Result<(), AppError> {
+        let previous = self.inner.store.set_member(t, c, u, role).await?;
+        let user_room = rooms::user(t, u);
+        let mut join = vec![rooms::course(t, c)];
+        if role == CourseRole::Instructor {
+            join.push(rooms::course_instructors(t, c));
+        } else if previous == Some(CourseRole::Instructor) {
+            self.leave_rooms(&user_room, vec![rooms::course_instructors(t, c)])
+                .await;
+        }
+        if let Err(e) = self.inner.io.within(user_room.clone()).join(join).await {
+            tracing::warn!(tenant = %t, error = %e, "could not move live sockets into a course room");
+        }
+        let event = CourseEnrollment {
+            course_id: c.clone(),
+            user_id: u.clone(),
+            action: EnrollmentAction::Enrolled,
+            role,
+        };
+        self.emit_to(vec![user_room], events::COURSE_ENROLLMENT, &event)
+            .await;
+        Ok(())
+    }
+
+    /// Removes a membership and takes the user's live sockets out of the course rooms.
+    pub async fn remove_course_member(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+    ) -> Result<(), AppError> {
+        let role = self
+            .inner
+            .store
+            .remove_member(t, c, u)
+            .await?
+            .ok_or_else(|| {
+                AppError::not_found(format!("user {u} is not a member of course {c}"))
+            })?;
+        self.after_removal(t, c, u, role).await;
+        Ok(())
+    }
+
+    async fn after_removal(&self, t: &TenantId, c: &CourseId, u: &UserId, role: CourseRole) {
+        let user_room = rooms::user(t, u);
+        self.leave_rooms(
+            &user_room,
+            vec![rooms::course(t, c), rooms::course_instructors(t, c)],
+        )
+        .await;
+        let event = CourseEnrollment {
+            course_id: c.clone(),
+            user_id: u.clone(),
+            action: EnrollmentAction::Unenrolled,
+            role,
+        };
+        self.emit_to(vec![user_room], events::COURSE_ENROLLMENT, &event)
+            .await;
+    }
+
+    async fn leave_rooms(&self, user_room: &str, rooms: Vec<String>) {
+        if let Err(e) = self
+            .inner
+            .io
+            .within(user_room.to_owned())
+            .leave(rooms)
+            .await
+        {
+            tracing::warn!(error = %e, "could not move live sockets out of a course room");
+        }
+    }
+
+    /// Replaces the whole membership of a course and applies the difference live.
+    pub async fn replace_course_members(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        members: Vec<Member>,
+    ) -> Result<MembersReplaced, AppError> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = members.iter().find(|m| !seen.insert(&m.user_id)) {
+            return Err(AppError::invalid(format!(
+                "members: user {} is listed twice",
+                dup.user_id
+            )));
+        }
+        let diff = self.inner.store.replace_members(t, c, &members).await?;
+        for m in &diff.removed {
+            self.after_removal(t, c, &m.user_id, m.role).await;
+        }
+        for m in &diff.upserted {
+            let user_room = rooms::user(t, &m.user_id);
+            let mut join = vec![rooms::course(t, c)];
+            if m.role == CourseRole::Instructor {
+                join.push(rooms::course_instructors(t, c));
+            } else {
+                self.leave_rooms(&user_room, vec![rooms::course_instructors(t, c)])
+                    .await;
+            }
+            if let Err(e) = self.inner.io.within(user_room.clone()).join(join).await {
+                tracing::warn!(tenant = %t, error = %e, "could not move live sockets into a course room");
+            }
+            let event = CourseEnrollment {
+                course_id: c.clone(),
+                user_id: m.user_id.clone(),
+                action: EnrollmentAction::Enrolled,
+                role: m.role,
+            };
+            self.emit_to(vec![user_room], events::COURSE_ENROLLMENT, &event)
+                .await;
+        }
+        Ok(MembersReplaced {
+            members: members.len() as u64,
+            added: diff.upserted.len() as u64,
+            removed: diff.removed.len() as u64,
+        })
+    }
+
+    /// `course:updated` to the course room.
+    pub async fn publish_course_update(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        changes: serde_json::Map<String, serde_json::Value>,
+        updated_by: String,
+    ) -> Result<CourseUpdated, AppError> {
+        let event = CourseUpdated {
+            course_id: c.clone(),
+            changes,
+            updated_by,
+        };
+        self.emit_to(vec![rooms::course(t, c)], events::COURSE_UPDATED, &event)
+            .await;
+        Ok(event)
+    }
+
+    /// The role a user has in a course, from the membership cache.
+    pub async fn course_role(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+    ) -> Result<Option<CourseRole>, AppError> {
+        Ok(self.inner.store.member_role(t, c, u).await?)
+    }
+
+    // ------------------------------------------------------------ stats
+
+    /// This node's connection and room counts, from its local sockets.
+    pub fn local_stats(&self) -> NodeStats {
+        let sockets = self.inner.io.local().sockets();
+        let mut per_kind: BTreeMap<&'static str, (std::collections::HashSet<String>, u64)> =
+            BTreeMap::new();
+        for s in &sockets {
+            for room in s.rooms() {
+                if let Some(kind) = RoomKind::of(&room) {
+                    let entry = per_kind.entry(kind.as_str()).or_default();
+                    entry.1 += 1;
+                    if !entry.0.contains(room.as_ref()) {
+                        entry.0.insert(room.into_owned());
+                    }
+                }
+            }
+        }
+        let rooms = RoomKind::ALL
+            .iter()
+            .map(|k| {
+                let (names, members) = per_kind.remove(k.as_str()).unwrap_or_default();
+                (
+                    k.as_str().to_owned(),
+                    RoomStats {
+                        rooms: names.len() as u64,
+                        members,
+                    },
+                )
+            })
+            .collect();
+        NodeStats {
+            node: self.inner.node_id.clone(),
+            connections: sockets.len() as u64,
+            rooms,
+        }
+    }
+
+    /// Connection and room counts summed over the cluster, with the nodes that answered.
+    pub async fn stats(&self) -> ClusterStats {
+        let local = self.local_stats();
+        let (nodes, partial) = match &self.inner.peers {
+            Some(peers) => peers.collect(local, self.inner.stats_timeout).await,
+            None => (vec![local], false),
+        };
+        let mut rooms: BTreeMap<String, RoomStats> = BTreeMap::new();
+        for n in &nodes {
+            for (kind, r) in &n.rooms {
+                let sum = rooms.entry(kind.clone()).or_default();
+                sum.rooms += r.rooms;
+                sum.members += r.members;
+            }
+        }
+        ClusterStats {
+            connections: nodes.iter().map(|n| n.connections).sum(),
+            rooms,
+            nodes,
+            partial,
+        }
+    }
+
+    /// Refreshes the per-kind room gauges from the local sockets.
+    pub fn refresh_room_gauges(&self) {
+        for (kind, r) in self.local_stats().rooms {
+            let kind = RoomKind::ALL
+                .iter()
+                .find(|k| k.as_str() == kind)
+                .map_or("other", |k| k.as_str());
+            metrics::room_gauges(kind, r.rooms, r.members);
+        }
+    }
+}
+
+/// A server-generated notification id.
+pub fn new_notification_id() -> NotificationId {
+    NotificationId::parse(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
+}
+
+fn report_broadcast_error(event: &'static str, e: &socketioxide::BroadcastError) {
+    match e {
+        socketioxide::BroadcastError::Socket(errors) => {
+            for _ in errors {
+                metrics::emit_dropped(event);
+            }
+            tracing::warn!(
+                event,
+                dropped = errors.len(),
+                "emit dropped for sockets whose buffer is full or closed"
+            );
+        }
+        other => tracing::error!(event, error = %other, "broadcast failed"),
+    }
+}
+
+/// Whether a role may act for other users of its tenant (admin actions).
+pub fn is_admin(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::SuperAdmin)
+}

@@ -1,0 +1,252 @@
+//! Connecting: authenticate once, place the socket in its rooms, watch its expiry.
+//!
+//! The middleware runs before the client sees CONNECT, so a socket is in all its rooms
+//! (including course rooms from the membership cache) before any event can reach it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+use socketioxide_core::adapter::DefinedAdapter;
+
+use super::{EventCx, SocketCtx, register, session::Session};
+use crate::auth::{AuthError, Claims, Role, token_from_handshake};
+use crate::error::{AppError, ErrorCode};
+use crate::metrics::{self, SecurityKind};
+use crate::rooms;
+use crate::service::events;
+use crate::types::{AuthExpired, CourseRole, RefreshPayload, Refreshed};
+
+/// A refused connection; its Display is the `connect_error` message the client sees.
+#[derive(Debug)]
+pub struct Refusal(ErrorCode);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// Registers the default namespace with the authenticating middleware.
+pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<A>>) -> A::InitRes {
+    let mw_ctx = ctx.clone();
+    let on_connect = move |s: SocketRef<A>| {
+        let ctx = ctx.clone();
+        async move { connected(s, ctx) }
+    };
+    let middleware = move |s: SocketRef<A>, TryData(auth): TryData<serde_json::Value>| {
+        let ctx = mw_ctx.clone();
+        async move { authenticate(s, auth.ok(), ctx).await }
+    };
+    io.ns("/", on_connect.with(middleware))
+}
+
+fn refuse(sid: &str, code: ErrorCode, reason: &str, security: bool) -> Refusal {
+    metrics::connect_outcome(code.as_str());
+    if security {
+        metrics::security_event(SecurityKind::AuthFailed);
+    }
+    tracing::warn!(
+        sid,
+        code = code.as_str(),
+        reason,
+        security = security.then_some("auth_failed"),
+        "connection refused"
+    );
+    Refusal(code)
+}
+
+async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    auth: Option<serde_json::Value>,
+    ctx: Arc<SocketCtx<A>>,
+) -> Result<(), Refusal> {
+    let sid = s.id.to_string();
+    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(refuse(
+            &sid,
+            ErrorCode::Unavailable,
+            "node is draining",
+            false,
+        ));
+    }
+    let parts = s.req_parts();
+    let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
+    let verified = match token {
+        None => Err(AuthError::Missing),
+        Some(t) => ctx.verifier.verify(&t),
+    };
+    let claims = match verified.and_then(|c| {
+        if c.role == Role::Service {
+            Err(AuthError::RoleNotAllowed)
+        } else {
+            Ok(c)
+        }
+    }) {
+        Ok(c) => c,
+        Err(e) => return Err(refuse(&sid, e.code(), &e.to_string(), true)),
+    };
+    if ctx.connections() >= ctx.limits.max_connections {
+        return Err(refuse(
+            &sid,
+            ErrorCode::Unavailable,
+            "node connection cap reached",
+            false,
+        ));
+    }
+    if ctx.user_connections(&claims) >= ctx.limits.max_connections_per_user {
+        return Err(refuse(
+            &sid,
+            ErrorCode::RateLimited,
+            "per-user connection cap reached",
+            true,
+        ));
+    }
+    let rooms = match initial_rooms(&ctx, &claims).await {
+        Ok(r) => r,
+        Err(e) => return Err(refuse(&sid, e.code, &e.message, false)),
+    };
+    s.join(rooms);
+    let limits = &ctx.limits;
+    s.extensions.insert(Arc::new(Session::new(
+        claims,
+        limits.event_rate_per_sec,
+        limits.event_burst,
+    )));
+    Ok(())
+}
+
+/// The rooms a socket belongs to from the start (§2).
+async fn initial_rooms<A: Adapter>(
+    ctx: &SocketCtx<A>,
+    c: &Claims,
+) -> Result<Vec<String>, AppError> {
+    let mut rooms = vec![rooms::platform_role(c.role)];
+    if let Some(t) = &c.tenant {
+        rooms.push(rooms::tenant(t));
+        rooms.push(rooms::user(t, &c.sub));
+        rooms.push(rooms::tenant_role(t, c.role));
+        if matches!(c.role, Role::Admin | Role::SuperAdmin) {
+            rooms.push(rooms::admins(t));
+        }
+        for (course, role) in ctx.gateway.store().user_courses(t, &c.sub).await? {
+            rooms.push(rooms::course(t, &course));
+            if role == CourseRole::Instructor {
+                rooms.push(rooms::course_instructors(t, &course));
+            }
+        }
+    }
+    Ok(rooms)
+}
+
+fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
+    let Some(session) = s.extensions.get::<Arc<Session>>() else {
+        tracing::error!(sid = %s.id, "connected without a session; disconnecting");
+        let _ = s.disconnect();
+        return;
+    };
+    let claims = &session.claims;
+    ctx.track(claims, true);
+    metrics::connect_outcome("accepted");
+    metrics::connection_opened(ctx.gateway.node_id());
+    if let Some(t) = &claims.tenant {
+        ctx.tenants.add(t, 1.0);
+    }
+    tracing::info!(
+        sid = %s.id,
+        user = %claims.sub,
+        tenant = claims.tenant.as_ref().map(|t| t.as_str()).unwrap_or("-"),
+        role = claims.role.as_str(),
+        transport = ?s.transport_type(),
+        "socket connected"
+    );
+    register(&s, &ctx, &session);
+    watch_expiry(&s, &ctx, &session);
+
+    let ctx = ctx.clone();
+    s.on_disconnect(move |s: SocketRef<A>, reason: DisconnectReason| async move {
+        let claims = &session.claims;
+        session.close();
+        ctx.track(claims, false);
+        metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
+        if let Some(t) = &claims.tenant {
+            ctx.tenants.add(t, -1.0);
+        }
+        tracing::info!(sid = %s.id, user = %claims.sub, reason = reason_label(reason), "socket disconnected");
+    });
+}
+
+/// At `exp` the socket gets `auth:expired` and is disconnected, unless refreshed first.
+fn watch_expiry<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &Session) {
+    let io = ctx.gateway.io().clone();
+    let sid = s.id;
+    let mut expiry = session.expiry();
+    tokio::spawn(async move {
+        loop {
+            let exp = *expiry.borrow_and_update();
+            if exp == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(until(exp)) => {
+                    if let Some(s) = io.get_socket(sid) {
+                        metrics::emitted(events::AUTH_EXPIRED);
+                        let _ = s.emit(events::AUTH_EXPIRED, &AuthExpired {});
+                        tracing::info!(%sid, "token expired; disconnecting");
+                        let _ = s.disconnect();
+                    }
+                    return;
+                }
+                changed = expiry.changed() => if changed.is_err() { return; },
+            }
+        }
+    });
+}
+
+fn until(exp_secs: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(exp_secs).saturating_sub(now)
+}
+
+fn reason_label(r: DisconnectReason) -> &'static str {
+    match r {
+        DisconnectReason::TransportClose => "transport_close",
+        DisconnectReason::MultipleHttpPollingError => "multiple_polling",
+        DisconnectReason::PacketParsingError => "packet_parsing_error",
+        DisconnectReason::TransportError => "transport_error",
+        DisconnectReason::HeartbeatTimeout => "heartbeat_timeout",
+        DisconnectReason::ClientNSDisconnect => "client_disconnect",
+        DisconnectReason::ServerNSDisconnect => "server_disconnect",
+        DisconnectReason::ClosingServer => "closing_server",
+    }
+}
+
+/// `auth:refresh`: a valid token for the same user, tenant and role moves the expiry.
+pub async fn refresh<A: Adapter>(cx: EventCx<A>, p: RefreshPayload) -> Result<Refreshed, AppError> {
+    let claims = cx.ctx.verifier.verify(&p.token).map_err(|e| {
+        cx.refuse(
+            SecurityKind::AuthFailed,
+            AppError::new(ErrorCode::Unauthorized, format!("refresh refused: {e}")),
+        )
+    })?;
+    let current = cx.claims();
+    if claims.sub != current.sub || claims.tenant != current.tenant || claims.role != current.role {
+        return Err(cx.refuse(
+            SecurityKind::AuthFailed,
+            AppError::new(
+                ErrorCode::Unauthorized,
+                "refresh refused: the token is for another user, tenant or role",
+            ),
+        ));
+    }
+    cx.session.extend(claims.exp);
+    Ok(Refreshed {
+        expires_at: claims.exp,
+    })
+}

@@ -1,0 +1,145 @@
+//! `notification:*` events: the owner's inbox, with every other socket of the user kept
+//! in sync (`notification:read`, `notification:dismissed`, `notification:count`).
+
+use socketioxide::adapter::Adapter;
+
+use super::EventCx;
+use crate::error::AppError;
+use crate::metrics;
+use crate::rooms;
+use crate::service::events;
+use crate::store::{ListQuery, StatusChange};
+use crate::types::*;
+
+/// Largest page of `notification:list`.
+const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+
+/// Tells the user's other sockets what changed, and all of them the new count.
+async fn sync<A: Adapter>(
+    cx: &EventCx<A>,
+    event: Option<(&'static str, NotificationRef)>,
+    unread: u64,
+) -> Result<(), AppError> {
+    let room = rooms::user(cx.tenant()?, &cx.claims().sub);
+    if let Some((name, body)) = event {
+        metrics::emitted(name);
+        if let Err(e) = cx.socket.to(room.clone()).emit(name, &body).await {
+            tracing::warn!(event = name, error = %e, "sync emit failed");
+        }
+    }
+    cx.gateway()
+        .emit_to(
+            vec![room],
+            events::NOTIFICATION_COUNT,
+            &UnreadCount { unread },
+        )
+        .await;
+    Ok(())
+}
+
+pub async fn read<A: Adapter>(cx: EventCx<A>, p: ReadPayload) -> Result<UnreadCount, AppError> {
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    let (t, u) = (cx.tenant()?.clone(), cx.claims().sub.clone());
+    let (change, event): (StatusChange, _) = match p.status {
+        None | Some(NotificationStatus::Read) => (
+            cx.gateway().mark_read(&t, &u, &p.notification_id).await?,
+            events::NOTIFICATION_READ,
+        ),
+        Some(NotificationStatus::Dismissed) => (
+            cx.gateway().dismiss(&t, &u, &p.notification_id).await?,
+            events::NOTIFICATION_DISMISSED,
+        ),
+        Some(NotificationStatus::Unread) => {
+            return Err(AppError::invalid("status: only READ or DISMISSED"));
+        }
+    };
+    if change.changed {
+        let body = NotificationRef {
+            notification_id: p.notification_id,
+        };
+        sync(&cx, Some((event, body)), change.unread).await?;
+    }
+    Ok(UnreadCount {
+        unread: change.unread,
+    })
+}
+
+pub async fn read_all<A: Adapter>(
+    cx: EventCx<A>,
+    p: OwnerPayload,
+) -> Result<UnreadCount, AppError> {
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    let changed = cx
+        .gateway()
+        .mark_all_read(cx.tenant()?, &cx.claims().sub)
+        .await?;
+    if changed > 0 {
+        sync(&cx, None, 0).await?;
+    }
+    Ok(UnreadCount { unread: 0 })
+}
+
+pub async fn dismiss<A: Adapter>(
+    cx: EventCx<A>,
+    p: DismissPayload,
+) -> Result<UnreadCount, AppError> {
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    let change = cx
+        .gateway()
+        .dismiss(cx.tenant()?, &cx.claims().sub, &p.notification_id)
+        .await?;
+    if change.changed {
+        let body = NotificationRef {
+            notification_id: p.notification_id,
+        };
+        // All the user's sockets, this one included, learn of the dismissal.
+        let room = rooms::user(cx.tenant()?, &cx.claims().sub);
+        cx.gateway()
+            .emit_to(vec![room], events::NOTIFICATION_DISMISSED, &body)
+            .await;
+        sync(&cx, None, change.unread).await?;
+    }
+    Ok(UnreadCount {
+        unread: change.unread,
+    })
+}
+
+pub async fn count<A: Adapter>(cx: EventCx<A>, p: OwnerPayload) -> Result<UnreadCount, AppError> {
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    let unread = cx
+        .gateway()
+        .unread_count(cx.tenant()?, &cx.claims().sub)
+        .await?;
+    Ok(UnreadCount { unread })
+}
+
+pub async fn list<A: Adapter>(
+    cx: EventCx<A>,
+    p: ListPayload,
+) -> Result<NotificationPage, AppError> {
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid(format!("limit: from 1 to {MAX_PAGE}")));
+    }
+    let before = match p.before.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<u64>()
+                .map_err(|_| AppError::invalid("before: not a cursor from nextCursor"))?,
+        ),
+    };
+    let q = ListQuery {
+        limit: limit as usize,
+        before,
+        status: p.status,
+    };
+    let page = cx
+        .gateway()
+        .list_notifications(cx.tenant()?, &cx.claims().sub, &q)
+        .await?;
+    Ok(NotificationPage {
+        items: page.items,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    })
+}

@@ -1,0 +1,135 @@
+//! A socket's session: its verified claims and per-socket limits, kept in the socket's
+//! extensions at connect so no handler ever parses a token or trusts a payload's ids.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::watch;
+
+use crate::auth::Claims;
+
+/// Per-socket state; shared as `Arc<Session>` in the socket's extensions.
+pub struct Session {
+    pub claims: Claims,
+    /// The current expiry (seconds since epoch); 0 once the socket is gone.
+    expiry: watch::Sender<u64>,
+    limiter: DefaultDirectRateLimiter,
+    strikes: AtomicU32,
+    video_forwarded: Mutex<HashMap<String, Instant>>,
+}
+
+/// What the rate limiter says about one event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RateVerdict {
+    Allowed,
+    Limited,
+    /// Limited too many times in a row: disconnect.
+    Flooding,
+}
+
+/// Videos remembered per socket for the `progress:video` throttle.
+const MAX_THROTTLED_VIDEOS: usize = 256;
+
+impl Session {
+    pub fn new(claims: Claims, rate_per_sec: u32, burst: u32) -> Self {
+        let rate = NonZeroU32::new(rate_per_sec.max(1)).expect("max(1)");
+        let burst = NonZeroU32::new(burst.max(1)).expect("max(1)");
+        let (expiry, _) = watch::channel(claims.exp);
+        Self {
+            claims,
+            expiry,
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            strikes: AtomicU32::new(0),
+            video_forwarded: Mutex::default(),
+        }
+    }
+
+    pub fn expiry(&self) -> watch::Receiver<u64> {
+        self.expiry.subscribe()
+    }
+
+    /// A refreshed token moved the expiry.
+    pub fn extend(&self, exp: u64) {
+        self.expiry.send_replace(exp);
+    }
+
+    /// The socket is gone: stops its expiry timer.
+    pub fn close(&self) {
+        self.expiry.send_replace(0);
+    }
+
+    /// Checks the per-socket event rate.
+    pub fn check_rate(&self, flood_after: u32) -> RateVerdict {
+        if self.limiter.check().is_ok() {
+            self.strikes.store(0, Ordering::Relaxed);
+            return RateVerdict::Allowed;
+        }
+        let strikes = self.strikes.fetch_add(1, Ordering::Relaxed) + 1;
+        if strikes >= flood_after.max(1) {
+            RateVerdict::Flooding
+        } else {
+            RateVerdict::Limited
+        }
+    }
+
+    /// Whether a `progress:video` for this video may be forwarded now.
+    pub fn video_may_forward(&self, video: &str, interval: Duration) -> bool {
+        let now = Instant::now();
+        let mut seen = self
+            .video_forwarded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = seen.get(video)
+            && now.duration_since(*last) < interval
+        {
+            return false;
+        }
+        if seen.len() >= MAX_THROTTLED_VIDEOS {
+            seen.retain(|_, last| now.duration_since(*last) < interval);
+        }
+        seen.insert(video.to_owned(), now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::ids::{TenantId, UserId};
+
+    fn session(rate: u32, burst: u32) -> Session {
+        let claims = Claims {
+            sub: UserId::parse("u").unwrap(),
+            tenant: Some(TenantId::parse("t").unwrap()),
+            role: Role::Student,
+            exp: u64::MAX,
+        };
+        Session::new(claims, rate, burst)
+    }
+
+    #[test]
+    fn a_burst_passes_then_events_are_limited_then_a_flood_is_flagged() {
+        let s = session(1, 3);
+        for _ in 0..3 {
+            assert_eq!(s.check_rate(3), RateVerdict::Allowed);
+        }
+        assert_eq!(s.check_rate(3), RateVerdict::Limited);
+        assert_eq!(s.check_rate(3), RateVerdict::Limited);
+        assert_eq!(s.check_rate(3), RateVerdict::Flooding);
+    }
+
+    #[test]
+    fn video_progress_is_forwarded_once_per_interval_per_video() {
+        let s = session(10, 10);
+        let hour = Duration::from_secs(3600);
+        assert!(s.video_may_forward("v1", hour));
+        assert!(!s.video_may_forward("v1", hour));
+        assert!(s.video_may_forward("v2", hour));
+        assert!(s.video_may_forward("v1", Duration::ZERO));
+    }
+}

@@ -1,0 +1,124 @@
+//! Wraps any engine to time every call and count failures per operation, so both engines
+//! report `lms_store_operation_duration_seconds` and `lms_store_errors_total` alike.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::metrics;
+
+pub struct Instrumented {
+    inner: Arc<dyn Store>,
+}
+
+impl Instrumented {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self { inner }
+    }
+}
+
+async fn timed<T>(op: &'static str, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    let start = Instant::now();
+    let res = fut.await;
+    // NotFound is an answer, not a failure of the store.
+    let ok = !matches!(res, Err(StoreError::Unavailable(_)));
+    metrics::store_op(op, start.elapsed(), ok);
+    if let Err(StoreError::Unavailable(e)) = &res {
+        tracing::warn!(op, error = %e, "store call failed");
+    }
+    res
+}
+
+#[async_trait]
+impl Store for Instrumented {
+    async fn insert_notification(&self, n: &Notification) -> StoreResult<InsertOutcome> {
+        timed("insert_notification", self.inner.insert_notification(n)).await
+    }
+    async fn mark_read(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> StoreResult<StatusChange> {
+        timed("mark_read", self.inner.mark_read(t, u, id)).await
+    }
+    async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
+        timed("mark_all_read", self.inner.mark_all_read(t, u)).await
+    }
+    async fn dismiss(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> StoreResult<StatusChange> {
+        timed("dismiss", self.inner.dismiss(t, u, id)).await
+    }
+    async fn unread_count(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
+        timed("unread_count", self.inner.unread_count(t, u)).await
+    }
+    async fn list(&self, t: &TenantId, u: &UserId, q: &ListQuery) -> StoreResult<Page> {
+        timed("list", self.inner.list(t, u, q)).await
+    }
+    async fn set_member(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+        role: CourseRole,
+    ) -> StoreResult<Option<CourseRole>> {
+        timed("set_member", self.inner.set_member(t, c, u, role)).await
+    }
+    async fn remove_member(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+    ) -> StoreResult<Option<CourseRole>> {
+        timed("remove_member", self.inner.remove_member(t, c, u)).await
+    }
+    async fn replace_members(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        members: &[Member],
+    ) -> StoreResult<MembershipDiff> {
+        timed("replace_members", self.inner.replace_members(t, c, members)).await
+    }
+    async fn member_role(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+    ) -> StoreResult<Option<CourseRole>> {
+        timed("member_role", self.inner.member_role(t, c, u)).await
+    }
+    async fn user_courses(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+    ) -> StoreResult<Vec<(CourseId, CourseRole)>> {
+        timed("user_courses", self.inner.user_courses(t, u)).await
+    }
+    async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>> {
+        timed("course_members", self.inner.course_members(t, c)).await
+    }
+    async fn course_exists(&self, t: &TenantId, c: &CourseId) -> StoreResult<bool> {
+        timed("course_exists", self.inner.course_exists(t, c)).await
+    }
+    async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
+        timed("append_progress", self.inner.append_progress(t, r)).await
+    }
+    async fn recent_progress(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> StoreResult<Vec<ProgressRecord>> {
+        timed("recent_progress", self.inner.recent_progress(t, limit)).await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        timed("ping", self.inner.ping()).await
+    }
+}
