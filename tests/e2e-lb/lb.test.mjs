@@ -10,8 +10,10 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { io } from "socket.io-client";
-import { Cluster, signJwt, serviceToken, http, waitFor } from "./lib/cluster.mjs";
+import { Cluster, REPO, signJwt, serviceToken, http, waitFor } from "./lib/cluster.mjs";
 
 const TENANT = "t-lb";
 const RUN = Date.now().toString(36);
@@ -65,6 +67,15 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
     const port = [...ups][0].split(":").pop();
     return cluster.nodeByPort(port);
   }
+
+  it("answers the compose health check on /lb-health and hides /metrics", async () => {
+    const r = spawnSync("bash", [path.join(REPO, "deploy/docker/healthcheck.sh"), "/lb-health"], {
+      env: { ...process.env, PORT: String(cluster.lbPort) }, encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await http("GET", `${cluster.lbUrl}/metrics`)).status, 404);
+    assert.equal((await http("GET", `${cluster.lbUrl}/healthz`)).status, 200);
+  });
 
   it("connects clients over polling+websocket and polling only, spread over the nodes, each session on one node", async () => {
     for (let i = 0; i < 8; i++) clients.push(client(cluster.lbUrl, `u-ws-${i}`, ["polling", "websocket"]));
