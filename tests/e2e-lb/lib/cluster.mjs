@@ -116,6 +116,14 @@ function gatewayCommand() {
   return { target, cmd: bin, args: [], cwd: REPO };
 }
 
+// Last resort if the test process dies without running its `after` hooks: no child of
+// ours (nginx, nodes, redis-server) outlives it.
+const live = new Set();
+process.on("exit", () => {
+  for (const c of live) if (!c.exitInfo) c.kill("SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => process.exit(130));
+
 export class Cluster {
   constructor({ nodes = 3, nginx = true, name = "lb" } = {}) {
     this.nodeCount = nodes;
@@ -135,8 +143,10 @@ export class Cluster {
     const fd = openSync(this.log(name), "a");
     const child = spawn(cmd, args, { stdio: ["ignore", fd, fd], ...opts });
     child.exitInfo = null;
+    live.add(child);
     child.on("exit", (code, signal) => {
       child.exitInfo = { code, signal };
+      live.delete(child);
     });
     this.children.set(name, child);
     return child;
