@@ -85,6 +85,7 @@ impl Application {
         let verifier = config.verifier()?;
         let prometheus = metrics::install();
         let node = config.node_id();
+        metrics::init_node(&node);
         let store: Arc<dyn Store> = Arc::new(Instrumented::new(parts.store));
         let gateway = Gateway::new(
             io.clone(),

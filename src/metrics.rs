@@ -123,6 +123,14 @@ fn describe() {
     );
 }
 
+/// Publishes the node's gauges at zero, so dashboards show a node before its first socket.
+pub fn init_node(node: &str) {
+    gauge!(SOCKET_CONNECTIONS, "node" => node.to_owned()).set(0.0);
+    for kind in crate::rooms::RoomKind::ALL {
+        room_gauges(kind.as_str(), 0, 0);
+    }
+}
+
 pub fn connection_opened(node: &str) {
     gauge!(SOCKET_CONNECTIONS, "node" => node.to_owned()).increment(1.0);
 }
