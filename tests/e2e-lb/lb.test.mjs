@@ -119,7 +119,7 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
       const id = `n-${RUN}-${c.user}`;
       ids.set(c.user, id);
       const res = await http("POST", `${entry.url}/api/v1/notifications`, {
-        token: serviceToken(),
+        token: serviceToken(TENANT),
         body: {
           tenantId: TENANT,
           target: { userId: c.user },
@@ -142,7 +142,7 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
 
     // A tenant broadcast posted to another node reaches everyone.
     const res = await http("POST", `${cluster.nodes[1].url}/api/v1/tenants/${TENANT}/broadcast`, {
-      token: serviceToken(),
+      token: serviceToken(TENANT),
       body: { title: `broadcast-${RUN}`, message: "to all" },
     });
     assert.ok(res.status >= 200 && res.status < 300, `${res.status} ${res.text}`);
@@ -183,7 +183,7 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
     const id = `n-${RUN}-after-kill`;
     for (const c of clients) {
       const res = await http("POST", `${survivor.url}/api/v1/notifications`, {
-        token: serviceToken(),
+        token: serviceToken(TENANT),
         body: {
           tenantId: TENANT,
           target: { userId: c.user },

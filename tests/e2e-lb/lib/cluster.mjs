@@ -34,7 +34,9 @@ export function signJwt(claims, secret = JWT_SECRET) {
   return `${header}.${body}.${sig}`;
 }
 
-export const serviceToken = () => signJwt({ sub: "e2e-backend", role: "service" });
+// PROTOCOL section 1 exempts only super_admin from tenantId, so a service token names
+// the tenant it acts for.
+export const serviceToken = (tenantId) => signJwt({ sub: "e2e-backend", role: "service", tenantId });
 
 // ---------------------------------------------------------------- ports
 
@@ -125,8 +127,10 @@ process.on("exit", () => {
 for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => process.exit(130));
 
 export class Cluster {
-  constructor({ nodes = 3, nginx = true, name = "lb" } = {}) {
+  // embedded: nodes without REDIS_URL (the in-memory single-node mode), no redis-server.
+  constructor({ nodes = 3, nginx = true, name = "lb", embedded = false } = {}) {
     this.nodeCount = nodes;
+    this.embedded = embedded;
     this.withNginx = nginx;
     this.dir = mkdtempSync(`/tmp/lms-ops-${name}-`);
     chmodSync(this.dir, 0o755); // nginx workers drop to `nobody` when run as root
@@ -154,7 +158,7 @@ export class Cluster {
 
   async start() {
     try {
-      await this.startRedis();
+      if (!this.embedded) await this.startRedis();
       for (let i = 1; i <= this.nodeCount; i++) await this.startNode(`node${i}`);
       await Promise.all(this.nodes.map((n) => this.waitReady(n)));
       if (this.withNginx) await this.startNginx();
@@ -204,7 +208,7 @@ export class Cluster {
         HOME: process.env.HOME,
         PORT: String(port),
         HOST: "127.0.0.1",
-        REDIS_URL: this.redisUrl,
+        ...(this.embedded ? {} : { REDIS_URL: this.redisUrl }),
         NODE_ID: id,
         JWT_SECRET,
         DRAIN_TIMEOUT_SECS: "2",
