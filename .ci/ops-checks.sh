@@ -45,10 +45,9 @@ install_tools() {
   if [ $RUN_STATIC = 1 ]; then
     apt_install promtool prometheus || return 1
     apt_install docker-compose docker-compose || return 1
-    if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    if ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then
       echo "installing kubernetes-validate (pip)"
       python3 -m pip install -q --disable-pip-version-check 'kubernetes-validate==1.37.*' || return 1
-      hash -r
     fi
     command -v kubectl >/dev/null 2>&1 || { echo "kubectl (with built-in kustomize) is required and not installable from Debian" >&2; return 1; }
     (cd deploy/validate && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || return 1
@@ -96,7 +95,8 @@ dashboard_sanity() { node deploy/validate/check-dashboard.mjs; }
 validate_overlay() { # validate_overlay NAME KUSTOMIZE_DIR
   local out="$WORK/k8s-$1.yaml"
   kubectl kustomize "$2" >"$out" || return 1
-  kubernetes-validate --strict --quiet --no-warn "$out" || return 1
+  # As a module: a pip-installed console script may not be on PATH (pyenv shims).
+  python3 -m kubernetes_validate --strict --quiet --no-warn "$out" || return 1
   node deploy/validate/validate-manifests.mjs "$1" <"$out"
 }
 
