@@ -18,11 +18,14 @@ import { Cluster, REPO, signJwt, serviceToken, http, waitFor } from "./lib/clust
 const TENANT = "t-lb";
 const RUN = Date.now().toString(36);
 
-function client(url, user, transports) {
+function client(url, user, transports, { cookies = true } = {}) {
   const token = signJwt({ sub: user, tenantId: TENANT, role: "student" });
   const socket = io(url, {
     transports,
-    withCredentials: true, // send nginx's affinity cookie back (Node client keeps a jar only then)
+    // Send nginx's affinity cookie back (the Node client keeps a jar only then).
+    // Websocket-only clients need no affinity: one request per session.
+    withCredentials: cookies,
+
     auth: { token },
     forceNew: true,
     reconnectionDelay: 200,
@@ -60,6 +63,9 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
   });
 
   // Which node serves a client, from nginx's access log: the upstream of its sid.
+  // Websocket-only sessions are one request, logged by nginx only when it ends: their
+  // node is not known while they are open (and they need no affinity anyway).
+  const tracked = (c) => c.transports[0] === "polling";
   function nodeOf(c) {
     const sid = engineSid(c);
     const ups = new Set(cluster.accessEntries().filter((e) => e.sid === sid).map((e) => e.upstream));
@@ -80,10 +86,11 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
   it("connects clients over polling+websocket and polling only, spread over the nodes, each session on one node", async () => {
     for (let i = 0; i < 8; i++) clients.push(client(cluster.lbUrl, `u-ws-${i}`, ["polling", "websocket"]));
     for (let i = 0; i < 8; i++) clients.push(client(cluster.lbUrl, `u-poll-${i}`, ["polling"]));
+    for (let i = 0; i < 4; i++) clients.push(client(cluster.lbUrl, `u-wsonly-${i}`, ["websocket"], { cookies: false }));
     await waitFor("all clients connected", () => clients.every((c) => c.socket.connected));
     await waitFor("polling+websocket clients upgraded", () =>
       clients.filter((c) => c.transports.length === 2).every((c) => transportName(c) === "websocket"));
-    for (const c of clients.filter((c) => c.transports.length === 1)) assert.equal(transportName(c), "polling");
+    for (const c of clients.filter((c) => c.transports.length === 1)) assert.equal(transportName(c), c.transports[0]);
 
     // A few round trips so that polling sessions make many requests.
     for (const c of clients) {
@@ -98,20 +105,22 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
       if (!bySid.has(e.sid)) bySid.set(e.sid, new Set());
       bySid.get(e.sid).add(e.upstream);
     }
-    for (const c of clients) assert.ok(bySid.has(engineSid(c)), `no request of ${c.user} with its sid in the access log`);
+    for (const c of clients.filter(tracked)) {
+      assert.ok(bySid.has(engineSid(c)), `no request of ${c.user} with its sid in the access log`);
+    }
     for (const [sid, ups] of bySid) assert.equal(ups.size, 1, `sid ${sid} split over ${[...ups].join(", ")}`);
     // No request was refused by a node for an unknown session.
     const unknown = cluster.accessEntries().filter((e) => e.sid && e.status === 400);
     assert.deepEqual(unknown, [], "requests answered 400 (session unknown on that node)");
 
-    // Spread: 16 random affinity keys over 3 nodes all landing on one is ~1e-7.
-    const used = new Set(clients.map((c) => nodeOf(c).id));
+    // Spread: 20 random affinity keys over 3 nodes all landing on one is ~1e-9.
+    const used = new Set(clients.filter(tracked).map((c) => nodeOf(c).id));
     assert.ok(used.size >= 2, `all clients on ${[...used]}`);
   });
 
   it("delivers events both ways, and a notification POSTed to one node reaches clients on all nodes", async () => {
     const entry = cluster.nodes[0];
-    const onOthers = clients.filter((c) => nodeOf(c).id !== entry.id);
+    const onOthers = clients.filter(tracked).filter((c) => nodeOf(c).id !== entry.id);
     assert.ok(onOthers.length > 0, "every client is on the node the notification is posted to");
 
     const ids = new Map();
@@ -153,10 +162,10 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
   it("when a node dies, its clients reconnect through nginx to the others and keep working", async () => {
     // Kill the node holding the most clients, without warning (SIGKILL: a crash).
     const counts = new Map();
-    for (const c of clients) counts.set(nodeOf(c).id, (counts.get(nodeOf(c).id) || 0) + 1);
+    for (const c of clients.filter(tracked)) counts.set(nodeOf(c).id, (counts.get(nodeOf(c).id) || 0) + 1);
     const [victimId] = [...counts].sort((a, b) => b[1] - a[1])[0];
     const victim = cluster.nodes.find((n) => n.id === victimId);
-    const orphans = clients.filter((c) => nodeOf(c).id === victimId);
+    const orphans = clients.filter(tracked).filter((c) => nodeOf(c).id === victimId);
     const before = new Map(orphans.map((c) => [c.user, c.connects]));
     await cluster.kill(victimId, "SIGKILL");
 
@@ -166,6 +175,7 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
     await waitFor("reconnected websocket clients upgraded again", () =>
       orphans.filter((c) => c.transports.length === 2).every((c) => transportName(c) === "websocket"));
 
+    await waitFor("every client connected", () => clients.every((c) => c.socket.connected), { timeoutMs: 60000 });
     // Some round trips (several polls per polling session), then check where they went.
     for (let round = 0; round < 3; round++) {
       for (const c of clients) {
@@ -200,7 +210,7 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
     const alive = cluster.nodes.filter((n) => cluster.children.has(n.id));
     assert.equal(alive.length, 2);
     const [drained, last] = alive;
-    const movers = clients.filter((c) => nodeOf(c).id === drained.id);
+    const movers = clients.filter(tracked).filter((c) => nodeOf(c).id === drained.id);
     const before = new Map(movers.map((c) => [c.user, c.connects]));
     const child = cluster.children.get(drained.id);
     const t0 = Date.now();
@@ -214,10 +224,11 @@ describe("nginx sticky load balancer in front of three nodes", { timeout: 180000
 
     await waitFor("drained clients reconnected", () =>
       movers.every((c) => c.socket.connected && c.connects > before.get(c.user)), { timeoutMs: 60000 });
+    await waitFor("every client connected", () => clients.every((c) => c.socket.connected), { timeoutMs: 60000 });
     for (const c of clients) {
       const ack = await c.socket.timeout(5000).emitWithAck("notification:count");
       assert.equal(ack.ok, true, `${c.user}: ${JSON.stringify(ack)}`);
     }
-    for (const c of clients) assert.equal(nodeOf(c).id, last.id, `${c.user} not on the last node`);
+    for (const c of clients.filter(tracked)) assert.equal(nodeOf(c).id, last.id, `${c.user} not on the last node`);
   });
 });
