@@ -141,9 +141,25 @@ dockerfile_static() {
     [ $ok = 1 ] || { echo ".dockerignore excludes $p"; return 1; }
   done
   # Files pulled in at compile time must be inside the build context (src/ only).
-  if grep -rnoE 'include_(str|bytes)!\("\.\./\.\.[^"]*"|include_(str|bytes)!\(concat!\(env!\("CARGO_MANIFEST_DIR"\), *"/[^s][^"]*"' src 2>/dev/null; then
-    echo "src/ includes files outside src/: add them to .dockerignore and the Dockerfile's COPY"; return 1
-  fi
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const src = path.resolve("src"), bad = [];
+    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => {
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) return walk(f);
+      if (!f.endsWith(".rs")) return;
+      const text = fs.readFileSync(f, "utf8");
+      for (const m of text.matchAll(/include_(?:str|bytes)!\(\s*"([^"]+)"/g)) {
+        const target = path.resolve(path.dirname(f), m[1]);
+        if (!target.startsWith(src + path.sep)) bad.push(`${path.relative(".", f)}: ${m[1]}`);
+      }
+      for (const m of text.matchAll(/env!\(\s*"CARGO_MANIFEST_DIR"\s*\)\s*,\s*"\/?([^"]+)"/g)) {
+        if (!m[1].startsWith("src/")) bad.push(`${path.relative(".", f)}: CARGO_MANIFEST_DIR/${m[1]}`);
+      }
+    });
+    walk(src);
+    if (bad.length) { console.error("compile-time includes outside src/ (add them to .dockerignore and a COPY in the Dockerfile):\n  " + bad.join("\n  ")); process.exit(1); }
+  ' || return 1
   grep -q '^USER 10001' Dockerfile && grep -q '^HEALTHCHECK' Dockerfile && grep -q '^EXPOSE 3000' Dockerfile &&
     bash -n deploy/docker/healthcheck.sh
 }
