@@ -113,10 +113,8 @@ async fn handshake(target: &Target, token: &str) -> Connect {
                 let _ = ws.close(None).await;
                 return Connect::Refused(message);
             }
-            Frame::Ping => {
-                if ws.send(Message::text(proto::PONG)).await.is_err() {
-                    return Connect::Failed("send pong");
-                }
+            Frame::Ping if ws.send(Message::text(proto::PONG)).await.is_err() => {
+                return Connect::Failed("send pong");
             }
             _ => {}
         }
@@ -171,10 +169,8 @@ pub async fn drive(ws: Box<Ws>, mut d: Driver) -> End {
                     Some(Err(_)) => break End::Lost("transport error"),
                 };
                 match proto::parse(text.as_str()) {
-                    Frame::Ping => {
-                        if ws.send(Message::text(proto::PONG)).await.is_err() {
-                            break End::Lost("send pong");
-                        }
+                    Frame::Ping if ws.send(Message::text(proto::PONG)).await.is_err() => {
+                        break End::Lost("send pong");
                     }
                     Frame::Event { args, .. } => {
                         stats.events_received.fetch_add(1, Relaxed);

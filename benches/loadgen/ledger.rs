@@ -222,7 +222,7 @@ mod tests {
                 t.lost,
                 t.unknown
             ),
-            (3, 6, 3, 1, 3, 1)
+            (3, 6, 4, 1, 2, 1)
         );
         assert_eq!(l.next_seq(), Some(3));
         assert_eq!(l.next_seq(), None, "the table is bounded");

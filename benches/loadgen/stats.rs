@@ -150,7 +150,7 @@ impl Stats {
     /// An accounted socket (`shard` = its index) received the message a marker names.
     pub fn delivered(&self, shard: usize, m: Marker) {
         if self.drop_every > 0
-            && (self.drop_counter.fetch_add(1, Relaxed) + 1) % self.drop_every == 0
+            && (self.drop_counter.fetch_add(1, Relaxed) + 1).is_multiple_of(self.drop_every)
         {
             self.debug_dropped.fetch_add(1, Relaxed);
             return;

@@ -90,7 +90,10 @@ pub async fn run(ctx: &Ctx, a: &ChurnArgs) -> anyhow::Result<Value> {
         let (every, mut stop) = (a.storm_every, ctx.stop.subscribe());
         tokio::spawn(async move {
             let mut n = 0u64;
-            while every > 0 {
+            if every == 0 {
+                return 0;
+            }
+            loop {
                 if tokio::time::timeout(Duration::from_secs(every), run::stopped(&mut stop))
                     .await
                     .is_ok()
