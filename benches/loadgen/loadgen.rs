@@ -107,7 +107,7 @@ async fn start(scenario: &Scenario) -> anyhow::Result<String> {
     anyhow::ensure!(!targets.is_empty(), "no --url given");
     let minter = token::Minter::new(&common.jwt_secret, common.token_ttl);
     let api = Arc::new(api::Api::new(
-        &minter.mint("lms-loadgen", None, "service")?,
+        &minter.mint("lms-loadgen", None, "super_admin")?,
         common.max_inflight,
     )?);
     for t in &targets {

@@ -2,8 +2,8 @@
 //!
 //! Thousands of sockets share a couple of cores with the server under test, so the receive path
 //! avoids a JSON parse for the frames that matter: an event's name is sliced out of the text and
-//! the load generator's own marker (`lg:<stream>:<seq>:<sent_us>`, carried in a string field of
-//! the payload) is found by a substring search. Everything here is pure and unit-tested.
+//! the load generator's own marker (`lg.<stream>.<seq>.<sent_us>`, carried in a string field of
+//! the payload, in the id alphabet so it also fits an id field such as `contentId`) is found by a substring search. Everything here is pure and unit-tested.
 
 /// One websocket text message from the server, as the client needs to see it.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,21 +169,21 @@ pub struct Marker {
     pub sent_us: u64,
 }
 
-/// `lg:b:17:123456`: put into a string field (message, contentId) of what we send.
+/// `lg.b.17.123456`: put into a string field (message, contentId) of what we send.
 pub fn marker(stream: StreamKind, seq: u64, sent_us: u64) -> String {
-    format!("lg:{}:{seq}:{sent_us}", stream.letter())
+    format!("lg.{}.{seq}.{sent_us}", stream.letter())
 }
 
 /// Finds the first marker in a packet body.
 pub fn find_marker(args: &str) -> Option<Marker> {
-    let at = args.find("\"lg:")?;
+    let at = args.find("\"lg.")?;
     let rest = &args.as_bytes()[at + 4..];
     let stream = StreamKind::from_letter(*rest.first()?)?;
-    if rest.get(1) != Some(&b':') {
+    if rest.get(1) != Some(&b'.') {
         return None;
     }
     let (seq, rest) = leading_u64(&rest[2..])?;
-    if rest.first() != Some(&b':') {
+    if rest.first() != Some(&b'.') {
         return None;
     }
     let (sent_us, _) = leading_u64(&rest[1..])?;
@@ -257,12 +257,12 @@ mod tests {
 
     #[test]
     fn events_and_acks_are_sliced_without_parsing_the_payload() {
-        let f = parse(r#"42["notification:new",{"title":"t","message":"lg:b:3:99"}]"#);
+        let f = parse(r#"42["notification:new",{"title":"t","message":"lg.b.3.99"}]"#);
         assert_eq!(
             f,
             Frame::Event {
                 name: "notification:new",
-                args: r#"["notification:new",{"title":"t","message":"lg:b:3:99"}]"#
+                args: r#"["notification:new",{"title":"t","message":"lg.b.3.99"}]"#
             }
         );
         assert!(matches!(
@@ -300,8 +300,8 @@ mod tests {
             }
         );
         assert_eq!(find_marker(r#"["x",{"message":"hello"}]"#), None);
-        assert_eq!(find_marker(r#"["x",{"message":"lg:z:1:2"}]"#), None);
-        assert_eq!(find_marker(r#"["x",{"message":"lg:b:1"}]"#), None);
+        assert_eq!(find_marker(r#"["x",{"message":"lg.z.1.2"}]"#), None);
+        assert_eq!(find_marker(r#"["x",{"message":"lg.b.1"}]"#), None);
     }
 
     #[test]
