@@ -1,0 +1,11 @@
+//! Black-box tests of one gateway node: real application on port 0, real Socket.IO client,
+//! real HTTP. One test binary, one module per area.
+
+mod admin_progress;
+mod auth;
+mod courses;
+mod helpers;
+mod http_api;
+mod limits;
+mod notifications;
+mod shutdown;
