@@ -23,6 +23,7 @@ macro_rules! decls {
 /// Every exported type, in a stable order.
 fn type_decls() -> Vec<String> {
     decls![
+        serde_json::Value,
         ErrorCode,
         AppError,
         Role,
@@ -113,14 +114,8 @@ const SERVER_EVENTS: &[(&str, &str)] = &[
     ("notification:dismissed", "NotificationRef"),
     ("course:updated", "CourseUpdated"),
     ("course:enrollment", "CourseEnrollment"),
-    (
-        "progress:content",
-        "ProgressContentPayload & { userId: string; at: string }",
-    ),
-    (
-        "progress:video",
-        "ProgressVideoPayload & { userId: string; at: string }",
-    ),
+    ("progress:content", "ProgressContentEvent"),
+    ("progress:video", "ProgressVideoEvent"),
     ("system:alert", "SystemAlert"),
     ("auth:expired", "AuthExpired"),
     ("error", "ErrorEvent"),
@@ -128,7 +123,7 @@ const SERVER_EVENTS: &[(&str, &str)] = &[
 
 fn events_file() -> String {
     let mut out = String::from(HEADER);
-    out.push_str("import type * as T from \"./types\";\n\n");
+    out.push_str("import type * as T from \"./types.js\";\n\n");
     out.push_str(
         "/** Every acknowledgement: `{ ok: true, ...result }` or `{ ok: false, error }`. */\n",
     );
@@ -146,10 +141,10 @@ fn events_file() -> String {
         let ack = qualify(ack);
         match payload {
             Some(p) => out.push_str(&format!(
-                "  \"{name}\": (payload: T.{p}, ack?: (response: Ack<{ack}>) => void) => void;\n"
+                "  \"{name}\": (payload: T.{p}, ack: (response: Ack<{ack}>) => void) => void;\n"
             )),
             None => out.push_str(&format!(
-                "  \"{name}\": (ack?: (response: Ack<{ack}>) => void) => void;\n"
+                "  \"{name}\": (ack: (response: Ack<{ack}>) => void) => void;\n"
             )),
         }
     }
@@ -173,12 +168,33 @@ fn qualify(ty: &str) -> String {
         .join(" ")
 }
 
+/// Declarations composed from the generated ones, for payloads that are a Rust generic
+/// (`ProgressEvent<P>` flattens the client's payload) and so have no `TS` impl of their own.
+/// Ids the server sends are always strings, even when the client sent a number.
+const COMPOSED_DECLS: &[&str] = &[
+    "/**\n * `progress:content` as forwarded to instructors and the user's other sockets: the\n * client's payload plus who sent it and when (RFC 3339).\n */\nexport type ProgressContentEvent = Omit<ProgressContentPayload, \"courseId\"> & { courseId: string, userId: string, at: string, };",
+    "/**\n * `progress:video` as forwarded to instructors and the user's other sockets: the\n * client's payload plus who sent it and when (RFC 3339).\n */\nexport type ProgressVideoEvent = Omit<ProgressVideoPayload, \"courseId\"> & { courseId: string, userId: string, at: string, };",
+];
+
+/// ts-rs renders `u64` as `bigint`, but every count and timestamp on the wire is a plain
+/// JSON number (far below 2^53), and `JSON.parse` never yields a `bigint`; so the
+/// generated files say `number`. No declaration contains the word otherwise.
+fn json_numbers(decl: &str) -> String {
+    decl.replace("bigint", "number")
+}
+
 /// Every generated file: (file name, contents).
 pub fn render_all() -> Vec<(&'static str, String)> {
     let mut types = String::from(HEADER);
     for d in type_decls() {
-        types.push_str(&d);
+        types.push_str(&json_numbers(&d));
         types.push_str("\n\n");
     }
+    for d in COMPOSED_DECLS {
+        types.push_str(d);
+        types.push_str("\n\n");
+    }
+    // One trailing newline, not two.
+    types.pop();
     vec![("types.ts", types), ("events.ts", events_file())]
 }
