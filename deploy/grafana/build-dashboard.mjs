@@ -99,8 +99,8 @@ const panels = [
   ...line(
     4,
     stat("Connections", "Open sockets, all nodes.", "short", `sum(lms_socket_connections{${SEL}})`, [green]),
-    stat("Ready nodes", "Nodes scraped and connected to Redis (lms_redis_up == 1).", "short",
-      `count(lms_redis_up{${SEL}} == 1) or vector(0)`, [{ color: "red", value: null }, { color: "orange", value: 1 }, { color: "green", value: 2 }]),
+    stat("Ready nodes", "Nodes scraped whose store answered its last check (lms_store_up == 1).", "short",
+      `count(lms_store_up{${SEL}} == 1) or vector(0)`, [{ color: "red", value: null }, { color: "orange", value: 1 }, { color: "green", value: 2 }]),
     stat("Notifications stored /s", "Inbox entries written (one per recipient).", "reqps",
       `sum(rate(lms_notifications_stored_total{${SEL}}[$__rate_interval]))`, [green]),
     stat("Adapter drops /s", "Messages dropped for full send buffers; should be 0.", "reqps",
@@ -171,10 +171,13 @@ const panels = [
   ),
   ...line(
     6,
-    ts("Redis up per node", "1 when the node's Redis connection is up.", "short",
-      [[`lms_redis_up{${SEL}}`, "{{instance}}"]], { min: 0 }),
-    ts("Redis reconnects", "Reconnections per node over the interval.", "short",
-      [[`sum by (instance) (increase(lms_redis_reconnects_total{${SEL}}[$__rate_interval]))`, "{{instance}}"]]),
+    ts("Store up per node", "1 when the node's store (Redis) answered its last check; 0 = node not ready.", "short",
+      [[`lms_store_up{${SEL}}`, "{{instance}}"]], { min: 0 }),
+    ts("Redis reconnects and adapter resubscribes", "Reconnections per node and Redis client; channel resubscriptions after them, by outcome.", "short",
+      [
+        [`sum by (instance, client) (increase(lms_redis_reconnects_total{${SEL}}[$__rate_interval]))`, "reconnect {{instance}} {{client}}"],
+        [`sum by (instance, outcome) (increase(lms_adapter_resubscribes_total{${SEL}}[$__rate_interval]))`, "resubscribe {{instance}} {{outcome}}"],
+      ]),
   ),
 
   row("Cluster adapter"),
