@@ -87,6 +87,9 @@ export interface Node {
   log: string;
 }
 
+/** Thrown from a `waitFor` probe to stop waiting at once (e.g. the process exited). */
+class Fatal extends Error {}
+
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -95,6 +98,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
       const v = await fn();
       if (v) return v;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       last = e;
     }
     await sleep(100);
@@ -160,7 +164,7 @@ export class Gateway {
     );
     this.redis = child;
     await waitFor("redis-server", async () => {
-      if (child.exitCode !== null) throw new Error(`redis-server exited: ${tail(log)}`);
+      if (child.exitCode !== null) throw new Fatal(`redis-server exited: ${tail(log)}`);
       const r = spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8" });
       return r.stdout.trim() === "PONG";
     });
@@ -188,7 +192,7 @@ export class Gateway {
       const url = `http://127.0.0.1:${port}`;
       try {
         await waitFor(`${id} /readyz`, async () => {
-          if (child.exitCode !== null) throw new Error(`${id} exited with ${child.exitCode}: ${tail(log)}`);
+          if (child.exitCode !== null) throw new Fatal(`${id} exited with ${child.exitCode}: ${tail(log)}`);
           const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
           return res.status === 200;
         });
