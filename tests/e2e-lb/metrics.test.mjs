@@ -108,38 +108,56 @@ describe("every metric used by the dashboard and the alerts is exported", { skip
     await assert.rejects(connect(n1.url, {}, { auth: { token: signJwt({ sub: "x", tenantId: TENANT, role: "student" }, "wrong-key") } }));
     await assert.rejects(connect(n2.url, {}, { auth: { token: signJwt({ sub: "x", tenantId: TENANT, role: "student", exp: 1000 }) } }));
 
+    // Every step runs even when an earlier one fails, so that the metric-name check below
+    // sees all the traffic it can; the failures are reported together at the end.
+    const problems = [];
+    const step = async (what, fn) => {
+      try {
+        await fn();
+      } catch (e) {
+        problems.push(`${what}: ${e.message}`);
+      }
+    };
+    const ok = (r) => assert.ok(r.status < 300, `${r.status} ${r.text}`);
+    const ack = (s, ev, payload) => (payload === undefined ? s.timeout(5000).emitWithAck(ev) : s.timeout(5000).emitWithAck(ev, payload));
+    const acked = async (s, ev, payload, expectOk = true) => {
+      const a = await ack(s, ev, payload);
+      assert.equal(a?.ok, expectOk, `${ev} ack ${JSON.stringify(a)}`);
+    };
+
     // Memberships through the service API on one node, live on the other.
-    let r = await http("PUT", `${n1.url}/api/v1/tenants/${TENANT}/courses/c1/members/s2`, { token: svc, body: { role: "student" } });
-    assert.ok(r.status < 300, `${r.status} ${r.text}`);
-    r = await http("PUT", `${n1.url}/api/v1/tenants/${TENANT}/courses/c1/members/i1`, { token: svc, body: { role: "instructor" } });
-    assert.ok(r.status < 300, `${r.status} ${r.text}`);
+    await step("PUT member s2", async () => ok(await http("PUT", `${n1.url}/api/v1/tenants/${TENANT}/courses/c1/members/s2`, { token: svc, body: { role: "student" } })));
+    await step("PUT member i1", async () => ok(await http("PUT", `${n1.url}/api/v1/tenants/${TENANT}/courses/c1/members/i1`, { token: svc, body: { role: "instructor" } })));
 
     // Stored notifications (store ops, notifications_stored, emitted events).
-    r = await http("POST", `${n1.url}/api/v1/notifications`, {
-      token: svc,
-      body: { tenantId: TENANT, target: { userIds: ["s1", "s2"] }, notification: { id: `m-${Date.now()}`, title: "t", message: "m", type: "GENERAL", priority: "LOW" } },
+    await step("POST notifications", async () => {
+      const r = await http("POST", `${n1.url}/api/v1/notifications`, {
+        token: svc,
+        body: { tenantId: TENANT, target: { userIds: ["s1", "s2"] }, notification: { id: `m-${Date.now()}`, title: "t", message: "m", type: "GENERAL", priority: "LOW" } },
+      });
+      assert.equal(r.status, 202, r.text);
     });
-    assert.equal(r.status, 202, r.text);
     // Cross-node broadcast: adapter out on node1, in on node2.
-    r = await http("POST", `${n1.url}/api/v1/tenants/${TENANT}/broadcast`, { token: svc, body: { title: "b", message: "all" } });
-    assert.ok(r.status < 300, `${r.status} ${r.text}`);
-    await http("GET", `${n2.url}/api/v1/stats`, { token: svc });
-    await http("GET", `${n1.url}/api/v1/tenants/${TENANT}/users/s1/unread`, { token: svc });
+    await step("POST broadcast", async () => ok(await http("POST", `${n1.url}/api/v1/tenants/${TENANT}/broadcast`, { token: svc, body: { title: "b", message: "all" } })));
+    await step("GET stats", async () => ok(await http("GET", `${n2.url}/api/v1/stats`, { token: svc })));
+    await step("GET unread", async () => ok(await http("GET", `${n1.url}/api/v1/tenants/${TENANT}/users/s1/unread`, { token: svc })));
 
     // Client events: ok outcomes and error outcomes (security events).
-    const ack = (s, ev, payload) => (payload === undefined ? s.timeout(5000).emitWithAck(ev) : s.timeout(5000).emitWithAck(ev, payload));
-    assert.equal((await ack(student1, "notification:count")).ok, true);
-    assert.equal((await ack(student2, "notification:list", { limit: 5 })).ok, true);
-    assert.equal((await ack(student2, "course:join", "c1")).ok, true);
-    await ack(student2, "progress:content", { courseId: "c1", contentId: "k1", progress: 0.5 });
-    await ack(instructor, "course:update", { courseId: "c1", changes: { title: "new" } });
-    assert.equal((await ack(student1, "course:join", "c-not-enrolled")).ok, false); // FORBIDDEN
-    assert.equal((await ack(student1, "notification:read", { notificationId: "n", tenantId: "someone-else" })).ok, false); // TENANT_MISMATCH
-    await ack(admin, "admin:broadcast", { title: "hello", message: "tenant" });
+    await step("notification:count (no payload, PROTOCOL 3)", () => acked(student1, "notification:count"));
+    await step("notification:list", () => acked(student2, "notification:list", { limit: 5 }));
+    await step("course:join c1", () => acked(student2, "course:join", "c1"));
+    await step("progress:content", () => acked(student2, "progress:content", { courseId: "c1", contentId: "k1", progress: 0.5 }));
+    await step("course:update", () => acked(instructor, "course:update", { courseId: "c1", changes: { title: "new" } }));
+    await step("course:join not enrolled (FORBIDDEN)", () => acked(student1, "course:join", "c-not-enrolled", false));
+    await step("notification:read other tenant (TENANT_MISMATCH)", () =>
+      acked(student1, "notification:read", { notificationId: "n", tenantId: "someone-else" }, false));
+    await step("admin:broadcast", () => acked(admin, "admin:broadcast", { title: "hello", message: "tenant" }));
 
     // A disconnect.
     const leaver = await connect(n2.url, { sub: "s3", role: "student" });
     leaver.close();
+
+    assert.deepEqual(problems, [], `traffic steps failed:\n  ${problems.join("\n  ")}`);
   });
 
   it("survives a Redis outage with store errors and a reconnect", { skip: embedded && "embedded mode has no Redis" }, async () => {
