@@ -16,6 +16,7 @@ pub async fn run_all(store: &dyn Store, limits: StoreLimits) {
     tenants_never_share_an_inbox_or_a_course(store).await;
     membership_set_remove_and_replace(store).await;
     the_progress_log_is_bounded_and_newest_first(store, limits).await;
+    concurrent_writers_keep_the_count_exact(store, store, limits).await;
     store.ping().await.expect("ping");
 }
 
@@ -407,4 +408,77 @@ pub async fn the_progress_log_is_bounded_and_newest_first(store: &dyn Store, lim
             .unwrap()
             .is_empty()
     );
+}
+
+/// Two handles on the same data (two nodes of a cluster, or one engine twice) insert the
+/// same ids, read and dismiss at the same time: nothing is stored or counted twice and the
+/// unread count ends exact.
+pub async fn concurrent_writers_keep_the_count_exact(
+    a: &dyn Store,
+    b: &dyn Store,
+    limits: StoreLimits,
+) {
+    use futures::future::join_all;
+    let t = fresh_tenant();
+    let u = uid("u1");
+    // Stay under the inbox cap: trimming is checked elsewhere.
+    let extra = 1;
+    let total = limits.inbox_cap.saturating_sub(extra).clamp(1, 40);
+    // Every id is inserted through both handles at once.
+    let inserts = (0..total).flat_map(|i| {
+        let n = notification(&t, &u, &format!("n{i}"));
+        [(a, n.clone()), (b, n)]
+    });
+    let outcomes =
+        join_all(inserts.map(|(s, n)| async move { s.insert_notification(&n).await.unwrap() }))
+            .await;
+    let inserted = outcomes
+        .iter()
+        .filter(|o| matches!(o, InsertOutcome::Inserted { .. }))
+        .count();
+    assert_eq!(inserted, total, "each id stored exactly once");
+    assert_eq!(a.unread_count(&t, &u).await.unwrap(), total as u64);
+    // Reads of the even ids through both handles race with dismissals of every third id
+    // and with new inserts.
+    let reads = (0..total)
+        .step_by(2)
+        .flat_map(|i| [(a, i), (b, i)])
+        .map(|(s, i)| {
+            let (t, u) = (t.clone(), u.clone());
+            async move {
+                s.mark_read(&t, &u, &nid(&format!("n{i}"))).await.unwrap();
+            }
+        });
+    let dismissals = (0..total).step_by(3).map(|i| {
+        let (t, u, s) = (t.clone(), u.clone(), if i % 2 == 0 { b } else { a });
+        async move {
+            s.dismiss(&t, &u, &nid(&format!("n{i}"))).await.unwrap();
+        }
+    });
+    let more = (total..total + extra).map(|i| {
+        let n = notification(&t, &u, &format!("n{i}"));
+        let s = if i % 2 == 0 { a } else { b };
+        async move {
+            s.insert_notification(&n).await.unwrap();
+        }
+    });
+    futures::join!(join_all(reads), join_all(dismissals), join_all(more));
+    let still_unread = (0..total + extra)
+        .filter(|i| i % 2 == 1 && i % 3 != 0 || *i >= total)
+        .count() as u64;
+    assert_eq!(a.unread_count(&t, &u).await.unwrap(), still_unread);
+    assert_eq!(b.unread_count(&t, &u).await.unwrap(), still_unread);
+    let unread = b
+        .list(
+            &t,
+            &u,
+            &ListQuery {
+                limit: 100,
+                before: None,
+                status: Some(NotificationStatus::Unread),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(unread.items.len() as u64, still_unread);
 }

@@ -8,7 +8,9 @@
 
 pub mod conformance;
 pub mod instrumented;
+pub mod keys;
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 
