@@ -55,15 +55,16 @@ pub struct NodeParts {
 }
 
 impl Application {
-    /// Builds a node from configuration: embedded (in memory) without `REDIS_URL`.
+    /// Builds a node from configuration: embedded (in memory) without `REDIS_URL`, a
+    /// cluster node (Redis store and adapter) with it.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        if config.redis_url.is_some() {
-            anyhow::bail!("cluster mode (REDIS_URL) is not available in this build yet");
-        }
         let limits = StoreLimits {
             inbox_cap: config.inbox_cap,
             progress_log_cap: config.progress_log_cap,
         };
+        if let Some(url) = config.redis_url.clone() {
+            return Self::build_cluster(config, &url.0, limits).await;
+        }
         let parts = NodeParts {
             store: Arc::new(MemoryStore::new(limits)),
             peers: None,
@@ -71,6 +72,40 @@ impl Application {
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
         Self::assemble::<LocalAdapter>(config, io, layer, parts, |_init| async {}).await
+    }
+
+    /// A cluster node: store and Socket.IO adapter in Redis, stats from every node.
+    async fn build_cluster(config: Config, url: &str, limits: StoreLimits) -> anyhow::Result<Self> {
+        use crate::cluster::{self, Cluster};
+        let node = config.node_id();
+        let (cluster, adapter) = Cluster::connect(url, &node, limits).await?;
+        let parts = NodeParts {
+            store: cluster.store(),
+            peers: Some(cluster.peers()),
+        };
+        let (layer, io) = socket_io_builder(&config)
+            .with_adapter::<cluster::Adapter>(adapter)
+            .build_layer();
+        let stats_timeout = Duration::from_millis(config.stats_timeout_ms);
+        let init_error = Arc::new(std::sync::Mutex::new(None));
+        let slot = init_error.clone();
+        let app = Self::assemble::<cluster::Adapter>(
+            config,
+            io.clone(),
+            layer,
+            parts,
+            async move |init| {
+                if let Err(e) = init.await {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                }
+            },
+        )
+        .await?;
+        if let Some(e) = init_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            anyhow::bail!("cannot subscribe the Socket.IO adapter to Redis: {e}");
+        }
+        cluster.start(io, node, stats_timeout, app.shutdown.0.clone());
+        Ok(app)
     }
 
     /// Wires a node over any adapter. `init` receives the namespace's adapter initialisation

@@ -1,0 +1,191 @@
+//! The socketioxide-redis driver over a fred `SubscriberClient`, with the two things the
+//! stock `FredDriver` lacks: it re-subscribes after every reconnect, and it counts what it
+//! sends, receives and drops.
+//!
+//! Why not the stock driver: after Redis restarts, fred reconnects but the new connection
+//! has no subscriptions, and nothing restores them: every emit still returns `Ok` while no
+//! node receives anything. And when a per-channel buffer is full the stock driver drops the
+//! message with a log line only. This driver is the stock one (same channels, same sharded
+//! pub/sub, same wire format; the adapter protocol is socketioxide-redis's, untouched) plus
+//! a task on `reconnect_rx` that re-issues `SSUBSCRIBE` for every tracked shard channel,
+//! grouped by hash slot so it also works on a Redis Cluster, and counters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use fred::clients::SubscriberClient;
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::prelude::FredResult;
+use fred::types::Message;
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use tokio::sync::{broadcast, mpsc};
+
+use super::metrics;
+
+type HandlerMap = HashMap<String, mpsc::Sender<ChanItem>>;
+
+/// A fred error, as the adapter reports driver errors.
+#[derive(Debug)]
+pub struct DriverError(fred::error::Error);
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+impl From<fred::error::Error> for DriverError {
+    fn from(e: fred::error::Error) -> Self {
+        Self(e)
+    }
+}
+
+/// Shares its handlers and connection between clones, as the adapter requires.
+#[derive(Clone)]
+pub struct MeteredFredDriver {
+    handlers: Arc<RwLock<HandlerMap>>,
+    conn: SubscriberClient,
+}
+
+impl MeteredFredDriver {
+    /// Connects the subscriber and starts the dispatch and re-subscribe tasks.
+    pub async fn new(client: SubscriberClient) -> FredResult<Self> {
+        let handlers = Arc::new(RwLock::new(HashMap::new()));
+        tokio::spawn(dispatch(client.message_rx(), handlers.clone()));
+        let reconnects = client.reconnect_rx();
+        client.init().await?;
+        tokio::spawn(resubscribe_on_reconnect(client.clone(), reconnects));
+        Ok(Self {
+            handlers,
+            conn: client,
+        })
+    }
+
+    /// The subscriber connection (for shutdown and tests).
+    pub fn client(&self) -> &SubscriberClient {
+        &self.conn
+    }
+}
+
+/// Routes every pub/sub message to the adapter stream of its channel; counts drops.
+async fn dispatch(mut rx: broadcast::Receiver<Message>, handlers: Arc<RwLock<HandlerMap>>) {
+    loop {
+        match rx.recv().await {
+            Ok(msg) => {
+                let chan = msg.channel.to_string();
+                let Some(data) = msg.value.into_owned_bytes() else {
+                    continue;
+                };
+                metrics::adapter_message("in");
+                let tx = handlers
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&chan)
+                    .cloned();
+                match tx {
+                    Some(tx) => {
+                        if let Err(e) = tx.try_send((chan, data)) {
+                            metrics::adapter_dropped(1);
+                            tracing::warn!(error = %e, "adapter message dropped: channel buffer full");
+                        }
+                    }
+                    None => tracing::debug!(chan, "adapter message for a channel with no handler"),
+                }
+            }
+            // fred keeps the sender alive across reconnects; closed means the client is gone.
+            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                metrics::adapter_dropped(n);
+                tracing::warn!(
+                    dropped = n,
+                    "adapter messages dropped: pub/sub receiver lagged"
+                );
+            }
+        }
+    }
+}
+
+/// After every reconnect, subscribes again to every shard channel the adapter uses.
+async fn resubscribe_on_reconnect(
+    client: SubscriberClient,
+    mut reconnects: broadcast::Receiver<fred::types::config::Server>,
+) {
+    loop {
+        match reconnects.recv().await {
+            Ok(server) => {
+                metrics::redis_reconnect("pubsub");
+                match resubscribe(&client).await {
+                    Ok(n) => {
+                        metrics::resubscribed(true);
+                        tracing::info!(%server, channels = n, "redis reconnected: adapter channels re-subscribed");
+                    }
+                    Err(e) => {
+                        metrics::resubscribed(false);
+                        tracing::error!(%server, error = %e, "redis reconnected but re-subscribing failed; cross-node delivery is down until the next reconnect");
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// `SSUBSCRIBE` again to the tracked shard channels, one call per hash slot (a sharded
+/// subscribe may only name channels of one slot).
+pub async fn resubscribe(client: &SubscriberClient) -> FredResult<usize> {
+    let channels: Vec<String> = client
+        .tracked_shard_channels()
+        .into_iter()
+        .map(|c| c.to_string())
+        .collect();
+    let count = channels.len();
+    for (_, group) in fred::util::group_by_hash_slot(channels)? {
+        let group: Vec<String> = group
+            .into_iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        client.ssubscribe(group).await?;
+    }
+    Ok(count)
+}
+
+impl Driver for MeteredFredDriver {
+    type Error = DriverError;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
+        self.conn.spublish::<u16, _, _>(chan, val).await?;
+        metrics::adapter_message("out");
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, Self::Error> {
+        self.conn.ssubscribe(chan.as_str()).await?;
+        let (tx, rx) = mpsc::channel(size);
+        self.handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(chan, tx);
+        Ok(MessageStream::new(rx))
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
+        self.handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&chan);
+        self.conn.sunsubscribe(chan).await?;
+        Ok(())
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
+        let (_, num): (String, u16) = self.conn.pubsub_shardnumsub(chan).await?;
+        Ok(num)
+    }
+}

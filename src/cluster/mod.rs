@@ -1,0 +1,284 @@
+//! Cluster mode: what a node needs to share its sockets, rooms and state through Redis.
+//!
+//! [`Cluster::connect`] turns `REDIS_URL` into two fred clients (commands for the store
+//! and the node registry; a subscriber for the Socket.IO adapter), checks that the server
+//! can do sharded pub/sub (Redis ≥ 7), and hands back the adapter's state.
+//! [`Cluster::start`] runs the node's background work (stats heartbeat, store health,
+//! reconnect counting) until the node shuts down.
+//!
+//! URLs (fred's own parser): `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS, needs
+//! a fred TLS feature), `redis-cluster://host:port?node=host2:port2&node=…` for a Redis
+//! Cluster (any reachable master is enough; the rest are discovered), and
+//! `redis-sentinel://host:port/db?sentinelServiceName=…`. RESP3 is set here in code because
+//! fred ignores a `protocol=` parameter in the URL.
+
+pub mod driver;
+pub mod metrics;
+pub mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface};
+use fred::types::config::{
+    Config as FredConfig, ConnectionConfig, PerformanceConfig, ReconnectPolicy,
+};
+use fred::types::{InfoKind, RespVersion};
+use socketioxide::SocketIo;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use tokio_util::sync::CancellationToken;
+
+use crate::service::Gateway;
+use crate::store::redis::RedisStore;
+use crate::store::{Store, StoreLimits};
+
+pub use driver::MeteredFredDriver;
+pub use stats::RedisPeers;
+
+/// The Socket.IO adapter of a cluster node.
+pub type Adapter = CustomRedisAdapter<socketioxide::adapter::Emitter, MeteredFredDriver>;
+
+/// Every command fails after this long instead of waiting for a Redis that is gone; a
+/// timed-out command is never written later.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1_500);
+/// Time allowed to open a TCP connection (and TLS handshake) to Redis.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Reconnect backoff: exponential from 100 ms, capped at 1 s, never giving up.
+const RECONNECT_MIN_MS: u32 = 100;
+const RECONNECT_MAX_MS: u32 = 1_000;
+/// Messages buffered per adapter channel between the Redis connection and the adapter.
+/// Past it, messages are dropped and counted (`lms_adapter_dropped_total`).
+pub const ADAPTER_STREAM_BUFFER: usize = 8_192;
+/// Messages buffered between the subscriber connection and the dispatcher; a lag past it
+/// is counted as dropped.
+const PUBSUB_BROADCAST_CAPACITY: usize = 8_192;
+/// Channel prefix of the adapter (`lms-request#/#`, ...).
+const ADAPTER_PREFIX: &str = "lms";
+/// How long the adapter waits for other nodes' answers (fetch sockets, acks).
+const ADAPTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Oldest server version with sharded pub/sub (SSUBSCRIBE/SPUBLISH).
+const MIN_REDIS_MAJOR: u32 = 7;
+
+/// fred settings for every client of a node: RESP3, bounded connect and command time,
+/// reconnect forever with a capped backoff, and no silent retry of a command whose
+/// connection broke (the store must never report as done what Redis may not have taken).
+pub fn client_config(
+    url: &str,
+) -> anyhow::Result<(
+    FredConfig,
+    PerformanceConfig,
+    ConnectionConfig,
+    ReconnectPolicy,
+)> {
+    let mut config = FredConfig::from_url(url)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
+    config.version = RespVersion::RESP3;
+    config.fail_fast = true;
+    let perf = PerformanceConfig {
+        default_command_timeout: COMMAND_TIMEOUT,
+        broadcast_channel_capacity: PUBSUB_BROADCAST_CAPACITY,
+        ..Default::default()
+    };
+    let connection = ConnectionConfig {
+        connection_timeout: CONNECT_TIMEOUT,
+        internal_command_timeout: CONNECT_TIMEOUT,
+        max_command_attempts: 1,
+        ..Default::default()
+    };
+    let policy = ReconnectPolicy::new_exponential(0, RECONNECT_MIN_MS, RECONNECT_MAX_MS, 2);
+    Ok((config, perf, connection, policy))
+}
+
+/// The URL without credentials, for messages.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => "<unparseable>".into(),
+    }
+}
+
+/// `redis_version` from `INFO server`, as (major, full string).
+fn server_version(info: &str) -> Option<(u32, String)> {
+    let v = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("redis_version:"))?
+        .trim()
+        .to_owned();
+    let major = v.split('.').next()?.parse().ok()?;
+    Some((major, v))
+}
+
+/// Refuses a server without sharded pub/sub, with a message an operator can act on.
+fn check_version(info: &str) -> anyhow::Result<()> {
+    let Some((major, full)) = server_version(info) else {
+        anyhow::bail!("could not read redis_version from INFO server; Redis ≥ 7.0 is required");
+    };
+    if major < MIN_REDIS_MAJOR {
+        anyhow::bail!(
+            "Redis {full} is too old: cluster mode needs Redis ≥ 7.0 (the Socket.IO adapter uses sharded pub/sub, SSUBSCRIBE/SPUBLISH); upgrade Redis or unset REDIS_URL"
+        );
+    }
+    Ok(())
+}
+
+/// A node's connections to Redis.
+pub struct Cluster {
+    client: Client,
+    subscriber: SubscriberClient,
+    store: Arc<RedisStore>,
+    peers: Arc<RedisPeers>,
+}
+
+impl Cluster {
+    /// Connects both clients, checks the server version and builds the adapter state.
+    pub async fn connect(
+        url: &str,
+        node: &str,
+        limits: StoreLimits,
+    ) -> anyhow::Result<(Self, RedisAdapterCtr<MeteredFredDriver>)> {
+        let shown = redacted(url);
+        let (config, perf, connection, policy) = client_config(url)?;
+        let client = Client::new(
+            config.clone(),
+            Some(perf.clone()),
+            Some(connection.clone()),
+            Some(policy.clone()),
+        );
+        client
+            .init()
+            .await
+            .with_context(|| format!("cannot connect to Redis at {shown}"))?;
+        let info: String = client
+            .info(Some(InfoKind::Server))
+            .await
+            .with_context(|| format!("cannot read the server version of Redis at {shown}"))?;
+        check_version(&info)?;
+
+        let subscriber = SubscriberClient::new(config, Some(perf), Some(connection), Some(policy));
+        let driver = MeteredFredDriver::new(subscriber.clone())
+            .await
+            .with_context(|| format!("cannot open the pub/sub connection to Redis at {shown}"))?;
+        let adapter_config = RedisAdapterConfig::new()
+            .with_prefix(ADAPTER_PREFIX)
+            .with_stream_buffer(ADAPTER_STREAM_BUFFER)
+            .with_request_timeout(ADAPTER_REQUEST_TIMEOUT);
+        let ctr = RedisAdapterCtr::new_with_driver(driver, adapter_config);
+        tracing::info!(redis = %shown, node, "connected to Redis (RESP3, sharded pub/sub)");
+
+        let store = Arc::new(RedisStore::new(client.clone(), limits));
+        let peers = Arc::new(RedisPeers::new(client.clone(), node.to_owned()));
+        Ok((
+            Self {
+                client,
+                subscriber,
+                store,
+                peers,
+            },
+            ctr,
+        ))
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    pub fn peers(&self) -> Arc<RedisPeers> {
+        self.peers.clone()
+    }
+
+    /// Runs the node's background work until `stop` fires: the stats heartbeat, the
+    /// `lms_store_up` gauge, reconnect counting. On stop the node leaves the registry at
+    /// once and closes its Redis connections once its sockets are closed.
+    pub fn start(
+        self,
+        io: SocketIo<Adapter>,
+        node: String,
+        stats_timeout: Duration,
+        stop: CancellationToken,
+    ) {
+        metrics::describe();
+        let mut reconnects = self.client.reconnect_rx();
+        let counting = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = counting.cancelled() => return,
+                    r = reconnects.recv() => match r {
+                        Ok(server) => {
+                            metrics::redis_reconnect("store");
+                            tracing::info!(%server, "redis reconnected (store client)");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+
+        // A gateway over the same sockets, used only for this node's local stats.
+        let local = Gateway::new(io, self.store(), node, None, stats_timeout);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(stats::HEARTBEAT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let up = self.store.ping().await.is_ok();
+                crate::metrics::store_up(up);
+                if up && let Err(e) = self.peers.heartbeat(&local.local_stats()).await {
+                    tracing::debug!(error = %e, "stats heartbeat not written");
+                }
+            }
+            if let Err(e) = self.peers.deregister().await {
+                tracing::warn!(error = %e, "could not remove this node from the stats registry; it expires in a few seconds");
+            }
+            // Give the sockets time to be told and closed (the adapter unsubscribes then).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = self.subscriber.quit().await;
+            let _ = self.client.quit().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_check_refuses_redis_6_with_a_clear_message() {
+        let err = check_version("# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone\r\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("6.2.14") && err.contains("≥ 7.0"), "{err}");
+        assert!(check_version("redis_version:7.0.15\r\n").is_ok());
+        assert!(check_version("redis_version:8.0.2\r\n").is_ok());
+        assert!(check_version("nothing here").is_err());
+    }
+
+    #[test]
+    fn credentials_never_show_in_messages() {
+        assert_eq!(
+            redacted("redis://user:secret@redis.internal:6380/0"),
+            "redis://redis.internal:6380/0"
+        );
+        assert_eq!(redacted("redis://localhost:6379"), "redis://localhost:6379");
+    }
+
+    #[test]
+    fn resp3_and_a_command_timeout_are_set_in_code() {
+        let (config, perf, connection, _) =
+            client_config("redis://127.0.0.1:6379?protocol=resp2").unwrap();
+        assert_eq!(config.version, RespVersion::RESP3);
+        assert_eq!(perf.default_command_timeout, COMMAND_TIMEOUT);
+        assert_eq!(connection.max_command_attempts, 1);
+        let (cluster, ..) = client_config("redis-cluster://127.0.0.1:7000").unwrap();
+        assert!(cluster.server.is_clustered());
+    }
+}
