@@ -1,0 +1,249 @@
+//! Real Redis for the cluster tests: each test starts its own `redis-server` (or a 3-master
+//! Redis Cluster) on free ports, can stop and restart it on the same port, and kills it on
+//! drop. Never the machine's shared 6379, never a fake.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lms_realtime::Config;
+
+use crate::helpers::{TestNode, spawn_node_with};
+
+/// How long to wait for something that should happen "within seconds".
+pub const SOON: Duration = Duration::from_secs(20);
+
+/// Ports other engineers' tests use; never ours.
+fn reserved(port: u16) -> bool {
+    port == 6379 || (6400..=6419).contains(&port)
+}
+
+fn bindable(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A free port (and, for a cluster node, its bus port +10000 free too).
+pub fn free_port(with_bus: bool) -> u16 {
+    for _ in 0..1_000 {
+        let port = if with_bus {
+            20_000 + fastrand::u16(..25_000)
+        } else {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+            l.local_addr().unwrap().port()
+        };
+        if reserved(port) || !bindable(port) || (with_bus && !bindable(port + 10_000)) {
+            continue;
+        }
+        return port;
+    }
+    panic!("no free port found");
+}
+
+/// Sends one inline command and returns the raw reply, or None if nothing answers.
+fn raw(port: u16, cmd: &str) -> Option<String> {
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+            .ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One `redis-server` process on a fixed port, restartable.
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self::start_with(free_port(false), vec![])
+    }
+
+    /// A server that persists every acknowledged write (AOF, fsync always), so a killed
+    /// and restarted server still holds what it acknowledged.
+    pub fn start_persistent() -> Self {
+        let extra = ["--appendonly", "yes", "--appendfsync", "always"];
+        Self::start_with(free_port(false), extra.map(String::from).to_vec())
+    }
+
+    fn start_with(port: u16, extra: Vec<String>) -> Self {
+        let mut server = Self {
+            port,
+            dir: tempfile::tempdir().expect("temp dir"),
+            extra,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process again on the same port (after [`Self::stop`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &self.dir.path().display().to_string()])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (apt-get install redis-server)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || raw(port, "PING").is_some_and(|r| r.starts_with("+PONG")),
+        );
+    }
+
+    /// Kills the process (like a crash: no save, connections cut).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let port = self.port;
+        wait_until("redis-server to stop", Duration::from_secs(10), || {
+            raw(port, "PING").is_none()
+        });
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A local Redis Cluster of three masters, no replicas.
+pub struct RedisCluster {
+    pub masters: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let masters: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let port = free_port(true);
+                RedisServer::start_with(
+                    port,
+                    vec![
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-config-file".into(),
+                        format!("nodes-{port}.conf"),
+                        "--cluster-node-timeout".into(),
+                        "2000".into(),
+                    ],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = masters
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .current_dir(masters[0].dir())
+            .output()
+            .expect("redis-cli on PATH");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for m in &masters {
+            let port = m.port;
+            wait_until("the cluster to be ok", Duration::from_secs(30), || {
+                raw(port, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok"))
+            });
+        }
+        Self { masters }
+    }
+
+    /// The URL scheme fred reads as a cluster: one seed node, the others as `node=`.
+    pub fn url(&self) -> String {
+        let first = self.masters[0].port;
+        let others: Vec<String> = self.masters[1..]
+            .iter()
+            .map(|m| format!("node=127.0.0.1:{}", m.port))
+            .collect();
+        format!("redis-cluster://127.0.0.1:{first}?{}", others.join("&"))
+    }
+}
+
+/// Starts one gateway node of a cluster.
+pub async fn spawn_cluster_node(url: &str, node_id: &str) -> TestNode {
+    let (url, id) = (url.to_owned(), node_id.to_owned());
+    spawn_node_with(move |c: &mut Config| {
+        c.redis_url = Some(lms_realtime::config::Secret(url));
+        c.node_id = Some(id);
+    })
+    .await
+}
+
+/// Starts `n` nodes against the same Redis, named `node-1`..`node-n` plus a test prefix
+/// so concurrent tests never share a registry entry.
+pub async fn spawn_cluster(url: &str, n: usize) -> Vec<TestNode> {
+    let prefix = format!("n{}", fastrand::u32(..));
+    let mut nodes = Vec::with_capacity(n);
+    for i in 1..=n {
+        nodes.push(spawn_cluster_node(url, &format!("{prefix}-{i}")).await);
+    }
+    nodes
+}
+
+/// Polls `check` until it returns true or [`SOON`] passes.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(start.elapsed() < SOON, "not within {SOON:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A fresh tenant id, so tests that share a Redis never meet.
+pub fn tenant() -> String {
+    format!("t{}", fastrand::u64(..))
+}
