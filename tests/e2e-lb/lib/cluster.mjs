@@ -9,7 +9,7 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync, readFileSync, chmodSync, existsSync, openSync } from "node:fs";
+import { mkdtempSync, writeFileSync, readFileSync, chmodSync, existsSync, openSync, rmSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -305,5 +305,7 @@ http {
     await Promise.all(this.nodes.map((n) => this.kill(n.id, "SIGTERM", 5000)));
     await this.kill("redis", "SIGTERM", 3000);
     for (const name of [...this.children.keys()]) await this.kill(name, "SIGKILL");
+    // Logs, nginx's access log and configs stay for inspection with LMS_E2E_KEEP=1.
+    if (!process.env.LMS_E2E_KEEP) rmSync(this.dir, { recursive: true, force: true });
   }
 }
