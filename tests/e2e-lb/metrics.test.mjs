@@ -139,7 +139,9 @@ describe("every metric used by the dashboard and the alerts is exported", { skip
     });
     // Cross-node broadcast: adapter out on node1, in on node2.
     await step("POST broadcast", async () => ok(await http("POST", `${n1.url}/api/v1/tenants/${TENANT}/broadcast`, { token: svc, body: { title: "b", message: "all" } })));
-    await step("GET stats", async () => ok(await http("GET", `${n2.url}/api/v1/stats`, { token: svc })));
+    // Cluster-wide stats span tenants: a super_admin token (allowed by PROTOCOL 5 in any case).
+    const admin0 = signJwt({ sub: "ops", role: "super_admin" });
+    await step("GET stats", async () => ok(await http("GET", `${n2.url}/api/v1/stats`, { token: admin0 })));
     await step("GET unread", async () => ok(await http("GET", `${n1.url}/api/v1/tenants/${TENANT}/users/s1/unread`, { token: svc })));
 
     // Client events: ok outcomes and error outcomes (security events).
