@@ -375,6 +375,37 @@ async fn stats_sum_over_the_nodes_and_name_them() {
         .collect();
     per_node.sort();
     assert_eq!(per_node, [1, 2, 3]);
+
+    // A node that dies without deregistering (a crash: its heartbeats just stop) leaves
+    // the stats when its last heartbeat expires.
+    let (config, perf, connection, policy) = cluster::client_config(&redis.url()).unwrap();
+    let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
+    client.init().await.unwrap();
+    let ghost = cluster::RedisPeers::new(client, "crashed-node".into());
+    let mut ghost_stats = nodes[0].get("/stats", &super_token()).await.1["nodes"][0].clone();
+    ghost_stats["node"] = json!("crashed-node");
+    ghost
+        .heartbeat(&serde_json::from_value(ghost_stats).unwrap())
+        .await
+        .unwrap();
+    let names = |stats: &Value| -> Vec<String> {
+        stats["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, stats) = nodes[0].get("/stats", &super_token()).await;
+    assert!(
+        names(&stats).contains(&"crashed-node".to_owned()),
+        "{stats}"
+    );
+    eventually("a crashed node's heartbeat expires", || async {
+        let (_, stats) = nodes[0].get("/stats", &super_token()).await;
+        names(&stats).len() == 3 && !names(&stats).contains(&"crashed-node".to_owned())
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------- faults
@@ -469,6 +500,53 @@ async fn while_redis_is_down_writes_fail_with_503_and_after_its_restart_everythi
         .wait_for("course:updated", |u| u["changes"]["marker"] == "back")
         .await;
     assert!(on_one.inbox.all("close").is_empty() && on_two.inbox.all("close").is_empty());
+    // The recovery shows in the node's metrics.
+    let (_, metrics) = send(nodes[0].http.get(format!("{}/metrics", nodes[0].url()))).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    for series in [
+        "lms_adapter_resubscribes_total{outcome=\"ok\"}",
+        "lms_redis_reconnects_total{client=\"pubsub\"}",
+        "lms_redis_reconnects_total{client=\"store\"}",
+        "lms_adapter_messages_total{direction=\"in\"}",
+        "lms_adapter_messages_total{direction=\"out\"}",
+    ] {
+        assert!(counter(&metrics, series) >= 1.0, "{series} in\n{metrics}");
+    }
+}
+
+/// The value of one series in Prometheus text output (0 when absent).
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_node_refuses_to_start_without_redis_and_says_why() {
+    let port = free_port(false);
+    let mut config = lms_realtime::Config::for_tests(SECRET);
+    config.redis_url = Some(lms_realtime::config::Secret(format!(
+        "redis://user:hunter2@127.0.0.1:{port}"
+    )));
+    let started = tokio::time::timeout(
+        Duration::from_secs(30),
+        lms_realtime::Application::build(config),
+    )
+    .await
+    .expect("fails in bounded time");
+    let err = format!("{:#}", started.err().expect("no Redis, no node"));
+    assert!(
+        err.contains(&format!(
+            "cannot connect to Redis at redis://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the password must not leak: {err}"
+    );
 }
 
 #[tokio::test]

@@ -54,8 +54,9 @@ impl MeteredFredDriver {
     pub async fn new(client: SubscriberClient) -> FredResult<Self> {
         let handlers = Arc::new(RwLock::new(HashMap::new()));
         tokio::spawn(dispatch(client.message_rx(), handlers.clone()));
-        let reconnects = client.reconnect_rx();
         client.init().await?;
+        // Subscribed after the first connection, so only real reconnects are seen.
+        let reconnects = client.reconnect_rx();
         tokio::spawn(resubscribe_on_reconnect(client.clone(), reconnects));
         Ok(Self {
             handlers,

@@ -6,11 +6,12 @@
 //! [`Cluster::start`] runs the node's background work (stats heartbeat, store health,
 //! reconnect counting) until the node shuts down.
 //!
-//! URLs (fred's own parser): `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS, needs
-//! a fred TLS feature), `redis-cluster://host:port?node=host2:port2&node=…` for a Redis
-//! Cluster (any reachable master is enough; the rest are discovered), and
-//! `redis-sentinel://host:port/db?sentinelServiceName=…`. RESP3 is set here in code because
-//! fred ignores a `protocol=` parameter in the URL.
+//! URLs (fred's own parser): `redis://[user:pass@]host:port[/db]`,
+//! `redis-cluster://host:port?node=host2:port2&node=…` for a Redis Cluster (one reachable
+//! master is enough; the rest are discovered), and `redis-sentinel://…` (parsed by fred,
+//! untested here). `rediss://` (TLS) is refused with a clear message: this build has no
+//! TLS feature of fred. RESP3 is set here in code because fred ignores a `protocol=`
+//! parameter in the URL.
 
 pub mod driver;
 pub mod metrics;
@@ -72,6 +73,11 @@ pub fn client_config(
     ConnectionConfig,
     ReconnectPolicy,
 )> {
+    if url.starts_with("rediss") || url.starts_with("valkeys") {
+        anyhow::bail!(
+            "REDIS_URL uses TLS (rediss://), but this build has no TLS support for Redis (fred feature enable-rustls); use redis:// on a private network or build with TLS"
+        );
+    }
     let mut config = FredConfig::from_url(url)
         .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
     config.version = RespVersion::RESP3;
@@ -280,5 +286,7 @@ mod tests {
         assert_eq!(connection.max_command_attempts, 1);
         let (cluster, ..) = client_config("redis-cluster://127.0.0.1:7000").unwrap();
         assert!(cluster.server.is_clustered());
+        let tls = client_config("rediss://h:6380").unwrap_err().to_string();
+        assert!(tls.contains("TLS"), "{tls}");
     }
 }
