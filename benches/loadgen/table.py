@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Turns the JSON result lines of benches/cluster.sh (one file per system and run) into the
+markdown table of docs/benchmarks.md: one row per measure, us beside the Node baseline, and the
+ratio Node / us (above 1: we use less, or are faster for latencies; for rates, below 1 means we
+went further). Runs that are missing or failed show as a dash, never as a number."""
+import glob
+import json
+import os
+import sys
+
+
+def load(out):
+    runs = {}
+    for path in glob.glob(os.path.join(out, "*.json")):
+        name = os.path.basename(path)[:-5]
+        sys_, _, run = name.partition("-")
+        try:
+            with open(path) as f:
+                lines = [l for l in f.read().splitlines() if l.strip()]
+            runs[(sys_, run)] = json.loads(lines[-1]) if lines else None
+        except (OSError, ValueError, IndexError):
+            runs[(sys_, run)] = None
+    return runs
+
+
+def get(d, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        v = f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return f"{v}{unit}"
+
+
+def ratio(us, node):
+    if us is None or node is None or not isinstance(us, (int, float)) or not isinstance(node, (int, float)) or us == 0:
+        return "–"
+    return f"{node / us:.2f}×"
+
+
+def rows_for(runs):
+    names = sorted({r for (_, r) in runs})
+    rows = []
+
+    def row(label, run, fn, unit=""):
+        if run not in names:
+            return
+        us, node = fn(runs.get(("us", run))), fn(runs.get(("node", run)))
+        rows.append((label, fmt(us, unit), fmt(node, unit), ratio(us, node)))
+
+    kb = lambda v: None if v is None else v / 1024
+    row("connect: server CPU per connect (ms)", "connect", lambda r: get(r, "connect", "cpu_ms_per_connect"))
+    row("connect: server RSS per idle connection (KB, nodes + Redis)", "connect", lambda r: kb(get(r, "connect", "rss_bytes_per_connection")))
+    row("connect: latency p50 (ms)", "connect", lambda r: get(r, "connect_latency", "p50_ms"))
+    row("connect: latency p99 (ms)", "connect", lambda r: get(r, "connect_latency", "p99_ms"))
+    row("connect: refused + failed", "connect", lambda r: r and get(r, "connections", "refused") + get(r, "connections", "failed"))
+    for run in sorted((n for n in names if n.startswith("fanout-")), key=lambda n: int(n.split("-")[1])):
+        rate = run.split("-")[1]
+        p = f"fanout {rate}/s"
+        row(f"{p}: broadcasts/s achieved", run, lambda r: get(r, "fanout", "broadcasts_per_s"))
+        row(f"{p}: deliveries/s", run, lambda r: get(r, "fanout", "deliveries_per_s"))
+        row(f"{p}: server CPU-s per 1M deliveries", run, lambda r: get(r, "fanout", "cpu_s_per_1m_deliveries"))
+        row(f"{p}: delivery latency p50 (ms)", run, lambda r: get(r, "streams", "broadcast", "latency", "p50_ms"))
+        row(f"{p}: delivery latency p99 (ms)", run, lambda r: get(r, "streams", "broadcast", "latency", "p99_ms"))
+        row(f"{p}: delivery latency max (ms)", run, lambda r: get(r, "streams", "broadcast", "latency", "max_ms"))
+        row(f"{p}: lost deliveries (of expected)", run, lambda r: r and f'{get(r, "streams", "broadcast", "lost")} / {get(r, "streams", "broadcast", "expected_deliveries")}')
+        row(f"{p}: load generator CPU-s per 1M deliveries", run, lambda r: r and get(r, "fanout", "cost", "loadgen_cpu_s") * 1e6 / max(1, get(r, "streams", "broadcast", "delivered") or 0))
+    row("notify: server CPU per stored + delivered notification (ms)", "notify", lambda r: get(r, "notify", "cpu_ms_per_notification"))
+    row("notify: latency POST → socket p50 (ms)", "notify", lambda r: get(r, "streams", "notify", "latency", "p50_ms"))
+    row("notify: latency POST → socket p99 (ms)", "notify", lambda r: get(r, "streams", "notify", "latency", "p99_ms"))
+    row("notify: lost (of expected)", "notify", lambda r: r and f'{get(r, "streams", "notify", "lost")} / {get(r, "streams", "notify", "expected_deliveries")}')
+    row("notify: unread mismatches (users checked)", "notify", lambda r: r and f'{get(r, "notify", "unread_check", "mismatches")} ({get(r, "notify", "unread_check", "users_checked")})')
+    row("churn: connects/s sustained", "churn", lambda r: get(r, "churn", "connects_per_s"))
+    row("churn: server CPU per connect incl. traffic (ms)", "churn", lambda r: get(r, "churn", "cost", "cpu_ms_per_connect_incl_traffic"))
+    row("churn: connect latency p99 (ms)", "churn", lambda r: get(r, "connect_latency", "p99_ms"))
+    row("churn: refused + failed connects", "churn", lambda r: r and get(r, "connections", "refused") + get(r, "connections", "failed"))
+    row("churn: lost on stable sockets (of expected)", "churn", lambda r: r and f'{get(r, "streams", "broadcast", "lost")} / {get(r, "streams", "broadcast", "expected_deliveries")}')
+    row("mixed: server CPU per operation (ms)", "mixed", lambda r: get(r, "mixed", "cost", "cpu_ms_per_operation"))
+    row("mixed: server RSS per connection (KB)", "mixed", lambda r: kb(get(r, "mixed", "ramp_cost", "rss_bytes_per_connection")))
+    row("mixed: progress ack p99 (ms)", "mixed", lambda r: get(r, "acks", "progress:content", "latency", "p99_ms"))
+    row("mixed: progress → instructor p99 (ms)", "mixed", lambda r: get(r, "streams", "progress", "latency", "p99_ms"))
+    row("mixed: lost deliveries, all streams", "mixed", lambda r: r and sum((s.get("lost") or 0) for s in (get(r, "streams") or {}).values()))
+    row("mixed: refused acks, all events", "mixed", lambda r: r and sum(sum(a.get("refused", {}).values()) for a in (get(r, "acks") or {}).values()))
+    for run in sorted(n for n in names if n.startswith("scale-")):
+        label = run.replace("scale-", "scaling ").replace("conn-", "connections=").replace("tenants-", "tenants=").replace("nodes-", "nodes=")
+        row(f"{label}: CPU-s per 1M deliveries", run, lambda r: get(r, "fanout", "cpu_s_per_1m_deliveries"))
+        row(f"{label}: delivery p99 (ms)", run, lambda r: get(r, "streams", "broadcast", "latency", "p99_ms"))
+        row(f"{label}: RSS per connection (KB)", run, lambda r: kb(get(r, "fanout", "rss_bytes_per_connection")))
+        row(f"{label}: CPU per connect (ms)", run, lambda r: get(r, "fanout", "ramp_cost", "cpu_ms_per_connect"))
+    return rows
+
+
+def main():
+    out = sys.argv[1]
+    runs = load(out)
+    print(f"Results from `{out}` (Node ÷ us: above 1 means we use less or answer faster)\n")
+    print("| measure | lms-realtime (us) | Node baseline | Node ÷ us |")
+    print("|---|---:|---:|---:|")
+    for label, us, node, r in rows_for(runs):
+        print(f"| {label} | {us} | {node} | {r} |")
+
+
+if __name__ == "__main__":
+    main()
