@@ -6,6 +6,7 @@
 //! envelope, so those rules hold for every event alike.
 
 mod admin;
+mod args;
 mod connect;
 mod courses;
 mod notifications;
@@ -23,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::extract::SocketRef;
 
 use crate::auth::{Claims, Verifier};
 use crate::error::{AppError, ErrorCode};
@@ -242,7 +243,7 @@ fn on<A, P, R, F, Fut>(
     let session = session.clone();
     s.on(
         event,
-        move |s: SocketRef<A>, TryData(data): TryData<serde_json::Value>, reply: Reply<A>| {
+        move |s: SocketRef<A>, args::FirstArg(arg): args::FirstArg, reply: Reply<A>| {
             let (ctx, session, handler) = (ctx.clone(), session.clone(), handler.clone());
             async move {
                 let start = Instant::now();
@@ -258,7 +259,7 @@ fn on<A, P, R, F, Fut>(
                     reply.send::<()>(event, &Err(err));
                     return;
                 }
-                let result = match payload_value(data).and_then(parse_payload::<P>) {
+                let result = match arg.and_then(parse_payload::<P>) {
                     Ok(payload) => handler(cx, payload).await,
                     Err(e) => {
                         tracing::info!(event, error = %e.message, "invalid payload");
@@ -274,19 +275,6 @@ fn on<A, P, R, F, Fut>(
             }
         },
     );
-}
-
-/// The event's first argument as JSON; a missing one counts as `{}`.
-fn payload_value(
-    data: Result<serde_json::Value, socketioxide::ParserError>,
-) -> Result<serde_json::Value, AppError> {
-    match data {
-        Ok(serde_json::Value::Null) => Ok(serde_json::Value::Object(Default::default())),
-        Ok(v) => Ok(v),
-        Err(e) => Err(AppError::invalid(format!(
-            "payload could not be decoded: {e}"
-        ))),
-    }
 }
 
 /// Applies the per-socket rate limit; disconnects a socket that keeps flooding.

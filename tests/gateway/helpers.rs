@@ -285,6 +285,15 @@ pub async fn refused(node: &TestNode, token: Option<&str>, how: TokenIn) -> Stri
 impl TestClient {
     /// Emits with an ack callback and returns the ack's first argument.
     pub async fn ack(&self, event: &str, payload: Value) -> Value {
+        self.ack_payload(event, Payload::Text(vec![payload])).await
+    }
+
+    /// Emits an event with no argument at all, only the ack callback.
+    pub async fn ack_without_payload(&self, event: &str) -> Value {
+        self.ack_payload(event, Payload::Text(vec![])).await
+    }
+
+    async fn ack_payload(&self, event: &str, payload: Payload) -> Value {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tx = Arc::new(Mutex::new(Some(tx)));
         self.client
