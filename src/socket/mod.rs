@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::{Event, SocketRef};
 
 use crate::auth::{Claims, Verifier};
 use crate::error::{AppError, ErrorCode};
@@ -170,111 +170,111 @@ impl<A: Adapter> EventCx<A> {
     }
 }
 
-/// Every client event of the contract (§3), with its handler.
+/// Installs the socket's one event entry point. A single fallback handler per socket (not
+/// one boxed handler per event name) keeps the per-connection footprint small; the table
+/// of events lives in [`dispatch`].
 fn register<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, session: &Arc<Session>) {
-    on(s, ctx, session, "notification:read", notifications::read);
-    on(
-        s,
-        ctx,
-        session,
-        "notification:read_all",
-        notifications::read_all,
-    );
-    on(
-        s,
-        ctx,
-        session,
-        "notification:dismiss",
-        notifications::dismiss,
-    );
-    on(s, ctx, session, "notification:count", notifications::count);
-    on(s, ctx, session, "notification:list", notifications::list);
-    on(s, ctx, session, "course:join", courses::join);
-    on(s, ctx, session, "course:leave", courses::leave);
-    on(s, ctx, session, "course:update", courses::update);
-    on(s, ctx, session, "progress:content", progress::content);
-    on(s, ctx, session, "progress:video", progress::video);
-    on(s, ctx, session, "admin:broadcast", admin::broadcast);
-    on(s, ctx, session, "admin:system_alert", admin::system_alert);
-    on(s, ctx, session, "auth:refresh", connect::refresh);
     let ctx = ctx.clone();
     let session = session.clone();
-    s.on_fallback(move |s: SocketRef<A>, reply: Reply<A>| {
-        let (ctx, session) = (ctx.clone(), session.clone());
-        async move {
-            let cx = EventCx {
-                socket: s,
-                session,
-                ctx,
-                event: "unknown",
-            };
-            if rate_limited(&cx) {
-                reply.send::<()>(
-                    "unknown",
-                    &Err(AppError::new(ErrorCode::RateLimited, "too many events")),
-                );
-                return;
-            }
-            metrics::event_handled(
-                "unknown",
-                ErrorCode::InvalidPayload.as_str(),
-                Duration::ZERO,
-            );
-            reply.send::<()>("unknown", &Err(AppError::invalid("unknown event")));
-        }
-    });
-}
-
-/// Registers one event: rate limit, parse, run, measure, answer.
-fn on<A, P, R, F, Fut>(
-    s: &SocketRef<A>,
-    ctx: &Arc<SocketCtx<A>>,
-    session: &Arc<Session>,
-    event: &'static str,
-    handler: F,
-) where
-    A: Adapter,
-    P: DeserializeOwned + Send + 'static,
-    R: Serialize + Send + 'static,
-    F: Fn(EventCx<A>, P) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, AppError>> + Send + 'static,
-{
-    let ctx = ctx.clone();
-    let session = session.clone();
-    s.on(
-        event,
-        move |s: SocketRef<A>, args::FirstArg(arg): args::FirstArg, reply: Reply<A>| {
-            let (ctx, session, handler) = (ctx.clone(), session.clone(), handler.clone());
+    s.on_fallback(
+        move |s: SocketRef<A>,
+              Event(name): Event,
+              args::FirstArg(arg): args::FirstArg,
+              reply: Reply<A>| {
+            let (ctx, session) = (ctx.clone(), session.clone());
             async move {
-                let start = Instant::now();
-                let cx = EventCx {
-                    socket: s,
-                    session,
-                    ctx,
-                    event,
-                };
-                if rate_limited(&cx) {
-                    let err = AppError::new(ErrorCode::RateLimited, "too many events; slow down");
-                    metrics::event_handled(event, err.code.as_str(), start.elapsed());
-                    reply.send::<()>(event, &Err(err));
-                    return;
-                }
-                let result = match arg.and_then(parse_payload::<P>) {
-                    Ok(payload) => handler(cx, payload).await,
-                    Err(e) => {
-                        tracing::info!(event, error = %e.message, "invalid payload");
-                        Err(e)
-                    }
-                };
-                let outcome = match &result {
-                    Ok(_) => "ok",
-                    Err(e) => e.code.as_str(),
-                };
-                metrics::event_handled(event, outcome, start.elapsed());
-                reply.send(event, &result);
+                dispatch(
+                    &name,
+                    Incoming {
+                        socket: s,
+                        session,
+                        ctx,
+                        arg,
+                        reply,
+                    },
+                )
+                .await
             }
         },
     );
+}
+
+/// Every client event of the contract (§3), with its handler.
+async fn dispatch<A: Adapter>(name: &str, i: Incoming<A>) {
+    match name {
+        "notification:read" => run("notification:read", i, notifications::read).await,
+        "notification:read_all" => run("notification:read_all", i, notifications::read_all).await,
+        "notification:dismiss" => run("notification:dismiss", i, notifications::dismiss).await,
+        "notification:count" => run("notification:count", i, notifications::count).await,
+        "notification:list" => run("notification:list", i, notifications::list).await,
+        "course:join" => run("course:join", i, courses::join).await,
+        "course:leave" => run("course:leave", i, courses::leave).await,
+        "course:update" => run("course:update", i, courses::update).await,
+        "progress:content" => run("progress:content", i, progress::content).await,
+        "progress:video" => run("progress:video", i, progress::video).await,
+        "admin:broadcast" => run("admin:broadcast", i, admin::broadcast).await,
+        "admin:system_alert" => run("admin:system_alert", i, admin::system_alert).await,
+        "auth:refresh" => run("auth:refresh", i, connect::refresh).await,
+        _ => run("unknown", i, unknown).await,
+    }
+}
+
+async fn unknown<A: Adapter>(_: EventCx<A>, _: serde_json::Value) -> Result<(), AppError> {
+    Err(AppError::invalid("unknown event"))
+}
+
+/// One incoming event, before it is routed.
+struct Incoming<A: Adapter> {
+    socket: SocketRef<A>,
+    session: Arc<Session>,
+    ctx: Arc<SocketCtx<A>>,
+    arg: Result<serde_json::Value, AppError>,
+    reply: Reply<A>,
+}
+
+/// Runs one handler under the rules every event shares: rate limit, parse, run, measure,
+/// answer.
+async fn run<A, P, R, F, Fut>(event: &'static str, i: Incoming<A>, handler: F)
+where
+    A: Adapter,
+    P: DeserializeOwned,
+    R: Serialize,
+    F: FnOnce(EventCx<A>, P) -> Fut,
+    Fut: Future<Output = Result<R, AppError>>,
+{
+    let start = Instant::now();
+    let Incoming {
+        socket,
+        session,
+        ctx,
+        arg,
+        reply,
+    } = i;
+    let cx = EventCx {
+        socket,
+        session,
+        ctx,
+        event,
+    };
+    if rate_limited(&cx) {
+        let err = AppError::new(ErrorCode::RateLimited, "too many events; slow down");
+        metrics::event_handled(event, err.code.as_str(), start.elapsed());
+        reply.send::<()>(event, &Err(err));
+        return;
+    }
+    let result = match arg.and_then(parse_payload::<P>) {
+        Ok(payload) => handler(cx, payload).await,
+        Err(e) => {
+            tracing::info!(event, error = %e.message, "invalid payload");
+            Err(e)
+        }
+    };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    };
+    metrics::event_handled(event, outcome, start.elapsed());
+    reply.send(event, &result);
 }
 
 /// Applies the per-socket rate limit; disconnects a socket that keeps flooding.
