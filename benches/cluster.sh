@@ -9,6 +9,7 @@
 #   benches/cluster.sh --scaling       # also: cost vs connections, tenants and nodes (3 sizes each)
 #   SYSTEMS=us benches/cluster.sh      # only one side (us | node | "us node")
 #   SKIP_BUILD=1 benches/cluster.sh    # use the release binaries already in $CARGO_TARGET_DIR
+#   SCENARIOS=0 benches/cluster.sh --scaling   # only the scaling runs
 #
 # Output: $OUT (default target/bench/<UTC time>/): one JSON line per run (<system>-<run>.json),
 # the nodes' logs, and results.md (the table). Everything listens on 127.0.0.1 only: gateway
@@ -23,7 +24,7 @@ for a in "$@"; do
   case "$a" in
     --quick) mode=quick ;;
     --scaling) scaling=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +61,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== building release binaries (target $target)" >&2
   (cd "$repo" && cargo build --release --bin lms-realtime --bin lms-loadgen >&2)
 fi
-gw=$target/release/lms-realtime
+gw=${GATEWAY_BIN:-$target/release/lms-realtime}
 lg=$target/release/lms-loadgen
 
 start_redis() { # port
@@ -155,10 +156,19 @@ scaling_runs() { # system
   done
 }
 
+machine() {
+  echo "date: $(date -u +%FT%TZ)"
+  echo "commit: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (work tree modified)')"
+  echo "cpus: $(nproc), $(lscpu | sed -n 's/^Model name: *//p')"
+  echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "versions: $(redis-server --version | cut -d' ' -f3), node $(node --version)"
+}
+machine >"$OUT/machine.txt"
 for sys in $SYSTEMS; do
   [ "$sys" = node ] && prepare_node
   start_system "$sys" 3
-  scenarios "$sys"
+  [ "${SCENARIOS:-1}" = 1 ] && scenarios "$sys"
   [ "$scaling" = 1 ] && scaling_runs "$sys"
   stop_system "$sys"
   if [ "$scaling" = 1 ]; then
@@ -171,6 +181,7 @@ for sys in $SYSTEMS; do
   fi
 done
 
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 python3 "$here/loadgen/table.py" "$OUT" >"$OUT/results.md"
 cat "$OUT/results.md"
 echo "results in $OUT" >&2

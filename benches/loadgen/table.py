@@ -83,7 +83,6 @@ def rows_for(runs):
     row("churn: refused + failed connects", "churn", lambda r: r and get(r, "connections", "refused") + get(r, "connections", "failed"))
     row("churn: lost on stable sockets (of expected)", "churn", lambda r: r and f'{get(r, "streams", "broadcast", "lost")} / {get(r, "streams", "broadcast", "expected_deliveries")}')
     row("mixed: server CPU per operation (ms)", "mixed", lambda r: get(r, "mixed", "cost", "cpu_ms_per_operation"))
-    row("mixed: server RSS per connection (KB)", "mixed", lambda r: kb(get(r, "mixed", "ramp_cost", "rss_bytes_per_connection")))
     row("mixed: progress ack p99 (ms)", "mixed", lambda r: get(r, "acks", "progress:content", "latency", "p99_ms"))
     row("mixed: progress → instructor p99 (ms)", "mixed", lambda r: get(r, "streams", "progress", "latency", "p99_ms"))
     row("mixed: lost deliveries, all streams", "mixed", lambda r: r and sum((s.get("lost") or 0) for s in (get(r, "streams") or {}).values()))
@@ -100,7 +99,12 @@ def rows_for(runs):
 def main():
     out = sys.argv[1]
     runs = load(out)
-    print(f"Results from `{out}` (Node ÷ us: above 1 means we use less or answer faster)\n")
+    try:
+        with open(os.path.join(out, "machine.txt")) as f:
+            print("```\n" + f.read().strip() + "\n```\n")
+    except OSError:
+        pass
+    print("Node ÷ us: above 1 means we use less or answer faster. Server CPU and RSS include Redis.\n")
     print("| measure | lms-realtime (us) | Node baseline | Node ÷ us |")
     print("|---|---:|---:|---:|")
     for label, us, node, r in rows_for(runs):
