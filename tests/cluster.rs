@@ -647,3 +647,42 @@ async fn on_a_redis_cluster_the_store_conforms_and_nodes_deliver_to_each_other()
     })
     .await;
 }
+
+#[tokio::test]
+async fn after_every_redis_cluster_master_restarts_nodes_deliver_to_each_other_again() {
+    let mut redis = RedisCluster::start();
+    let nodes = spawn_cluster(&redis.url(), 2).await;
+    let t = tenant();
+    let tab = connect(&nodes[1], &student(&t, "u1")).await;
+    assert_eq!(nodes[0].notify(&t, "u1", "before").await.0, 202);
+    tab.inbox
+        .wait_for("notification:new", has_id("before"))
+        .await;
+
+    redis.restart_all();
+    for node in &nodes {
+        eventually("/readyz recovers", || async { ready(node).await == 200 }).await;
+    }
+    let mut attempt = 0;
+    eventually("delivery across nodes resumes on the cluster", || {
+        attempt += 1;
+        let id = format!("after-{attempt}");
+        let (node, tab) = (&nodes[0], &tab);
+        let t = t.clone();
+        async move {
+            if node.notify(&t, "u1", &id).await.0 != 202 {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tab.inbox
+                .all("notification:new")
+                .iter()
+                .any(|n| n["id"] == id)
+        }
+    })
+    .await;
+    assert!(
+        tab.inbox.all("close").is_empty(),
+        "the socket stayed connected"
+    );
+}

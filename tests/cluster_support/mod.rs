@@ -186,13 +186,30 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        for m in &masters {
+        let cluster = Self { masters };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Kills every master and starts it again on the same port; each keeps its
+    /// `nodes.conf`, so the cluster re-forms with the same slots (and no data).
+    pub fn restart_all(&mut self) {
+        for m in &mut self.masters {
+            m.stop();
+        }
+        for m in &mut self.masters {
+            m.restart();
+        }
+        self.wait_ok();
+    }
+
+    fn wait_ok(&self) {
+        for m in &self.masters {
             let port = m.port;
             wait_until("the cluster to be ok", Duration::from_secs(30), || {
                 raw(port, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok"))
             });
         }
-        Self { masters }
     }
 
     /// The URL scheme fred reads as a cluster: one seed node, the others as `node=`.
