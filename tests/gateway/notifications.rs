@@ -40,6 +40,8 @@ async fn a_repeated_notification_id_is_stored_and_counted_once() {
         ok(&c.ack("notification:count", json!(null)).await)["unread"],
         1
     );
+    let no_argument = c.ack_without_payload("notification:count").await;
+    assert_eq!(ok(&no_argument)["unread"], 1);
     let (_, unread) = node
         .get("/tenants/t1/users/u1/unread", &service_token("t1"))
         .await;
