@@ -104,16 +104,36 @@ impl<A: Adapter> Gateway<A> {
         &self.inner.node_id
     }
 
-    /// Emits to rooms on every node; a failed emit is logged and counted, never silent.
+    /// Emits to rooms on every node, after a store write that already made the event
+    /// durable (the inbox); a failed emit is logged and counted, never silent.
     pub async fn emit_to<T: Serialize + ?Sized>(
         &self,
         rooms: Vec<String>,
         event: &'static str,
         data: &T,
     ) {
+        let _logged = self.emit_live(rooms, event, data).await;
+    }
+
+    /// Emits a live-only event to rooms on every node. `UNAVAILABLE` when it could not be
+    /// published to the cluster (the Redis adapter gives up on the whole emit, local
+    /// sockets included), so a caller is never told that a broadcast went out when it did
+    /// not. Sockets whose buffers are full are counted as drops, not failures.
+    pub async fn emit_live<T: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &'static str,
+        data: &T,
+    ) -> Result<(), AppError> {
         metrics::emitted(event);
-        if let Err(e) = self.inner.io.to(rooms).emit(event, data).await {
-            report_broadcast_error(event, &e);
+        let op = if rooms.is_empty() {
+            self.inner.io.broadcast()
+        } else {
+            self.inner.io.to(rooms)
+        };
+        match op.emit(event, data).await {
+            Ok(()) => Ok(()),
+            Err(e) => report_broadcast_error(event, &e),
         }
     }
 
@@ -169,12 +189,12 @@ impl<A: Adapter> Gateway<A> {
                 .map(|m| m.user_id)
                 .collect(),
             Recipients::Role(role) => {
-                self.emit_to(
+                self.emit_live(
                     vec![rooms::tenant_role(tenant, role)],
                     events::NOTIFICATION_NEW,
                     &template,
                 )
-                .await;
+                .await?;
                 return Ok(SendNotificationResponse { id, recipients: 0 });
             }
         };
@@ -273,8 +293,8 @@ impl<A: Adapter> Gateway<A> {
             data: req.data,
             created_at: now_rfc3339(),
         };
-        self.emit_to(vec![rooms::tenant(tenant)], events::NOTIFICATION_NEW, &n)
-            .await;
+        self.emit_live(vec![rooms::tenant(tenant)], events::NOTIFICATION_NEW, &n)
+            .await?;
         Ok(n)
     }
 
@@ -290,10 +310,7 @@ impl<A: Adapter> Gateway<A> {
             priority: req.priority.unwrap_or(Priority::High),
             at: now_rfc3339(),
         };
-        metrics::emitted(events::SYSTEM_ALERT);
-        if let Err(e) = self.inner.io.emit(events::SYSTEM_ALERT, &alert).await {
-            report_broadcast_error(events::SYSTEM_ALERT, &e);
-        }
+        self.emit_live(vec![], events::SYSTEM_ALERT, &alert).await?;
         Ok(alert)
     }
 
@@ -438,8 +455,8 @@ impl<A: Adapter> Gateway<A> {
             changes,
             updated_by,
         };
-        self.emit_to(vec![rooms::course(t, c)], events::COURSE_UPDATED, &event)
-            .await;
+        self.emit_live(vec![rooms::course(t, c)], events::COURSE_UPDATED, &event)
+            .await?;
         Ok(event)
     }
 
@@ -531,7 +548,11 @@ pub fn new_notification_id() -> NotificationId {
     NotificationId::parse(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
 }
 
-fn report_broadcast_error(event: &'static str, e: &socketioxide::BroadcastError) {
+/// Counts and logs a failed emit; only a failure to publish at all is an error.
+fn report_broadcast_error(
+    event: &'static str,
+    e: &socketioxide::BroadcastError,
+) -> Result<(), AppError> {
     match e {
         socketioxide::BroadcastError::Socket(errors) => {
             for _ in errors {
@@ -542,8 +563,15 @@ fn report_broadcast_error(event: &'static str, e: &socketioxide::BroadcastError)
                 dropped = errors.len(),
                 "emit dropped for sockets whose buffer is full or closed"
             );
+            Ok(())
         }
-        other => tracing::error!(event, error = %other, "broadcast failed"),
+        other => {
+            tracing::error!(event, error = %other, "broadcast failed");
+            Err(AppError::new(
+                crate::error::ErrorCode::Unavailable,
+                "the event could not be published to the cluster; retry later",
+            ))
+        }
     }
 }
 

@@ -112,11 +112,16 @@ async fn authenticate<A: Adapter>(
     };
     s.join(rooms);
     let limits = &ctx.limits;
-    s.extensions.insert(Arc::new(Session::new(
+    let session = Arc::new(Session::new(
         claims,
         limits.event_rate_per_sec,
         limits.event_burst,
-    )));
+    ));
+    // Events must have a handler the moment the client sees CONNECT: socketioxide runs
+    // the connect handler in a task of its own after sending CONNECT, so registering there
+    // would drop an event emitted right at `connect`.
+    register(&s, &ctx, &session);
+    s.extensions.insert(session);
     Ok(())
 }
 
@@ -164,7 +169,6 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         transport = ?s.transport_type(),
         "socket connected"
     );
-    register(&s, &ctx, &session);
     watch_expiry(&s, &ctx, &session);
 
     let ctx = ctx.clone();
