@@ -438,6 +438,20 @@ async fn while_redis_is_down_writes_fail_with_503_and_after_its_restart_everythi
         )
         .await;
     assert_eq!(status, 503, "{body}");
+    // A live-only broadcast that cannot be published is not reported as sent.
+    let (status, body) = nodes[0]
+        .post(
+            &format!("/tenants/{t}/broadcast"),
+            &service_token(&t),
+            json!({ "title": "x", "message": "y" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("UNAVAILABLE")),
+        "{body}"
+    );
+    assert_eq!(course_event(&nodes[1], &t, "c1", "during").await, 503);
     for tab in [&on_one, &on_two] {
         assert_eq!(
             code(&tab.ack("notification:count", json!({})).await),
