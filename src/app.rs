@@ -161,7 +161,7 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        tracing::info!(node, addr = %listener.local_addr()?, cluster = false, "gateway listening");
+        tracing::info!(node, addr = %listener.local_addr()?, cluster = config.redis_url.is_some(), "gateway listening");
         let close_io = io.clone();
         let close_sockets = Box::new(move || -> BoxFuture<'static, ()> {
             Box::pin(async move {
