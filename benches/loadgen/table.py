@@ -91,7 +91,9 @@ def rows_for(runs):
         label = run.replace("scale-", "scaling ").replace("conn-", "connections=").replace("tenants-", "tenants=").replace("nodes-", "nodes=")
         row(f"{label}: CPU-s per 1M deliveries", run, lambda r: get(r, "fanout", "cpu_s_per_1m_deliveries"))
         row(f"{label}: delivery p99 (ms)", run, lambda r: get(r, "streams", "broadcast", "latency", "p99_ms"))
-        row(f"{label}: RSS per connection (KB)", run, lambda r: kb(get(r, "fanout", "rss_bytes_per_connection")))
+        if run.startswith("scale-nodes-"):  # fresh nodes only: warm ones reuse freed memory
+            row(f"{label}: RSS per connection (KB)", run, lambda r: kb(get(r, "fanout", "rss_bytes_per_connection")))
+        row(f"{label}: deliveries/s achieved", run, lambda r: get(r, "fanout", "deliveries_per_s"))
         row(f"{label}: CPU per connect (ms)", run, lambda r: get(r, "fanout", "ramp_cost", "cpu_ms_per_connect"))
     return rows
 
