@@ -8,7 +8,7 @@ use crate::error::AppError;
 use crate::metrics;
 use crate::rooms;
 use crate::service::events;
-use crate::store::{ListQuery, StatusChange};
+use crate::store::ListQuery;
 use crate::types::*;
 
 /// Largest page of `notification:list`.
@@ -39,26 +39,29 @@ async fn sync<A: Adapter>(
 }
 
 pub async fn read<A: Adapter>(cx: EventCx<A>, p: ReadPayload) -> Result<UnreadCount, AppError> {
-    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
-    let (t, u) = (cx.tenant()?.clone(), cx.claims().sub.clone());
-    let (change, event): (StatusChange, _) = match p.status {
-        None | Some(NotificationStatus::Read) => (
-            cx.gateway().mark_read(&t, &u, &p.notification_id).await?,
-            events::NOTIFICATION_READ,
-        ),
-        Some(NotificationStatus::Dismissed) => (
-            cx.gateway().dismiss(&t, &u, &p.notification_id).await?,
-            events::NOTIFICATION_DISMISSED,
-        ),
+    match p.status {
+        None | Some(NotificationStatus::Read) => {}
+        // `status: DISMISSED` is a dismissal, with the same effects as notification:dismiss.
+        Some(NotificationStatus::Dismissed) => {
+            let p = DismissPayload {
+                notification_id: p.notification_id,
+                tenant_id: p.tenant_id,
+                user_id: p.user_id,
+            };
+            return dismiss(cx, p).await;
+        }
         Some(NotificationStatus::Unread) => {
             return Err(AppError::invalid("status: only READ or DISMISSED"));
         }
-    };
+    }
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    let (t, u) = (cx.tenant()?, &cx.claims().sub);
+    let change = cx.gateway().mark_read(t, u, &p.notification_id).await?;
     if change.changed {
         let body = NotificationRef {
             notification_id: p.notification_id,
         };
-        sync(&cx, Some((event, body)), change.unread).await?;
+        sync(&cx, Some((events::NOTIFICATION_READ, body)), change.unread).await?;
     }
     Ok(UnreadCount {
         unread: change.unread,

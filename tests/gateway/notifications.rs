@@ -125,6 +125,35 @@ async fn dismissing_leaves_unread_and_tells_every_socket() {
 }
 
 #[tokio::test]
+async fn reading_with_status_dismissed_is_a_dismissal_for_every_socket() {
+    let node = spawn_node().await;
+    let t = token("u1", Some("t1"), Role::Student);
+    let (a, b) = (connect(&node, &t).await, connect(&node, &t).await);
+    node.notify("t1", "u1", "n1").await;
+    a.inbox.next("notification:new").await;
+    let ack = a
+        .ack(
+            "notification:read",
+            json!({ "notificationId": "n1", "status": "DISMISSED" }),
+        )
+        .await;
+    assert_eq!(ok(&ack)["unread"], 0);
+    for c in [&a, &b] {
+        assert_eq!(
+            c.inbox.next("notification:dismissed").await,
+            json!({ "notificationId": "n1" })
+        );
+    }
+    let unread = a
+        .ack(
+            "notification:read",
+            json!({ "notificationId": "n1", "status": "UNREAD" }),
+        )
+        .await;
+    assert_eq!(code(&unread), "INVALID_PAYLOAD");
+}
+
+#[tokio::test]
 async fn the_inbox_lists_newest_first_in_pages() {
     let node = spawn_node().await;
     let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;

@@ -1,7 +1,6 @@
 // A client may emit from its `connect` callback, as socket.io-client users commonly do
 // (`socket.on("connect", () => socket.emit("course:join", id, ack))`): the gateway must
-// answer that first event. The other tests give every new socket a short settle time
-// (E2E_CONNECT_SETTLE_MS) so that they do not depend on this; this test does not.
+// answer that first event, every time.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -145,12 +145,11 @@ export class Conn {
 }
 
 /**
- * Time given to a freshly connected socket before a test emits on it. The gateway registers
- * its event handlers in a spawned connect task, after socket.io has already sent CONNECT, so
- * an event emitted at once is occasionally dropped with no ack (see connect-race.test.ts,
- * which checks exactly that). Set E2E_CONNECT_SETTLE_MS=0 to run every test without it.
+ * Time given to a freshly connected socket before a test emits on it. None by default: the
+ * gateway registers its event handlers before it sends CONNECT (connect-race.test.ts checks
+ * exactly that). E2E_CONNECT_SETTLE_MS adds a pause, to tell a regression from a test bug.
  */
-const CONNECT_SETTLE_MS = Number(process.env.E2E_CONNECT_SETTLE_MS ?? 50);
+const CONNECT_SETTLE_MS = Number(process.env.E2E_CONNECT_SETTLE_MS ?? 0);
 
 /** Opens sockets and closes every one of them after each test. */
 export class Clients {
