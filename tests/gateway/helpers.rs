@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 pub const SECRET: &str = "integration-secret";
-pub const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure something did NOT arrive.
 pub const QUIET: Duration = Duration::from_millis(400);
 
