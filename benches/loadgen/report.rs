@@ -126,6 +126,7 @@ pub fn cost_json(c: &Cost, units: &[(&str, f64, f64)]) -> Value {
         m.insert("missing_pids".into(), json!(c.missing_pids));
     }
     m.insert("loadgen_cpu_s".into(), json!(c.loadgen_cpu_s));
+    m.insert("loadgen_rss_bytes".into(), json!(c.loadgen_rss_bytes));
     for (name, numerator, denominator) in units {
         m.insert((*name).into(), json!(per(*numerator, *denominator)));
     }

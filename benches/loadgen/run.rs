@@ -190,6 +190,8 @@ pub struct Cost {
     /// This process's CPU seconds in the phase: when it nears the core count × wall time, the
     /// load generator, not the server, is the limit.
     pub loadgen_cpu_s: f64,
+    /// This process's RSS at the end of the phase.
+    pub loadgen_rss_bytes: u64,
 }
 
 impl Meter {
@@ -220,6 +222,7 @@ impl Meter {
             per_pid,
             missing_pids: after.missing,
             loadgen_cpu_s: procfs::self_cpu_s() - self.self_cpu,
+            loadgen_rss_bytes: procfs::read(std::process::id()).map_or(0, |s| s.rss_bytes),
         }
     }
 }
