@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Many concurrent connections on 3 cluster nodes, beyond what one load-generator process can
+# open (the hard `ulimit -n` here is 20000): starts its own redis-server (port 6403) and three
+# release nodes (4151-4153), runs PROCS `lms-loadgen connect` processes of N sockets each
+# against all three, samples the servers' total RSS and CPU from /proc every 5 s while they
+# hold, and stops everything it started.
+#
+#   benches/hold.sh                        # 3 x 18000 = 54k sockets, held 40 s
+#   N=20000 PROCS=3 HOLD=600 benches/hold.sh   # 60k for 10 minutes (RSS-flat check)
+#
+# Needs the release binaries (cargo build --release --bin lms-realtime --bin lms-loadgen).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+B=${CARGO_TARGET_DIR:-$here/../target}/release
+N=${N:-18000} PROCS=${PROCS:-3} HOLD=${HOLD:-40} RATE=${RATE:-1500}
+OUT=${OUT:-$(mktemp -d /tmp/lms-hold.XXXXXX)}
+mkdir -p "$OUT"
+export JWT_SECRET=${JWT_SECRET:-hold-secret-$RANDOM$RANDOM}
+ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+started=()
+cleanup() {
+  for p in "${started[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$OUT/redis.pid" ] && kill "$(cat "$OUT/redis.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+redis-server --port 6403 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log"
+for _ in $(seq 50); do redis-cli -p 6403 ping >/dev/null 2>&1 && break; sleep 0.1; done
+nodes=()
+for p in 4151 4152 4153; do
+  PORT=$p HOST=127.0.0.1 NODE_ID=hold-$p REDIS_URL=redis://127.0.0.1:6403 RUST_LOG=warn \
+    "$B/lms-realtime" >"$OUT/node-$p.log" 2>&1 &
+  started+=($!) nodes+=($!)
+done
+for p in 4151 4152 4153; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/healthz" >/dev/null && break; sleep 0.1; done
+done
+all=$(IFS=,; echo "${nodes[*]}"),$(cat "$OUT/redis.pid")
+sample() { # total RSS (KB) and CPU (ticks) of the servers
+  local r=0 c=0
+  for p in ${all//,/ }; do
+    r=$((r + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); c=$((c + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "rss_kb=$r cpu_ticks=$c"
+}
+echo "t=0s $(sample) (before)"
+gens=()
+for i in $(seq "$PROCS"); do
+  "$B/lms-loadgen" connect --url http://127.0.0.1:4151,http://127.0.0.1:4152,http://127.0.0.1:4153 \
+    --pids "$all" -n "$N" -t 10 --connect-rate "$RATE" --duration "$HOLD" --quiet >"$OUT/gen-$i.json" 2>"$OUT/gen-$i.err" &
+  gens+=($!)
+done
+t=0
+while kill -0 "${gens[0]}" 2>/dev/null; do sleep 5; t=$((t + 5)); echo "t=${t}s $(sample)"; done
+for p in "${gens[@]}"; do wait "$p" || true; done
+for i in $(seq "$PROCS"); do
+  jq -c '{accepted: .connections.accepted, refused: .connections.refused, failed: .connections.failed,
+          dropped: .connections.unexpected_disconnects, connect_p99_ms: .connect_latency.p99_ms}' "$OUT/gen-$i.json"
+done
+echo "results in $OUT"
