@@ -510,4 +510,82 @@ mod tests {
             None
         );
     }
+
+    /// Makes a key pair with the `openssl` command line (present on any Debian machine).
+    fn openssl_key_pair(dir: &Path, genkey: &[&str]) -> (Vec<u8>, Vec<u8>) {
+        let private = dir.join("private.pem");
+        let public = dir.join("public.pem");
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("openssl")
+                .args(args)
+                .status()
+                .expect("openssl runs")
+                .success();
+            assert!(ok, "openssl {args:?} failed");
+        };
+        let mut gen_args = genkey.to_vec();
+        gen_args.extend(["-out", private.to_str().unwrap()]);
+        run(&gen_args);
+        run(&[
+            "pkey",
+            "-in",
+            private.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ]);
+        (
+            std::fs::read(private).unwrap(),
+            std::fs::read(public).unwrap(),
+        )
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_with_a_pem_public_key_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                Algorithm::RS256,
+                vec![
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                ],
+            ),
+            (
+                Algorithm::ES256,
+                vec![
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                ],
+            ),
+        ];
+        for (alg, genkey) in cases {
+            let sub = dir.path().join(format!("{alg:?}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let (private, public) = openssl_key_pair(&sub, &genkey);
+            let encoding = match alg {
+                Algorithm::RS256 => EncodingKey::from_rsa_pem(&private).unwrap(),
+                _ => EncodingKey::from_ec_pem(&private).unwrap(),
+            };
+            let claims =
+                json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour()});
+            let token = jsonwebtoken::encode(&Header::new(alg), &claims, &encoding).unwrap();
+            let v = Verifier::new(alg, &KeySource::PublicKeyPem(public), None, None, 0).unwrap();
+            assert_eq!(v.verify(&token).unwrap().sub.as_str(), "u", "{alg:?}");
+            // An HS256 token signed with the public key as a secret (key confusion) is refused.
+            let confused = sign(claims.clone(), Algorithm::HS256, "whatever");
+            assert_eq!(
+                v.verify(&confused).unwrap_err().code(),
+                ErrorCode::InvalidToken
+            );
+            // A secret cannot stand in for the public key of an asymmetric algorithm.
+            assert!(Verifier::new(alg, &KeySource::Secret("s".into()), None, None, 0).is_err());
+        }
+    }
 }

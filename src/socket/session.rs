@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::clock::QuantaClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 
@@ -31,6 +32,10 @@ pub enum RateVerdict {
     Flooding,
 }
 
+/// One clock for every socket's limiter: creating a `QuantaClock` probes the CPU with
+/// CPUID, which traps to the hypervisor on a VM and showed up in the connect profile.
+static CLOCK: LazyLock<QuantaClock> = LazyLock::new(QuantaClock::default);
+
 /// Videos remembered per socket for the `progress:video` throttle.
 const MAX_THROTTLED_VIDEOS: usize = 256;
 
@@ -42,7 +47,10 @@ impl Session {
         Self {
             claims,
             expiry,
-            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            limiter: RateLimiter::direct_with_clock(
+                Quota::per_second(rate).allow_burst(burst),
+                CLOCK.clone(),
+            ),
             strikes: AtomicU32::new(0),
             video_forwarded: Mutex::default(),
         }
