@@ -326,11 +326,26 @@ impl<A: Adapter> Gateway<A> {
         role: CourseRole,
     ) -> Result<(), AppError> {
         let previous = self.inner.store.set_member(t, c, u, role).await?;
+        self.after_upsert(t, c, u, role, previous == Some(CourseRole::Instructor))
+            .await;
+        Ok(())
+    }
+
+    /// Moves a (re-)enrolled user's live sockets, on every node, into the course room (and
+    /// the instructors' room, or out of it) and tells them.
+    async fn after_upsert(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+        role: CourseRole,
+        was_instructor: bool,
+    ) {
         let user_room = rooms::user(t, u);
         let mut join = vec![rooms::course(t, c)];
         if role == CourseRole::Instructor {
             join.push(rooms::course_instructors(t, c));
-        } else if previous == Some(CourseRole::Instructor) {
+        } else if was_instructor {
             self.leave_rooms(&user_room, vec![rooms::course_instructors(t, c)])
                 .await;
         }
@@ -345,7 +360,6 @@ impl<A: Adapter> Gateway<A> {
         };
         self.emit_to(vec![user_room], events::COURSE_ENROLLMENT, &event)
             .await;
-        Ok(())
     }
 
     /// Removes a membership and takes the user's live sockets out of the course rooms.
@@ -415,25 +429,9 @@ impl<A: Adapter> Gateway<A> {
             self.after_removal(t, c, &m.user_id, m.role).await;
         }
         for m in &diff.upserted {
-            let user_room = rooms::user(t, &m.user_id);
-            let mut join = vec![rooms::course(t, c)];
-            if m.role == CourseRole::Instructor {
-                join.push(rooms::course_instructors(t, c));
-            } else {
-                self.leave_rooms(&user_room, vec![rooms::course_instructors(t, c)])
-                    .await;
-            }
-            if let Err(e) = self.inner.io.within(user_room.clone()).join(join).await {
-                tracing::warn!(tenant = %t, error = %e, "could not move live sockets into a course room");
-            }
-            let event = CourseEnrollment {
-                course_id: c.clone(),
-                user_id: m.user_id.clone(),
-                action: EnrollmentAction::Enrolled,
-                role: m.role,
-            };
-            self.emit_to(vec![user_room], events::COURSE_ENROLLMENT, &event)
-                .await;
+            // The diff does not say whether a student used to teach: leave the instructors'
+            // room either way (a no-op when not in it).
+            self.after_upsert(t, c, &m.user_id, m.role, true).await;
         }
         Ok(MembersReplaced {
             members: members.len() as u64,

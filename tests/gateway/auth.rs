@@ -73,15 +73,7 @@ async fn every_refusal_carries_its_contract_code() {
         "UNAUTHORIZED"
     );
 
-    let metrics = node
-        .http
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     assert!(
         metrics.contains("lms_security_events_total{kind=\"auth_failed\"}"),
         "{metrics}"

@@ -25,6 +25,17 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// The node's Prometheus exposition.
+    pub async fn metrics_text(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .await
+            .expect("scrape");
+        res.text().await.expect("metrics body")
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

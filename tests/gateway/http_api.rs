@@ -222,15 +222,7 @@ async fn stats_health_readiness_and_metrics() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = node
-        .http
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     for name in [
         "lms_socket_connections{node=\"test-node\"}",
         "lms_socket_connects_total{outcome=\"accepted\"}",

@@ -26,15 +26,7 @@ async fn a_socket_over_its_event_rate_is_limited_then_disconnected_when_it_keeps
     }
     wait_for_connections(&node, 1).await;
     ok(&bystander.ack("notification:count", json!({})).await);
-    let metrics = node
-        .http
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     assert!(metrics.contains("lms_security_events_total{kind=\"rate_limited\"}"));
 }
 

@@ -218,15 +218,7 @@ async fn a_payload_naming_another_tenant_or_user_is_refused_and_counted() {
         )
         .await;
     assert_eq!(code(&ack), "FORBIDDEN");
-    let metrics = node
-        .http
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     assert!(metrics.contains("lms_security_events_total{kind=\"tenant_mismatch\"}"));
     assert!(metrics.contains(
         "lms_events_received_total{event=\"notification:read\",outcome=\"TENANT_MISMATCH\"}"
