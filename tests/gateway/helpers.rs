@@ -196,6 +196,9 @@ impl Inbox {
 pub struct TestClient {
     pub client: Client,
     pub inbox: Arc<Inbox>,
+    /// rust_socketio 0.6 picks ack ids at random in 0..999 and mixes up callbacks when two
+    /// outstanding acks share one, so a client keeps one ack in flight at a time.
+    acking: tokio::sync::Mutex<()>,
 }
 
 fn first_arg(payload: Payload) -> Value {
@@ -267,7 +270,11 @@ pub async fn connect_via(node: &TestNode, token: Option<&str>, how: TokenIn) -> 
         .await
         .expect("transport connects");
     inbox.next("open").await;
-    TestClient { client, inbox }
+    TestClient {
+        client,
+        inbox,
+        acking: tokio::sync::Mutex::new(()),
+    }
 }
 
 /// Connects and expects the connection to be refused; returns the refusal message.
@@ -305,6 +312,7 @@ impl TestClient {
     }
 
     async fn ack_payload(&self, event: &str, payload: Payload) -> Value {
+        let _one_at_a_time = self.acking.lock().await;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tx = Arc::new(Mutex::new(Some(tx)));
         self.client
