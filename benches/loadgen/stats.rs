@@ -25,6 +25,25 @@ pub struct StreamStats {
     pub errors: Counts,
 }
 
+impl StreamStats {
+    /// Records what the server said to publish `seq`: accepted, it is owed `recipients`
+    /// deliveries; refused, the reason is counted. Returns whether it was accepted.
+    pub fn record_publish(&self, seq: u64, recipients: u32, outcome: Result<(), String>) -> bool {
+        match outcome {
+            Ok(()) => {
+                self.ledger.expect(seq, recipients);
+                self.accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.errors.add(&e);
+                false
+            }
+        }
+    }
+}
+
 /// Events the clients send and time by their ack.
 #[derive(Clone, Copy, Debug)]
 pub enum AckKind {

@@ -124,13 +124,7 @@ pub async fn run(ctx: &Ctx, a: &ChurnArgs) -> anyhow::Result<Value> {
         let node = ctx.targets[(k as usize / p.tenants) % nodes].clone();
         Some(async move {
             let s = stats.stream(StreamKind::Broadcast);
-            match api.broadcast(&node, &tenant, &text).await {
-                Ok(()) => {
-                    s.ledger.expect(seq, members[t]);
-                    s.accepted.fetch_add(1, Relaxed);
-                }
-                Err(e) => s.errors.add(&e),
-            }
+            s.record_publish(seq, members[t], api.broadcast(&node, &tenant, &text).await);
         })
     })
     .await;

@@ -81,13 +81,7 @@ pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Value> {
                     .map_err(|_| "admin queue full".to_string())
                 }
             };
-            match outcome {
-                Ok(()) => {
-                    s.ledger.expect(seq, members[t]);
-                    s.accepted.fetch_add(1, Relaxed);
-                }
-                Err(e) => s.errors.add(&e),
-            }
+            s.record_publish(seq, members[t], outcome);
         })
     })
     .await;

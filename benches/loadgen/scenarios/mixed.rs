@@ -190,13 +190,7 @@ pub async fn run(ctx: &Ctx, a: &MixedArgs) -> anyhow::Result<Value> {
         let node = ctx.targets[fastrand::usize(..nodes)].clone();
         Some(async move {
             let s = stats.stream(StreamKind::Notify);
-            match api.notify(&node, &tenant, &user, &id, &text).await {
-                Ok(()) => {
-                    s.ledger.expect(seq, 1);
-                    s.accepted.fetch_add(1, Relaxed);
-                }
-                Err(e) => s.errors.add(&e),
-            }
+            s.record_publish(seq, 1, api.notify(&node, &tenant, &user, &id, &text).await);
         })
     });
     let broadcasts = run::pace(ctx, a.broadcast_rate, dur, |k| {
@@ -214,13 +208,7 @@ pub async fn run(ctx: &Ctx, a: &MixedArgs) -> anyhow::Result<Value> {
         let node = ctx.targets[fastrand::usize(..nodes)].clone();
         Some(async move {
             let s = stats.stream(StreamKind::Broadcast);
-            match api.broadcast(&node, &tenant, &text).await {
-                Ok(()) => {
-                    s.ledger.expect(seq, members[t]);
-                    s.accepted.fetch_add(1, Relaxed);
-                }
-                Err(e) => s.errors.add(&e),
-            }
+            s.record_publish(seq, members[t], api.broadcast(&node, &tenant, &text).await);
         })
     });
     let ((progress_n, wall), (join_n, _), (count_n, _), (notify_n, _), (broadcast_n, _)) =

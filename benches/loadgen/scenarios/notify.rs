@@ -42,13 +42,8 @@ pub async fn run(ctx: &Ctx, a: &NotifyArgs) -> anyhow::Result<Value> {
         let (stats, api, sent_to) = (stats.clone(), ctx.api.clone(), sent_to.clone());
         Some(async move {
             let s = stats.stream(StreamKind::Notify);
-            match api.notify(&node, &tenant, &user, &id, &text).await {
-                Ok(()) => {
-                    s.ledger.expect(seq, 1);
-                    s.accepted.fetch_add(1, Relaxed);
-                    sent_to[i].fetch_add(1, Relaxed);
-                }
-                Err(e) => s.errors.add(&e),
+            if s.record_publish(seq, 1, api.notify(&node, &tenant, &user, &id, &text).await) {
+                sent_to[i].fetch_add(1, Relaxed);
             }
         })
     })
