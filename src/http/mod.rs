@@ -4,7 +4,10 @@
 mod caller;
 pub mod error;
 mod ops;
+mod owned_parts;
 mod routes;
+
+pub use owned_parts::detach_from_read_buffer;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -1,0 +1,107 @@
+//! Copies a request's URI and header values out of hyper's connection read buffer.
+//!
+//! hyper parses them as zero-copy slices of the buffer it read the request into (8–16 KiB).
+//! engineioxide keeps the handshake request's `Parts` for the whole life of a socket, so
+//! those slices kept the entire buffer alive per connection: 16 KiB of the ~32 KiB an idle
+//! socket cost (heap profile in `docs/benchmarks.md`). With owned copies the buffer is freed
+//! once the connection is upgraded.
+
+use axum::extract::{OriginalUri, Request};
+use axum::http::{HeaderMap, HeaderValue, Uri};
+
+/// Returns the same request whose URI and header values own their bytes.
+pub fn detach_from_read_buffer(req: Request) -> Request {
+    let (mut parts, body) = req.into_parts();
+    parts.uri = owned_uri(&parts.uri);
+    parts.headers = owned_headers(&parts.headers);
+    // axum's router records the URI as it came, before any layer runs.
+    if let Some(OriginalUri(original)) = parts.extensions.get_mut::<OriginalUri>() {
+        *original = owned_uri(original);
+    }
+    Request::from_parts(parts, body)
+}
+
+fn owned_uri(uri: &Uri) -> Uri {
+    // `parse` copies; re-parsing a URI hyper already accepted cannot fail, but if it ever
+    // did, keeping the shared original is only a memory cost.
+    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
+}
+
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // Names are already owned: hyper copies them while normalising case.
+        let copy = HeaderValue::from_bytes(value.as_bytes()).map(|mut v| {
+            v.set_sensitive(value.is_sensitive());
+            v
+        });
+        owned.append(name.clone(), copy.unwrap_or_else(|_| value.clone()));
+    }
+    owned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, Bytes};
+
+    /// A request whose URI and header values are slices of one buffer, as hyper makes them.
+    fn request_sharing(buffer: &Bytes) -> Request {
+        let text = std::str::from_utf8(buffer).unwrap();
+        let uri_at = text.find("/socket.io").unwrap();
+        let uri_end = uri_at + text[uri_at..].find(' ').unwrap();
+        let bearer_at = text.find("Bearer").unwrap();
+        let bearer_end = bearer_at + text[bearer_at..].find('\r').unwrap();
+        let mut req = Request::new(Body::empty());
+        let uri = Uri::from_maybe_shared(buffer.slice(uri_at..uri_end)).unwrap();
+        req.extensions_mut().insert(OriginalUri(uri.clone()));
+        *req.uri_mut() = uri;
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_maybe_shared(buffer.slice(bearer_at..bearer_end)).unwrap(),
+        );
+        req
+    }
+
+    fn inside(buffer: &Bytes, bytes: &[u8]) -> bool {
+        let range = buffer.as_ptr_range();
+        range.contains(&bytes.as_ptr())
+    }
+
+    #[test]
+    fn uri_and_header_values_no_longer_point_into_the_read_buffer() {
+        let buffer = Bytes::from(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nAuthorization: Bearer abc\r\n\r\n",
+        );
+        let req = request_sharing(&buffer);
+        let header = req.headers()["authorization"].clone();
+        assert!(inside(&buffer, header.as_bytes()), "the fixture shares");
+
+        let req = detach_from_read_buffer(req);
+        let value = &req.headers()["authorization"];
+        assert_eq!(value, "Bearer abc");
+        assert!(!inside(&buffer, value.as_bytes()));
+        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert_eq!(req.uri().query(), Some("EIO=4&transport=websocket"));
+        assert!(!inside(&buffer, req.uri().path().as_bytes()));
+        let OriginalUri(original) = req.extensions().get::<OriginalUri>().unwrap();
+        assert_eq!(original, req.uri());
+        assert!(!inside(&buffer, original.path().as_bytes()));
+    }
+
+    #[test]
+    fn repeated_headers_and_sensitivity_survive() {
+        let mut req = Request::new(Body::empty());
+        let mut secret = HeaderValue::from_static("Bearer t");
+        secret.set_sensitive(true);
+        req.headers_mut().insert("authorization", secret);
+        req.headers_mut()
+            .append("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        req.headers_mut()
+            .append("x-forwarded-for", "10.0.0.2".parse().unwrap());
+        let req = detach_from_read_buffer(req);
+        assert!(req.headers()["authorization"].is_sensitive());
+        let forwarded: Vec<_> = req.headers().get_all("x-forwarded-for").iter().collect();
+        assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
+    }
+}
