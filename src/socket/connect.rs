@@ -4,7 +4,6 @@
 //! (including course rooms from the membership cache) before any event can reach it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -18,8 +17,7 @@ use crate::auth::{AuthError, Claims, Role, token_from_handshake};
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::{self, SecurityKind};
 use crate::rooms;
-use crate::service::events;
-use crate::types::{AuthExpired, CourseRole, RefreshPayload, Refreshed};
+use crate::types::{CourseRole, RefreshPayload, Refreshed};
 
 /// A refused connection; its Display is the `connect_error` message the client sees.
 #[derive(Debug)]
@@ -169,12 +167,12 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         transport = ?s.transport_type(),
         "socket connected"
     );
-    watch_expiry(&s, &ctx, &session);
+    ctx.expiry.set(s.id, claims.exp);
 
     let ctx = ctx.clone();
     s.on_disconnect(move |s: SocketRef<A>, reason: DisconnectReason| async move {
         let claims = &session.claims;
-        session.close();
+        ctx.expiry.cancel(s.id);
         ctx.track(claims, false);
         metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
         if let Some(t) = &claims.tenant {
@@ -182,40 +180,6 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         }
         tracing::info!(sid = %s.id, user = %claims.sub, reason = reason_label(reason), "socket disconnected");
     });
-}
-
-/// At `exp` the socket gets `auth:expired` and is disconnected, unless refreshed first.
-fn watch_expiry<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &Session) {
-    let io = ctx.gateway.io().clone();
-    let sid = s.id;
-    let mut expiry = session.expiry();
-    tokio::spawn(async move {
-        loop {
-            let exp = *expiry.borrow_and_update();
-            if exp == 0 {
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(until(exp)) => {
-                    if let Some(s) = io.get_socket(sid) {
-                        metrics::emitted(events::AUTH_EXPIRED);
-                        let _ = s.emit(events::AUTH_EXPIRED, &AuthExpired {});
-                        tracing::info!(%sid, "token expired; disconnecting");
-                        let _ = s.disconnect();
-                    }
-                    return;
-                }
-                changed = expiry.changed() => if changed.is_err() { return; },
-            }
-        }
-    });
-}
-
-fn until(exp_secs: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_secs(exp_secs).saturating_sub(now)
 }
 
 fn reason_label(r: DisconnectReason) -> &'static str {
@@ -249,7 +213,7 @@ pub async fn refresh<A: Adapter>(cx: EventCx<A>, p: RefreshPayload) -> Result<Re
             ),
         ));
     }
-    cx.session.extend(claims.exp);
+    cx.ctx.expiry.set(cx.socket.id, claims.exp);
     Ok(Refreshed {
         expires_at: claims.exp,
     })

@@ -9,6 +9,7 @@ mod admin;
 mod args;
 mod connect;
 mod courses;
+mod expiry;
 mod notifications;
 mod progress;
 pub mod reply;
@@ -54,6 +55,7 @@ pub struct SocketCtx<A: Adapter> {
     pub limits: SocketLimits,
     pub tenants: TenantGauge,
     pub draining: Arc<AtomicBool>,
+    pub expiry: expiry::ExpiryTimers,
     connections: AtomicUsize,
     per_user: Mutex<HashMap<(Option<TenantId>, UserId), usize>>,
 }
@@ -67,6 +69,7 @@ impl<A: Adapter> SocketCtx<A> {
         draining: Arc<AtomicBool>,
     ) -> Self {
         Self {
+            expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
             gateway,
             verifier,
             limits,

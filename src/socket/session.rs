@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 
 use governor::clock::QuantaClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::watch;
 
 use crate::auth::Claims;
 
 /// Per-socket state; shared as `Arc<Session>` in the socket's extensions.
 pub struct Session {
     pub claims: Claims,
-    /// The current expiry (seconds since epoch); 0 once the socket is gone.
-    expiry: watch::Sender<u64>,
     limiter: DefaultDirectRateLimiter,
     strikes: AtomicU32,
     video_forwarded: Mutex<HashMap<String, Instant>>,
@@ -43,10 +40,8 @@ impl Session {
     pub fn new(claims: Claims, rate_per_sec: u32, burst: u32) -> Self {
         let rate = NonZeroU32::new(rate_per_sec.max(1)).expect("max(1)");
         let burst = NonZeroU32::new(burst.max(1)).expect("max(1)");
-        let (expiry, _) = watch::channel(claims.exp);
         Self {
             claims,
-            expiry,
             limiter: RateLimiter::direct_with_clock(
                 Quota::per_second(rate).allow_burst(burst),
                 CLOCK.clone(),
@@ -54,20 +49,6 @@ impl Session {
             strikes: AtomicU32::new(0),
             video_forwarded: Mutex::default(),
         }
-    }
-
-    pub fn expiry(&self) -> watch::Receiver<u64> {
-        self.expiry.subscribe()
-    }
-
-    /// A refreshed token moved the expiry.
-    pub fn extend(&self, exp: u64) {
-        self.expiry.send_replace(exp);
-    }
-
-    /// The socket is gone: stops its expiry timer.
-    pub fn close(&self) {
-        self.expiry.send_replace(0);
     }
 
     /// Checks the per-socket event rate.
