@@ -88,7 +88,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         wait_for_signal().await;
         shutdown.trigger();
     });
-    app.run_until_stopped().await
+    // On a worker, not the main thread that `block_on` drives: accepted connections then
+    // start on the accepting worker's local queue instead of waking another thread each.
+    tokio::spawn(app.run_until_stopped()).await?
 }
 
 async fn wait_for_signal() {
