@@ -7,6 +7,8 @@
 #   benches/cluster.sh                 # full sizes (about 10 minutes on 2 cores)
 #   benches/cluster.sh --quick         # small sizes, a smoke test of the whole pipeline (~3 min)
 #   benches/cluster.sh --scaling       # also: cost vs connections, tenants and nodes (3 sizes each)
+#   benches/cluster.sh --reference     # also: the issue's reference fanout (2 nodes, 10k sockets,
+#                                      #   10 tenants) swept over REF_RATES broadcasts/s
 #   SYSTEMS=us benches/cluster.sh      # only one side (us | node | "us node")
 #   SKIP_BUILD=1 benches/cluster.sh    # use the release binaries already in $CARGO_TARGET_DIR
 #   SCENARIOS=0 benches/cluster.sh --scaling   # only the scaling runs
@@ -19,12 +21,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-mode=full scaling=0
+mode=full scaling=0 reference=0
 for a in "$@"; do
   case "$a" in
     --quick) mode=quick ;;
     --scaling) scaling=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --reference) reference=1 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +49,8 @@ if [ "$mode" = quick ]; then
 else
   CONN=10000 TEN=10 DUR=20 FAN_RATES="80 160 320" NOTIFY_N=2000 NOTIFY_RATE=200 CHURN_N=2000 MIXED_N=5000
 fi
+# The reference fanout: which broadcast rate each system sustains with p99 < 50 ms, no loss.
+REF_RATES=${REF_RATES:-"20 40 60 80 120"}
 
 pids_started=()
 cleanup() {
@@ -178,6 +183,13 @@ for sys in $SYSTEMS; do
       run "$sys" "scale-nodes-$n" fanout -n 6000 -t 10 --connect-rate 2000 -r 40 --duration 10
       stop_system "$sys"
     done
+  fi
+  if [ "$reference" = 1 ]; then
+    start_system "$sys" 2
+    for r in $REF_RATES; do
+      run "$sys" "ref-fanout-$r" fanout -n "$CONN" -t "$TEN" --connect-rate 2000 -r "$r" --duration 15
+    done
+    stop_system "$sys"
   fi
 done
 

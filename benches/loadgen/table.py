@@ -95,7 +95,32 @@ def rows_for(runs):
             row(f"{label}: RSS per connection (KB)", run, lambda r: kb(get(r, "fanout", "rss_bytes_per_connection")))
         row(f"{label}: deliveries/s achieved", run, lambda r: get(r, "fanout", "deliveries_per_s"))
         row(f"{label}: CPU per connect (ms)", run, lambda r: get(r, "fanout", "ramp_cost", "cpu_ms_per_connect"))
+    ref = sorted((n for n in names if n.startswith("ref-fanout-")), key=lambda n: int(n.split("-")[2]))
+    for run in ref:
+        p = f"reference fanout (2 nodes) {run.split('-')[2]}/s"
+        row(f"{p}: broadcasts/s achieved", run, lambda r: get(r, "fanout", "broadcasts_per_s"))
+        row(f"{p}: server CPU-s per 1M deliveries", run, lambda r: get(r, "fanout", "cpu_s_per_1m_deliveries"))
+        row(f"{p}: delivery latency p99 (ms)", run, lambda r: get(r, "streams", "broadcast", "latency", "p99_ms"))
+        row(f"{p}: lost deliveries", run, lambda r: get(r, "streams", "broadcast", "lost"))
+    if ref:
+        best = lambda sys_: sustained(runs, sys_, ref)
+        us, node = best("us"), best("node")
+        rows.append(("reference fanout: highest rate tried with p99 < 50 ms and 0 loss (broadcasts/s)", fmt(us), fmt(node), ratio(us, node)))
     return rows
+
+
+def sustained(runs, sys_, ref):
+    """The highest offered rate whose run kept up (≥ 95 % of it), lost nothing and had p99 < 50 ms."""
+    ok = []
+    for run in ref:
+        r = runs.get((sys_, run))
+        rate = int(run.split("-")[2])
+        achieved = get(r, "fanout", "broadcasts_per_s")
+        p99 = get(r, "streams", "broadcast", "latency", "p99_ms")
+        lost = get(r, "streams", "broadcast", "lost")
+        if None not in (achieved, p99, lost) and achieved >= 0.95 * rate and p99 < 50 and lost == 0:
+            ok.append(rate)
+    return max(ok) if ok else None
 
 
 def main():
