@@ -6,7 +6,8 @@
 # hold, and stops everything it started.
 #
 #   benches/hold.sh                        # 3 x 18000 = 54k sockets, held 40 s
-#   N=20000 PROCS=3 HOLD=600 benches/hold.sh   # 60k for 10 minutes (RSS-flat check)
+#   N=19000 PROCS=3 HOLD=600 benches/hold.sh   # 57k for 10 minutes (RSS-flat check; the most
+#                                              # a 20000-descriptor limit per process allows)
 #
 # Needs the release binaries (cargo build --release --bin lms-realtime --bin lms-loadgen).
 set -euo pipefail
