@@ -156,7 +156,14 @@ impl Application {
         };
         let mut router = http::router(state, config.max_http_body_bytes)
             .layer(layer)
-            .layer(MapRequestLayer::new(http::detach_from_read_buffer));
+            .layer(MapRequestLayer::new(|req: axum::extract::Request| {
+                // Only Socket.IO handshakes are kept past their response.
+                if req.uri().path().starts_with(SOCKET_IO_PATH) {
+                    http::detach_from_read_buffer(req)
+                } else {
+                    req
+                }
+            }));
         if let Some(cors) = cors(&config.cors_origins)? {
             router = router.layer(cors);
         }
@@ -246,6 +253,7 @@ impl Application {
 /// Socket.IO settings shared by every adapter.
 pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
     SocketIo::builder()
+        .req_path(SOCKET_IO_PATH)
         .ping_interval(Duration::from_millis(config.ping_interval_ms))
         .ping_timeout(Duration::from_millis(config.ping_timeout_ms))
         .max_payload(config.max_message_bytes as u64)
@@ -254,6 +262,9 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         .max_buffer_size(config.socket_buffer_packets)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
 }
+
+/// Where clients reach Socket.IO (the clients' default).
+const SOCKET_IO_PATH: &str = "/socket.io";
 
 /// Bytes a websocket reads per syscall; the buffer grows to fit a larger frame when one
 /// comes. Client events are small, and engineioxide's 4 KiB default was an eighth of an

@@ -82,9 +82,10 @@ async fn run<A: Adapter>(io: SocketIo<A>, mut commands: mpsc::UnboundedReceiver<
             Some(fired) = queue.next(), if !queue.is_empty() => {
                 let sid = fired.into_inner();
                 let Some((_, exp)) = armed.remove(&sid) else { continue };
-                if !until(exp).is_zero() {
+                let left = until(exp);
+                if !left.is_zero() {
                     // Beyond MAX_WAIT: wait again.
-                    let key = queue.insert(sid, until(exp));
+                    let key = queue.insert(sid, left);
                     armed.insert(sid, (key, exp));
                     continue;
                 }
