@@ -150,6 +150,60 @@ pub struct Config {
     /// Packets buffered per socket before emits to it are dropped (slow consumer).
     #[arg(long, env = "SOCKET_BUFFER_PACKETS", default_value_t = 128)]
     pub socket_buffer_packets: usize,
+
+    // --- Limits on hostile input (PROTOCOL.md §13, docs/security.md) ---
+    /// A session must send its Socket.IO CONNECT within this many milliseconds of the
+    /// handshake; an incomplete packet is dropped after the same time.
+    #[arg(long, env = "CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+    /// Refused CONNECTs after which a session is closed.
+    #[arg(long, env = "CONNECT_ATTEMPTS_PER_SESSION", default_value_t = 3)]
+    pub connect_attempts_per_session: u32,
+    /// Sessions on this node that have not authenticated yet.
+    #[arg(long, env = "MAX_PENDING_SESSIONS", default_value_t = 10_000)]
+    pub max_pending_sessions: usize,
+    /// Sessions from one client IP that have not authenticated yet.
+    #[arg(long, env = "MAX_PENDING_SESSIONS_PER_IP", default_value_t = 64)]
+    pub max_pending_sessions_per_ip: usize,
+    /// Sockets one tenant may hold (cluster-wide in cluster mode); 0 means no cap.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_TENANT", default_value_t = 0)]
+    pub max_connections_per_tenant: usize,
+    /// Authenticated sockets from one client IP on this node (a school behind one NAT
+    /// shares an address: size it for that).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+    /// Comma-separated proxy addresses or CIDR ranges whose `Forwarded` /
+    /// `X-Forwarded-For` name the client; unset trusts no header.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Time a client has to send a request's headers, in milliseconds.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+    /// Time a client has to send a request's body (408 after), in milliseconds.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_body_timeout_ms: u64,
+    /// An idle keep-alive HTTP connection is closed after this many milliseconds.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub http_idle_timeout_ms: u64,
+    /// Service API requests per second allowed per tenant (token bucket; 429 above).
+    #[arg(long, env = "API_RATE_PER_SEC", default_value_t = 50)]
+    pub api_rate_per_sec: u32,
+    /// Burst of service API requests allowed per tenant above the sustained rate.
+    #[arg(long, env = "API_BURST", default_value_t = 100)]
+    pub api_burst: u32,
+    /// Service API requests one tenant may have in flight on this node (429 above).
+    #[arg(long, env = "API_MAX_IN_FLIGHT", default_value_t = 32)]
+    pub api_max_in_flight: usize,
+    /// Largest `data` of one notification, in bytes of JSON (413 above).
+    #[arg(long, env = "MAX_NOTIFICATION_DATA_BYTES", default_value_t = 8 * 1024)]
+    pub max_notification_data_bytes: usize,
+    /// Tokens whose `exp` lies further ahead than this are refused, in seconds.
+    #[arg(long, env = "MAX_TOKEN_LIFETIME_SECS", default_value_t = 86_400)]
+    pub max_token_lifetime_secs: u64,
+    /// When set, `/metrics` is served only on this port (an internal listener), and the
+    /// public port serves no per-tenant data.
+    #[arg(long, env = "METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 impl Config {

@@ -5,12 +5,14 @@
 
 pub mod app;
 pub mod auth;
+pub mod client_ip;
 pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod refusal_log;
 pub mod rooms;
 pub mod service;
 pub mod socket;
