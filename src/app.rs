@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use futures::future::BoxFuture;
-use socketioxide::SocketIo;
+use socketioxide::{ParserConfig, SocketIo};
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,10 @@ use crate::config::Config;
 use crate::http::{self, ApiState};
 use crate::metrics;
 use crate::service::{Gateway, PeerStats, events};
+use crate::client_ip::TrustedProxies;
+use crate::socket::admission::{Admission, AdmissionLimits};
 use crate::socket::{self, SocketCtx, SocketLimits};
+use crate::store::connections::{ConnectionLedger, MemoryLedger};
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, StoreLimits};
@@ -52,6 +55,7 @@ pub struct Application {
 /// The parts of a node that depend on the adapter, handed to the generic wiring.
 pub struct NodeParts {
     pub store: Arc<dyn Store>,
+    pub ledger: Arc<dyn ConnectionLedger>,
     pub peers: Option<Arc<dyn PeerStats>>,
 }
 
@@ -68,6 +72,7 @@ impl Application {
         }
         let parts = NodeParts {
             store: Arc::new(MemoryStore::new(limits)),
+            ledger: Arc::new(MemoryLedger::default()),
             peers: None,
         };
         let builder = socket_io_builder(&config);
@@ -82,6 +87,7 @@ impl Application {
         let (cluster, adapter) = Cluster::connect(url, &node, limits).await?;
         let parts = NodeParts {
             store: cluster.store(),
+            ledger: cluster.ledger(),
             peers: Some(cluster.peers()),
         };
         let (layer, io) = socket_io_builder(&config)
@@ -131,9 +137,17 @@ impl Application {
             Duration::from_millis(config.stats_timeout_ms),
         );
         let draining = Arc::new(AtomicBool::new(false));
-        let limits = SocketLimits {
+        let trusted = Arc::new(TrustedProxies::parse(&config.trusted_proxies)?);
+        let admission = Admission::new(AdmissionLimits {
             max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            max_pending_sessions: config.max_pending_sessions,
+            max_pending_sessions_per_ip: config.max_pending_sessions_per_ip,
+            connect_attempts_per_session: config.connect_attempts_per_session,
+        });
+        let limits = SocketLimits {
             max_connections_per_user: config.max_connections_per_user,
+            max_connections_per_tenant: config.max_connections_per_tenant,
             event_rate_per_sec: config.event_rate_per_sec,
             event_burst: config.event_burst,
             flood_disconnect_after: config.flood_disconnect_after,
@@ -145,6 +159,8 @@ impl Application {
             limits,
             config.tenant_metric_cap,
             draining.clone(),
+            admission.clone(),
+            parts.ledger,
         ));
         init(socket::serve(&io, ctx)).await;
 
@@ -163,7 +179,15 @@ impl Application {
                 } else {
                     req
                 }
-            }));
+            }))
+            .layer(axum::middleware::from_fn_with_state(
+                http::handshake::Gate {
+                    admission,
+                    trusted,
+                    socket_io_path: SOCKET_IO_PATH,
+                },
+                http::handshake::gate,
+            ));
         if let Some(cors) = cors(&config.cors_origins)? {
             router = router.layer(cors);
         }
@@ -235,7 +259,11 @@ impl Application {
             close_sockets().await;
         };
         let serve =
-            axum::serve(listener, router.into_make_service()).with_graceful_shutdown(signal);
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(signal);
         let mut serve = std::pin::pin!(serve.into_future());
         let deadline = async {
             shutdown.0.cancelled().await;
@@ -261,6 +289,16 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         .ws_max_frame_size(config.max_message_bytes)
         .max_buffer_size(config.socket_buffer_packets)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
+        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .with_parser(
+            // The gateway takes no binary payloads: a packet announcing attachments is
+            // refused at the parser (it closes the session) instead of buffering up to
+            // socketioxide's defaults of 10,000 attachments and 10 MB per packet.
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(config.max_message_bytes)
+                .packet_completion_timeout(Duration::from_millis(config.connect_timeout_ms)),
+        )
 }
 
 /// Where clients reach Socket.IO (the clients' default).

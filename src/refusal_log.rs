@@ -96,6 +96,60 @@ impl<K: Hash + Eq + Clone> RefusalLog<K> {
     }
 }
 
+/// The context of one refusal, for its log line. Strings that came from the client (the
+/// user agent, the reason text of a parse error) are logged as values: the log formatter
+/// escapes them, and they are cut to [`MAX_CLIENT_TEXT`] characters.
+#[derive(Debug, Default)]
+pub struct Refusal<'a> {
+    /// What was refused: `connect`, `handshake`, an event name, an API route.
+    pub what: &'a str,
+    pub code: &'a str,
+    pub reason: &'a str,
+    /// The security kind, when the refusal is a security event.
+    pub security: Option<&'a str>,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub tenant: Option<&'a str>,
+}
+
+/// Client-supplied text kept in a log line.
+pub const MAX_CLIENT_TEXT: usize = 160;
+
+fn clipped(s: &str) -> &str {
+    match s.char_indices().nth(MAX_CLIENT_TEXT) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+impl RefusalLog<std::net::IpAddr> {
+    /// Logs a refusal unless its source has used up its lines for this window. The
+    /// source is the client IP; refusals without one share a window.
+    pub fn report(&self, r: &Refusal<'_>) {
+        let source = r
+            .ip
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let LogVerdict::Log { suppressed } = self.admit(&source) else {
+            return;
+        };
+        tracing::warn!(
+            what = r.what,
+            code = r.code,
+            reason = clipped(r.reason),
+            security = r.security,
+            ip = r.ip.map(tracing::field::display),
+            user_agent = r.user_agent.map(clipped),
+            sid = r.sid,
+            user = r.user,
+            tenant = r.tenant,
+            suppressed_before = (suppressed > 0).then_some(suppressed),
+            "refused"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -381,7 +381,12 @@ async fn stats_sum_over_the_nodes_and_name_them() {
     let (config, perf, connection, policy) = cluster::client_config(&redis.url()).unwrap();
     let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
     client.init().await.unwrap();
-    let ghost = cluster::RedisPeers::new(client, "crashed-node".into());
+    let ghost = cluster::RedisPeers::new(
+        client,
+        "crashed-node".into(),
+        "crashed-node#0".into(),
+        Default::default(),
+    );
     let mut ghost_stats = nodes[0].get("/stats", &super_token()).await.1["nodes"][0].clone();
     ghost_stats["node"] = json!("crashed-node");
     ghost

@@ -32,7 +32,9 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 use tokio_util::sync::CancellationToken;
 
 use crate::service::Gateway;
+use crate::store::connections::ConnectionLedger;
 use crate::store::redis::RedisStore;
+use crate::store::redis_connections::{LiveInstances, RedisLedger};
 use crate::store::{Store, StoreLimits};
 
 pub use driver::MeteredFredDriver;
@@ -137,6 +139,7 @@ pub struct Cluster {
     client: Client,
     subscriber: SubscriberClient,
     store: Arc<RedisStore>,
+    ledger: Arc<RedisLedger>,
     peers: Arc<RedisPeers>,
 }
 
@@ -177,12 +180,25 @@ impl Cluster {
         tracing::info!(redis = %shown, node, "connected to Redis (RESP3, sharded pub/sub)");
 
         let store = Arc::new(RedisStore::new(client.clone(), limits));
-        let peers = Arc::new(RedisPeers::new(client.clone(), node.to_owned()));
+        let instance = format!("{node}#{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let live = LiveInstances::default();
+        let ledger = Arc::new(RedisLedger::new(
+            client.clone(),
+            instance.clone(),
+            live.clone(),
+        ));
+        let peers = Arc::new(RedisPeers::new(
+            client.clone(),
+            node.to_owned(),
+            instance,
+            live,
+        ));
         Ok((
             Self {
                 client,
                 subscriber,
                 store,
+                ledger,
                 peers,
             },
             ctr,
@@ -191,6 +207,10 @@ impl Cluster {
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    pub fn ledger(&self) -> Arc<dyn ConnectionLedger> {
+        self.ledger.clone()
     }
 
     pub fn peers(&self) -> Arc<RedisPeers> {

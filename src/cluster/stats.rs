@@ -17,6 +17,7 @@ use fred::types::Expiration;
 
 use crate::service::PeerStats;
 use crate::store::keys;
+use crate::store::redis_connections::LiveInstances;
 use crate::types::NodeStats;
 
 /// How often a node publishes its stats.
@@ -35,11 +36,19 @@ fn now_ms() -> i64 {
 pub struct RedisPeers {
     client: Client,
     node: String,
+    /// This process: the node id and a boot id (see `redis_connections`).
+    instance: String,
+    live: LiveInstances,
 }
 
 impl RedisPeers {
-    pub fn new(client: Client, node: String) -> Self {
-        Self { client, node }
+    pub fn new(client: Client, node: String, instance: String, live: LiveInstances) -> Self {
+        Self {
+            client,
+            node,
+            instance,
+            live,
+        }
     }
 
     /// Publishes this node's stats and refreshes its registry entry.
@@ -73,6 +82,32 @@ impl RedisPeers {
             .client
             .zremrangebyscore(keys::node_registry(), f64::NEG_INFINITY, now as f64)
             .await?;
+        self.refresh_instances(now, ttl).await
+    }
+
+    /// Registers this process and reads which others are live, for the connection ledger.
+    async fn refresh_instances(&self, now: i64, ttl: i64) -> fred::prelude::FredResult<()> {
+        let registry = keys::instance_registry();
+        let _: () = self
+            .client
+            .zadd(
+                registry,
+                None,
+                None,
+                false,
+                false,
+                ((now + ttl) as f64, self.instance.as_str()),
+            )
+            .await?;
+        let _: () = self
+            .client
+            .zremrangebyscore(registry, f64::NEG_INFINITY, now as f64)
+            .await?;
+        let live: Vec<String> = self
+            .client
+            .zrangebyscore(registry, now as f64, "+inf", false, None)
+            .await?;
+        self.live.set(live);
         Ok(())
     }
 
@@ -83,6 +118,10 @@ impl RedisPeers {
             .zrem(keys::node_registry(), self.node.as_str())
             .await?;
         let _: () = self.client.del(keys::node_stats(&self.node)).await?;
+        let _: () = self
+            .client
+            .zrem(keys::instance_registry(), self.instance.as_str())
+            .await?;
         Ok(())
     }
 

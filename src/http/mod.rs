@@ -3,6 +3,7 @@
 
 mod caller;
 pub mod error;
+pub mod handshake;
 mod ops;
 mod owned_parts;
 mod routes;

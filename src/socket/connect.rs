@@ -12,7 +12,14 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide_core::adapter::DefinedAdapter;
 
-use super::{EventCx, SocketCtx, register, session::Session};
+use std::time::Duration;
+
+use super::admission::{Admission, CapExceeded, SessionGuard};
+use super::session::{Reservations, Session};
+use super::{EventCx, SocketCtx, client_of, register};
+use crate::client_ip::ClientIp;
+use crate::refusal_log::Refusal as LogLine;
+use crate::store::connections::{Holder, LedgerSlot};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::{self, SecurityKind};
@@ -43,34 +50,92 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
     io.ns("/", on_connect.with(middleware))
 }
 
-fn refuse(sid: &str, code: ErrorCode, reason: &str, security: bool) -> Refusal {
-    metrics::connect_outcome(code.as_str());
-    if security {
-        metrics::security_event(SecurityKind::AuthFailed);
-    }
-    tracing::warn!(
-        sid,
-        code = code.as_str(),
-        reason,
-        security = security.then_some("auth_failed"),
-        "connection refused"
-    );
-    Refusal(code)
+/// Where a connect comes from, and the session it belongs to.
+struct Attempt<'a> {
+    sid: String,
+    ip: Option<ClientIp>,
+    user_agent: Option<&'a str>,
+    guard: Option<Arc<SessionGuard>>,
+    admission: &'a Admission,
 }
+
+impl Attempt<'_> {
+    /// Counts, logs (aggregated per IP) and returns a refusal; closes the session once it
+    /// has been refused `CONNECT_ATTEMPTS_PER_SESSION` times.
+    fn refuse(&self, code: ErrorCode, reason: &str, security: bool) -> Refusal {
+        metrics::connect_outcome(code.as_str());
+        if security {
+            metrics::security_event(SecurityKind::AuthFailed);
+        }
+        self.admission.log.report(&LogLine {
+            what: "connect",
+            code: code.as_str(),
+            reason,
+            security: security.then_some(SecurityKind::AuthFailed.as_str()),
+            ip: self.ip.map(|ip| ip.0),
+            user_agent: self.user_agent,
+            sid: Some(&self.sid),
+            ..Default::default()
+        });
+        Refusal(code)
+    }
+
+    /// Whether this refusal used up the session's attempts.
+    fn used_up(&self) -> bool {
+        let limit = self.admission.limits().connect_attempts_per_session.max(1);
+        self.guard
+            .as_ref()
+            .is_some_and(|g| g.connect_failed() >= limit)
+    }
+}
+
+/// How long a session that used up its CONNECT attempts stays open, so that the last
+/// `connect_error` reaches the client before the transport closes.
+const CLOSE_AFTER_REFUSAL: Duration = Duration::from_millis(100);
 
 async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     auth: Option<serde_json::Value>,
     ctx: Arc<SocketCtx<A>>,
 ) -> Result<(), Refusal> {
-    let sid = s.id.to_string();
+    let (ip, user_agent) = client_of(&s);
+    let attempt = Attempt {
+        sid: s.id.to_string(),
+        ip,
+        user_agent,
+        guard: s.req_parts().extensions.get::<Arc<SessionGuard>>().cloned(),
+        admission: &ctx.admission,
+    };
+    let outcome = admit(&s, auth, &ctx, &attempt).await;
+    match outcome {
+        Ok(()) => {
+            if let Some(g) = &attempt.guard {
+                g.authenticated();
+            }
+            Ok(())
+        }
+        Err(refusal) => {
+            if attempt.used_up() {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(CLOSE_AFTER_REFUSAL).await;
+                    s.close_transport();
+                });
+            }
+            Err(refusal)
+        }
+    }
+}
+
+/// Verifies the token, takes every connection reservation, and places the socket.
+async fn admit<A: Adapter>(
+    s: &SocketRef<A>,
+    auth: Option<serde_json::Value>,
+    ctx: &Arc<SocketCtx<A>>,
+    attempt: &Attempt<'_>,
+) -> Result<(), Refusal> {
     if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(refuse(
-            &sid,
-            ErrorCode::Unavailable,
-            "node is draining",
-            false,
-        ));
+        return Err(attempt.refuse(ErrorCode::Unavailable, "node is draining", false));
     }
     let parts = s.req_parts();
     let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
@@ -86,39 +151,45 @@ async fn authenticate<A: Adapter>(
         }
     }) {
         Ok(c) => c,
-        Err(e) => return Err(refuse(&sid, e.code(), &e.to_string(), true)),
+        Err(e) => return Err(attempt.refuse(e.code(), &e.to_string(), true)),
     };
-    if ctx.connections() >= ctx.limits.max_connections {
-        return Err(refuse(
-            &sid,
-            ErrorCode::Unavailable,
-            "node connection cap reached",
-            false,
-        ));
-    }
-    if ctx.user_connections(&claims) >= ctx.limits.max_connections_per_user {
-        return Err(refuse(
-            &sid,
-            ErrorCode::RateLimited,
-            "per-user connection cap reached",
-            true,
-        ));
-    }
-    let rooms = match initial_rooms(&ctx, &claims).await {
+    // Reservations before any await: two connects racing for the last slot cannot both
+    // take it. Each is given back by dropping it, on any refusal below.
+    let node = ctx.admission.reserve_socket(attempt.ip).map_err(|cap| {
+        let code = match cap {
+            CapExceeded::Ip => ErrorCode::RateLimited,
+            _ => ErrorCode::Unavailable,
+        };
+        attempt.refuse(code, cap.reason(), code == ErrorCode::RateLimited)
+    })?;
+    let holder = Holder {
+        tenant: claims.tenant.clone(),
+        user: claims.sub.clone(),
+    };
+    let ledger = match LedgerSlot::take(&ctx.ledger, holder, ctx.ledger_caps()).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(cap)) => return Err(attempt.refuse(ErrorCode::RateLimited, cap.reason(), true)),
+        Err(e) => return Err(attempt.refuse(ErrorCode::Unavailable, &e.to_string(), false)),
+    };
+    let rooms = match initial_rooms(ctx, &claims).await {
         Ok(r) => r,
-        Err(e) => return Err(refuse(&sid, e.code, &e.message, false)),
+        Err(e) => return Err(attempt.refuse(e.code, &e.message, false)),
     };
     s.join(rooms);
     let limits = &ctx.limits;
-    let session = Arc::new(Session::new(
+    let session = Arc::new(Session::with_reservations(
         claims,
         limits.event_rate_per_sec,
         limits.event_burst,
+        Reservations {
+            node,
+            ledger: Some(ledger),
+        },
     ));
     // Events must have a handler the moment the client sees CONNECT: socketioxide runs
     // the connect handler in a task of its own after sending CONNECT, so registering there
     // would drop an event emitted right at `connect`.
-    register(&s, &ctx, &session);
+    register(s, ctx, &session);
     s.extensions.insert(session);
     Ok(())
 }
@@ -153,7 +224,6 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         return;
     };
     let claims = &session.claims;
-    ctx.track(claims, true);
     metrics::connect_outcome("accepted");
     metrics::connection_opened(ctx.gateway.node_id());
     if let Some(t) = &claims.tenant {
@@ -173,7 +243,7 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
     s.on_disconnect(move |s: SocketRef<A>, reason: DisconnectReason| async move {
         let claims = &session.claims;
         ctx.expiry.cancel(s.id);
-        ctx.track(claims, false);
+        session.release();
         metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
         if let Some(t) = &claims.tenant {
             ctx.tenants.add(t, -1.0);

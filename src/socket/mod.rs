@@ -6,6 +6,7 @@
 //! envelope, so those rules hold for every event alike.
 
 mod admin;
+pub mod admission;
 mod args;
 mod connect;
 mod courses;
@@ -15,10 +16,9 @@ mod progress;
 pub mod reply;
 pub mod session;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -29,19 +29,25 @@ use socketioxide::extract::{Event, SocketRef};
 
 use crate::auth::{Claims, Verifier};
 use crate::error::{AppError, ErrorCode};
+use crate::client_ip::ClientIp;
 use crate::ids::{TenantId, UserId};
 use crate::metrics::{self, SecurityKind, TenantGauge};
+use crate::refusal_log::Refusal;
 use crate::service::Gateway;
+use crate::store::connections::{ConnectionLedger, LedgerCaps};
 use crate::types::parse_payload;
+
+use admission::Admission;
 
 use reply::Reply;
 use session::{RateVerdict, Session};
 
-/// Per-socket and per-node limits, from configuration.
+/// Per-socket limits and the cluster-wide caps, from configuration (the node's own caps
+/// are in [`admission::AdmissionLimits`]).
 #[derive(Debug, Clone)]
 pub struct SocketLimits {
-    pub max_connections: usize,
     pub max_connections_per_user: usize,
+    pub max_connections_per_tenant: usize,
     pub event_rate_per_sec: u32,
     pub event_burst: u32,
     pub flood_disconnect_after: u32,
@@ -56,8 +62,8 @@ pub struct SocketCtx<A: Adapter> {
     pub tenants: TenantGauge,
     pub draining: Arc<AtomicBool>,
     pub expiry: expiry::ExpiryTimers,
-    connections: AtomicUsize,
-    per_user: Mutex<HashMap<(Option<TenantId>, UserId), usize>>,
+    pub admission: Arc<Admission>,
+    pub ledger: Arc<dyn ConnectionLedger>,
 }
 
 impl<A: Adapter> SocketCtx<A> {
@@ -67,6 +73,8 @@ impl<A: Adapter> SocketCtx<A> {
         limits: SocketLimits,
         tenant_metric_cap: usize,
         draining: Arc<AtomicBool>,
+        admission: Arc<Admission>,
+        ledger: Arc<dyn ConnectionLedger>,
     ) -> Self {
         Self {
             expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
@@ -75,38 +83,33 @@ impl<A: Adapter> SocketCtx<A> {
             limits,
             tenants: TenantGauge::new(tenant_metric_cap),
             draining,
-            connections: AtomicUsize::new(0),
-            per_user: Mutex::default(),
+            admission,
+            ledger,
         }
     }
 
+    /// Sockets on this node, counting connects that hold a reservation.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.admission.sockets()
     }
 
-    fn user_connections(&self, claims: &Claims) -> usize {
-        let map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(claims.tenant.clone(), claims.sub.clone()))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn track(&self, claims: &Claims, opened: bool) {
-        let mut map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (claims.tenant.clone(), claims.sub.clone());
-        if opened {
-            self.connections.fetch_add(1, Ordering::Relaxed);
-            *map.entry(key).or_default() += 1;
-        } else {
-            self.connections.fetch_sub(1, Ordering::Relaxed);
-            if let Some(n) = map.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&key);
-                }
-            }
+    pub fn ledger_caps(&self) -> LedgerCaps {
+        LedgerCaps {
+            per_user: self.limits.max_connections_per_user,
+            per_tenant: self.limits.max_connections_per_tenant,
         }
     }
+}
+
+/// The client address and user agent of a socket's handshake, for security log lines.
+pub fn client_of<A: Adapter>(s: &SocketRef<A>) -> (Option<ClientIp>, Option<&str>) {
+    let parts = s.req_parts();
+    let ip = parts.extensions.get::<ClientIp>().copied();
+    let ua = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    (ip, ua)
 }
 
 /// What a handler knows about the event it serves.
@@ -131,21 +134,29 @@ impl<A: Adapter> EventCx<A> {
         self.claims().tenant()
     }
 
-    /// Logs and counts a refused action, then returns the error to answer with.
+    /// Logs (aggregated per client IP) and counts a refused action, then returns the
+    /// error to answer with.
     pub fn refuse(&self, kind: SecurityKind, err: AppError) -> AppError {
-        let c = self.claims();
         metrics::security_event(kind);
-        tracing::warn!(
-            security = kind.as_str(),
-            user = %c.sub,
-            tenant = c.tenant.as_ref().map(|t| t.as_str()).unwrap_or("-"),
-            role = c.role.as_str(),
-            event = self.event,
-            sid = %self.socket.id,
-            reason = %err.message,
-            "security event"
-        );
+        self.log_refusal(Some(kind), &err);
         err
+    }
+
+    fn log_refusal(&self, kind: Option<SecurityKind>, err: &AppError) {
+        let c = self.claims();
+        let (ip, user_agent) = client_of(&self.socket);
+        let sid = self.socket.id.to_string();
+        self.ctx.admission.log.report(&Refusal {
+            what: self.event,
+            code: err.code.as_str(),
+            reason: &err.message,
+            security: kind.map(SecurityKind::as_str),
+            ip: ip.map(|ip| ip.0),
+            user_agent,
+            sid: Some(&sid),
+            user: Some(c.sub.as_str()),
+            tenant: c.tenant.as_ref().map(|t| t.as_str()),
+        });
     }
 
     /// Checks the ids a payload names against the socket's own: another tenant is a
@@ -253,6 +264,10 @@ where
         arg,
         reply,
     } = i;
+    if session.is_flooding() {
+        // Flagged and being disconnected: nothing more is handled, answered or logged.
+        return;
+    }
     let cx = EventCx {
         socket,
         session,
@@ -268,7 +283,7 @@ where
     let result = match arg.and_then(parse_payload::<P>) {
         Ok(payload) => handler(cx, payload).await,
         Err(e) => {
-            tracing::info!(event, error = %e.message, "invalid payload");
+            cx.log_refusal(None, &e);
             Err(e)
         }
     };
@@ -292,6 +307,7 @@ fn rate_limited<A: Adapter>(cx: &EventCx<A>) -> bool {
             true
         }
         RateVerdict::Flooding => {
+            cx.session.flag_flooding();
             cx.refuse(
                 SecurityKind::RateLimited,
                 AppError::new(ErrorCode::RateLimited, "flooding: disconnecting"),

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,13 +11,25 @@ use governor::clock::QuantaClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Claims;
+use crate::socket::admission::Slot;
+use crate::store::connections::LedgerSlot;
+
+/// The reservations a connected socket holds; given back by dropping them.
+#[derive(Default)]
+pub struct Reservations {
+    pub node: Vec<Slot>,
+    pub ledger: Option<LedgerSlot>,
+}
 
 /// Per-socket state; shared as `Arc<Session>` in the socket's extensions.
 pub struct Session {
     pub claims: Claims,
     limiter: DefaultDirectRateLimiter,
     strikes: AtomicU32,
+    flooding: AtomicBool,
     video_forwarded: Mutex<HashMap<String, Instant>>,
+    /// Held until disconnect; also released if the socket is dropped without one.
+    reservations: Mutex<Reservations>,
 }
 
 /// What the rate limiter says about one event.
@@ -38,6 +50,15 @@ const MAX_THROTTLED_VIDEOS: usize = 256;
 
 impl Session {
     pub fn new(claims: Claims, rate_per_sec: u32, burst: u32) -> Self {
+        Self::with_reservations(claims, rate_per_sec, burst, Reservations::default())
+    }
+
+    pub fn with_reservations(
+        claims: Claims,
+        rate_per_sec: u32,
+        burst: u32,
+        reservations: Reservations,
+    ) -> Self {
         let rate = NonZeroU32::new(rate_per_sec.max(1)).expect("max(1)");
         let burst = NonZeroU32::new(burst.max(1)).expect("max(1)");
         Self {
@@ -47,8 +68,26 @@ impl Session {
                 CLOCK.clone(),
             ),
             strikes: AtomicU32::new(0),
+            flooding: AtomicBool::new(false),
             video_forwarded: Mutex::default(),
+            reservations: Mutex::new(reservations),
         }
+    }
+
+    /// Gives back the socket's connection reservations (at disconnect).
+    pub fn release(&self) {
+        drop(std::mem::take(
+            &mut *self.reservations.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
+    }
+
+    /// Marks the socket as flooding: no further event of it is handled.
+    pub fn flag_flooding(&self) {
+        self.flooding.store(true, Ordering::Release);
+    }
+
+    pub fn is_flooding(&self) -> bool {
+        self.flooding.load(Ordering::Acquire)
     }
 
     /// Checks the per-socket event rate.

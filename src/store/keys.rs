@@ -57,6 +57,30 @@ pub fn progress(t: &TenantId) -> String {
     format!("{}:progress", tenant(t))
 }
 
+/// Where a tenant-less (platform) user's keys live.
+const PLATFORM: &str = "lms:{platform}";
+
+/// A user's sockets across the cluster: hash instance → count (see `redis_connections`).
+pub fn user_connections(t: Option<&TenantId>, u: &UserId) -> String {
+    match t {
+        Some(t) => format!("{}:user:{u}:conns", tenant(t)),
+        None => format!("{PLATFORM}:user:{u}:conns"),
+    }
+}
+
+/// A tenant's sockets across the cluster: hash instance → count.
+pub fn tenant_connections(t: Option<&TenantId>) -> String {
+    match t {
+        Some(t) => format!("{}:conns", tenant(t)),
+        None => format!("{PLATFORM}:conns"),
+    }
+}
+
+/// The live node processes: sorted set instance → heartbeat expiry (ms since epoch).
+pub fn instance_registry() -> &'static str {
+    "lms:{cluster}:instances"
+}
+
 /// The live nodes of the cluster: sorted set node id → heartbeat expiry (ms since epoch).
 pub fn node_registry() -> &'static str {
     "lms:{cluster}:nodes"
@@ -95,6 +119,8 @@ mod tests {
             user_courses(&a, &u),
             course_members(&a, &c),
             progress(&a),
+            user_connections(Some(&a), &u),
+            tenant_connections(Some(&a)),
         ];
         for key in &keys {
             assert!(key.starts_with("lms:{acme}:"), "{key}");

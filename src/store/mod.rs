@@ -7,10 +7,12 @@
 //! implementation can never reach across tenants by accident.
 
 pub mod conformance;
+pub mod connections;
 pub mod instrumented;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod redis_connections;
 
 use async_trait::async_trait;
 

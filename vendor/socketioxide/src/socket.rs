@@ -671,6 +671,21 @@ impl<A: Adapter> Socket<A> {
         Ok(())
     }
 
+    /// # Close the underlying engine.io connection, whatever its namespaces.
+    ///
+    /// Unlike [`Socket::disconnect`], which leaves the namespace and keeps the transport
+    /// open, this ends the whole session. It also works from a connect middleware, on a
+    /// socket that never connected: a server can close a session whose CONNECTs keep
+    /// failing authentication instead of answering each with a `connect_error` until the
+    /// connect timeout.
+    pub fn close_transport(&self) {
+        if !self.esocket.is_closed() {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = ?self.id, "closing the underlying transport on request");
+            self.esocket.close(EIoDisconnectReason::TransportClose);
+        }
+    }
+
     /// # Get the request info made by the client to connect.
     ///
     /// It might be used to retrieve the [`http::Extensions`]
