@@ -239,6 +239,10 @@ impl SessionGuard {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
+    pub fn failed_connects(&self) -> u32 {
+        self.failed_connects.load(Ordering::Acquire)
+    }
+
     /// Records a refused CONNECT; returns how many this session has had.
     pub fn connect_failed(&self) -> u32 {
         self.failed_connects.fetch_add(1, Ordering::AcqRel) + 1

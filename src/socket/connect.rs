@@ -80,12 +80,22 @@ impl Attempt<'_> {
         Refusal(code)
     }
 
-    /// Whether this refusal used up the session's attempts.
+    fn attempts(&self) -> u32 {
+        self.admission.limits().connect_attempts_per_session.max(1)
+    }
+
+    /// Records this refusal; whether it used up the session's attempts.
     fn used_up(&self) -> bool {
-        let limit = self.admission.limits().connect_attempts_per_session.max(1);
         self.guard
             .as_ref()
-            .is_some_and(|g| g.connect_failed() >= limit)
+            .is_some_and(|g| g.connect_failed() >= self.attempts())
+    }
+
+    /// Whether the session had used up its attempts before this CONNECT.
+    fn exhausted(&self) -> bool {
+        self.guard
+            .as_ref()
+            .is_some_and(|g| g.failed_connects() >= self.attempts())
     }
 }
 
@@ -106,8 +116,12 @@ async fn authenticate<A: Adapter>(
         guard: s.req_parts().extensions.get::<Arc<SessionGuard>>().cloned(),
         admission: &ctx.admission,
     };
-    let outcome = admit(&s, auth, &ctx, &attempt).await;
-    match outcome {
+    if attempt.exhausted() {
+        // Attempts used up and the close already scheduled: no more work, no more lines.
+        s.close_transport();
+        return Err(Refusal(ErrorCode::RateLimited));
+    }
+    match admit(&s, auth, &ctx, &attempt).await {
         Ok(()) => {
             if let Some(g) = &attempt.guard {
                 g.authenticated();
