@@ -101,7 +101,9 @@ start_system() {
     ports=("${US_PORTS[@]:0:$n}")
     start_redis $US_REDIS
     for p in "${ports[@]}"; do
+      # Every load-generator socket comes from 127.0.0.1: lift the per-IP caps.
       PORT=$p HOST=127.0.0.1 NODE_ID=us-$p REDIS_URL=redis://127.0.0.1:$US_REDIS RUST_LOG=warn \
+        MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
         "$gw" >"$OUT/us-$p.log" 2>&1 &
       pids_started+=($!)
     done

@@ -31,6 +31,7 @@ for _ in $(seq 50); do redis-cli -p 6403 ping >/dev/null 2>&1 && break; sleep 0.
 nodes=()
 for p in 4151 4152 4153; do
   PORT=$p HOST=127.0.0.1 NODE_ID=hold-$p REDIS_URL=redis://127.0.0.1:6403 RUST_LOG=warn \
+    MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
     "$B/lms-realtime" >"$OUT/node-$p.log" 2>&1 &
   started+=($!) nodes+=($!)
 done
