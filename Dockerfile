@@ -20,6 +20,8 @@ WORKDIR /build
 # --- dependency layer --------------------------------------------------------------
 COPY deploy/docker/strip-manifest.awk /usr/local/share/lms/strip-manifest.awk
 COPY Cargo.toml Cargo.lock ./
+# The patched socketioxide (docs/vendor.md), a path dependency through [patch.crates-io].
+COPY vendor ./vendor
 # Stub lib and bin. Targets other than the lib and the lms-realtime binary (benches,
 # tests, examples, the load generator) are dropped from this copy of the manifest:
 # their files are not in the build context. Dev-dependencies are not built.

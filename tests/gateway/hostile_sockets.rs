@@ -38,6 +38,7 @@ async fn a_packet_announcing_binary_attachments_closes_its_session_and_holds_no_
         );
     }
     let grown = rss_bytes().saturating_sub(before);
+    eprintln!("figure: 20 attachment sessions grew RSS by {} KB", grown >> 10);
     assert!(grown < 40 << 20, "RSS grew by {} MB", grown >> 20);
     // An authenticated socket is refused the same way.
     let mut s = open(&node).await;
@@ -88,6 +89,7 @@ async fn a_session_is_closed_after_three_refused_connects_and_the_log_is_not_amp
             refusals += 1;
         }
     }
+    eprintln!("figure: 2000 bad CONNECTs over 20 sessions: {refusals} answered");
     // Three per session, plus what was already on its way when the close came.
     assert!(refusals <= 20 * 10, "{refusals} refusals answered for 2000 CONNECTs");
     let refused_lines = lines
@@ -96,6 +98,7 @@ async fn a_session_is_closed_after_three_refused_connects_and_the_log_is_not_amp
         .iter()
         .filter(|l| l.contains("refused"))
         .count();
+    eprintln!("figure: {refused_lines} refusal log lines");
     assert!(
         refused_lines <= 6,
         "{refused_lines} log lines for {refusals} refusals"
@@ -268,11 +271,13 @@ async fn no_event_is_handled_after_a_socket_is_flagged_as_flooding() {
         .filter(|l| l.starts_with("lms_events_received_total{event=\"notification:count\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
+    eprintln!("figure: flood of 2000 events: {handled} handled");
     assert!(
         handled <= 5.0 + 10.0 + 1.0,
         "{handled} events handled of 2000 sent"
     );
     let logged = lines.lock().unwrap().len();
+    eprintln!("figure: flood of 2000 events: {logged} log lines");
     assert!(logged < 40, "{logged} log lines for one flood");
 }
 
