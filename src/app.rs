@@ -12,18 +12,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use futures::future::BoxFuture;
-use socketioxide::{ParserConfig, SocketIo};
 use socketioxide::adapter::{Adapter, LocalAdapter};
+use socketioxide::{ParserConfig, SocketIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::http::{self, ApiState};
 use crate::metrics;
 use crate::service::{Gateway, PeerStats, events};
-use crate::client_ip::TrustedProxies;
 use crate::socket::admission::{Admission, AdmissionLimits};
 use crate::socket::{self, SocketCtx, SocketLimits};
 use crate::store::connections::{ConnectionLedger, MemoryLedger};
@@ -258,12 +258,11 @@ impl Application {
             draining.store(true, Ordering::Relaxed);
             close_sockets().await;
         };
-        let serve =
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(signal);
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
         let mut serve = std::pin::pin!(serve.into_future());
         let deadline = async {
             shutdown.0.cancelled().await;

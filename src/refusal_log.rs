@@ -128,9 +128,8 @@ impl RefusalLog<std::net::IpAddr> {
     /// Logs a refusal unless its source has used up its lines for this window. The
     /// source is the client IP; refusals without one share a window.
     pub fn report(&self, r: &Refusal<'_>) {
-        let source = r
-            .ip
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let source =
+            r.ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let LogVerdict::Log { suppressed } = self.admit(&source) else {
             return;
         };

@@ -54,13 +54,7 @@ async fn race(nodes: &[TestNode], tokens: &[String]) -> (usize, Vec<raw::RawSess
     for i in 0..tokens.len() {
         sessions.push(raw::open(&nodes[i % nodes.len()]).await);
     }
-    let answers = join_all(
-        sessions
-            .iter_mut()
-            .zip(tokens)
-            .map(|(s, t)| s.connect(t)),
-    )
-    .await;
+    let answers = join_all(sessions.iter_mut().zip(tokens).map(|(s, t)| s.connect(t))).await;
     let accepted = answers
         .iter()
         .filter(|a| a.as_deref().is_some_and(|p| p.starts_with("40")))

@@ -18,10 +18,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::error::{AppError, ErrorCode};
-use crate::types::ApiErrorBody;
 use crate::metrics::{self, SecurityKind};
 use crate::refusal_log::Refusal;
 use crate::socket::admission::{Admission, CapExceeded};
+use crate::types::ApiErrorBody;
 
 /// What the gate needs; shared by every request.
 #[derive(Clone)]

@@ -236,7 +236,10 @@ pub struct SessionGuard {
 impl SessionGuard {
     /// The session authenticated: it no longer counts as pending.
     pub fn authenticated(&self) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     pub fn failed_connects(&self) -> u32 {

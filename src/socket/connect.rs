@@ -17,13 +17,13 @@ use std::time::Duration;
 use super::admission::{Admission, CapExceeded, SessionGuard};
 use super::session::{Reservations, Session};
 use super::{EventCx, SocketCtx, client_of, register};
-use crate::client_ip::ClientIp;
-use crate::refusal_log::Refusal as LogLine;
-use crate::store::connections::{Holder, LedgerSlot};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
+use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::{self, SecurityKind};
+use crate::refusal_log::Refusal as LogLine;
 use crate::rooms;
+use crate::store::connections::{Holder, LedgerSlot};
 use crate::types::{CourseRole, RefreshPayload, Refreshed};
 
 /// A refused connection; its Display is the `connect_error` message the client sees.

@@ -28,8 +28,8 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef};
 
 use crate::auth::{Claims, Verifier};
-use crate::error::{AppError, ErrorCode};
 use crate::client_ip::ClientIp;
+use crate::error::{AppError, ErrorCode};
 use crate::ids::{TenantId, UserId};
 use crate::metrics::{self, SecurityKind, TenantGauge};
 use crate::refusal_log::Refusal;

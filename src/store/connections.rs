@@ -193,7 +193,12 @@ pub mod conformance {
             .map(|i| holder("conf-t1", &format!("other{i}")))
             .collect();
         for o in &others {
-            held.push(LedgerSlot::take(&ledger, o.clone(), caps).await.unwrap().unwrap());
+            held.push(
+                LedgerSlot::take(&ledger, o.clone(), caps)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         let refused = LedgerSlot::take(&ledger, holder("conf-t1", "late"), caps)
             .await

@@ -108,7 +108,11 @@ impl ConnectionLedger for RedisLedger {
     }
 
     async fn release(&self, holder: &Holder, caps: LedgerCaps) -> StoreResult<()> {
-        let counted = if counts_tenant(holder, caps) { "1" } else { "0" };
+        let counted = if counts_tenant(holder, caps) {
+            "1"
+        } else {
+            "0"
+        };
         let args = vec![
             self.instance.clone(),
             counted.to_owned(),

@@ -38,7 +38,10 @@ async fn a_packet_announcing_binary_attachments_closes_its_session_and_holds_no_
         );
     }
     let grown = rss_bytes().saturating_sub(before);
-    eprintln!("figure: 20 attachment sessions grew RSS by {} KB", grown >> 10);
+    eprintln!(
+        "figure: 20 attachment sessions grew RSS by {} KB",
+        grown >> 10
+    );
     assert!(grown < 40 << 20, "RSS grew by {} MB", grown >> 20);
     // An authenticated socket is refused the same way.
     let mut s = open(&node).await;
@@ -91,7 +94,10 @@ async fn a_session_is_closed_after_three_refused_connects_and_the_log_is_not_amp
     }
     eprintln!("figure: 2000 bad CONNECTs over 20 sessions: {refusals} answered");
     // Three per session, plus what was already on its way when the close came.
-    assert!(refusals <= 20 * 10, "{refusals} refusals answered for 2000 CONNECTs");
+    assert!(
+        refusals <= 20 * 10,
+        "{refusals} refusals answered for 2000 CONNECTs"
+    );
     let refused_lines = lines
         .lock()
         .unwrap()
@@ -119,10 +125,10 @@ async fn unauthenticated_sessions_are_capped_per_ip_and_the_slot_frees_on_authen
         pending.push(open(&node).await);
     }
     assert_eq!(try_open(&node, &[]).await.err(), Some(429));
-    let (status, body) = send(node.http.get(format!(
-        "{}/socket.io/?EIO=4&transport=polling",
-        node.url()
-    )))
+    let (status, body) = send(
+        node.http
+            .get(format!("{}/socket.io/?EIO=4&transport=polling", node.url())),
+    )
     .await;
     assert_eq!(status, 429);
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
@@ -236,7 +242,10 @@ async fn the_per_ip_cap_reads_forwarded_addresses_only_from_trusted_proxies() {
     let (a, _a) = connect_from(&untrusted, "1.1.1.1", "u1").await;
     let (b, _b) = connect_from(&untrusted, "2.2.2.2", "u2").await;
     assert!(a.starts_with("40"));
-    assert!(b.contains("RATE_LIMITED"), "a spoofed header is ignored: {b}");
+    assert!(
+        b.contains("RATE_LIMITED"),
+        "a spoofed header is ignored: {b}"
+    );
 }
 
 /// Case 5, second half: one 57 KB polling POST carrying 2000 events got 1962 WARN lines,

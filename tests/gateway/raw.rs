@@ -32,7 +32,10 @@ pub async fn try_open(node: &TestNode, headers: &[(&str, &str)]) -> Result<RawSe
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, _)) => {
             let mut s = RawSession { ws };
-            let open = s.next_text(Duration::from_secs(5)).await.expect("open packet");
+            let open = s
+                .next_text(Duration::from_secs(5))
+                .await
+                .expect("open packet");
             assert!(open.starts_with('0'), "engine.io open, got {open}");
             Ok(s)
         }
