@@ -12,7 +12,7 @@ use rust_socketio::{Event, Payload, TransportType};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-pub const SECRET: &str = "integration-secret";
+pub const SECRET: &str = "integration-secret-0123456789abcdef";
 pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure something did NOT arrive.
 pub const QUIET: Duration = Duration::from_millis(400);
