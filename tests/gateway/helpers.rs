@@ -280,10 +280,13 @@ pub async fn connect_via(node: &TestNode, token: Option<&str>, how: TokenIn) -> 
 /// Connects and expects the connection to be refused; returns the refusal message.
 pub async fn refused(node: &TestNode, token: Option<&str>, how: TokenIn) -> String {
     let inbox = Arc::new(Inbox::default());
-    let _client = builder(node, token, how, inbox.clone())
-        .connect()
-        .await
-        .expect("transport connects");
+    refusal(builder(node, token, how, inbox.clone()), inbox).await
+}
+
+/// Connects with a client made by [`builder`] (on `inbox`), perhaps changed further, and
+/// expects the connection to be refused; returns the refusal message.
+pub async fn refusal(b: ClientBuilder, inbox: Arc<Inbox>) -> String {
+    let _client = b.connect().await.expect("transport connects");
     let err = inbox
         .wait_for("error", |v| v.to_string().contains("ConnectError"))
         .await;
