@@ -437,7 +437,9 @@ pub struct NotificationInput {
 pub struct SendNotificationRequest {
     #[ts(type = "string | number")]
     pub tenant_id: TenantId,
+    #[serde(deserialize_with = "object_only")]
     pub target: Target,
+    #[serde(deserialize_with = "object_only")]
     pub notification: NotificationInput,
 }
 
@@ -488,6 +490,7 @@ pub struct Member {
 
 #[derive(Debug, Clone, Deserialize, TS)]
 pub struct ReplaceMembersRequest {
+    #[serde(deserialize_with = "objects_only")]
     pub members: Vec<Member>,
 }
 
@@ -610,6 +613,60 @@ pub fn echo_safe(message: &str) -> String {
     out
 }
 
+/// Reads a struct nested in a payload only from a JSON object, as [`parse_payload`] does
+/// at the root. The struct reads the object's own map, so `serde_path_to_error` still
+/// names the field (`target.userId: …`).
+fn object_only<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    d.deserialize_map(ObjectOnly(std::marker::PhantomData))
+}
+
+/// A list of structs, each read only from a JSON object.
+fn objects_only<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Items<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of JSON objects")
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<T>, S::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(item) = seq.next_element_seed(ObjectOnly(std::marker::PhantomData))? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Items(std::marker::PhantomData))
+}
+
+/// Reads `T` from a map and nothing else.
+struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
 /// Checks a title and message length, naming the field.
 pub fn validate_text(field_prefix: &str, title: &str, message: &str) -> Result<(), AppError> {
     check_len(&format!("{field_prefix}title"), title, MAX_TITLE_CHARS)?;
@@ -700,6 +757,42 @@ mod tests {
         assert!(parse_payload::<CourseRef>(json!(["c1"])).is_err());
         assert!(parse_payload::<ProgressVideoPayload>(json!(["c", "v", 1.0, 2.0])).is_err());
         assert!(parse_payload::<ListPayload>(json!({})).is_ok());
+    }
+
+    #[test]
+    fn a_struct_nested_in_a_service_body_must_be_an_object_too() {
+        let body = |target: serde_json::Value| json!({"tenantId": "t1", "target": target, "notification": {"title": "t", "message": "m"}});
+        let err = parse_payload::<SendNotificationRequest>(body(json!(["u1"]))).unwrap_err();
+        assert!(err.message.starts_with("target: "), "{}", err.message);
+        assert!(err.message.contains("JSON object"), "{}", err.message);
+        let ok: SendNotificationRequest = parse_payload(body(json!({"userId": "u1"}))).unwrap();
+        assert_eq!(ok.target.user_id.unwrap().as_str(), "u1");
+        // The nested field is still named by its full path.
+        let err =
+            parse_payload::<SendNotificationRequest>(body(json!({"userId": "u:1"}))).unwrap_err();
+        assert!(
+            err.message.starts_with("target.userId: "),
+            "{}",
+            err.message
+        );
+        let err = parse_payload::<SendNotificationRequest>(
+            json!({"tenantId": "t1", "target": {"userId": "u1"}, "notification": ["t", "m"]}),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("notification: "), "{}", err.message);
+
+        let members =
+            |m: serde_json::Value| parse_payload::<ReplaceMembersRequest>(json!({ "members": m }));
+        assert!(members(json!([["u1", "student"]])).is_err());
+        assert!(members(json!({"u1": "student"})).is_err());
+        let ok = members(json!([{"userId": "u1", "role": "student"}])).unwrap();
+        assert_eq!(ok.members.len(), 1);
+        let err = members(json!([{"userId": "u1", "role": "x"}])).unwrap_err();
+        assert!(
+            err.message.starts_with("members[0].role: "),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
