@@ -525,13 +525,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_handshake_token_is_found_in_contract_order() {
+    fn bearer_header(token: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::AUTHORIZATION,
-            "Bearer from-header".parse().unwrap(),
+            format!("Bearer {token}").parse().unwrap(),
         );
+        headers
+    }
+
+    #[test]
+    fn the_handshake_token_is_found_in_contract_order() {
+        let headers = bearer_header("from-header");
         let auth = json!({"token": "from-auth"});
         fn found(
             auth: Option<&serde_json::Value>,
@@ -562,11 +567,7 @@ mod tests {
 
     #[test]
     fn an_auth_token_that_is_not_a_string_is_refused_instead_of_falling_through() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::AUTHORIZATION,
-            "Bearer from-header".parse().unwrap(),
-        );
+        let headers = bearer_header("from-header");
         for bad in [
             json!(42),
             json!({"t": 1}),
