@@ -32,7 +32,7 @@ for a in "$@"; do
   esac
 done
 SYSTEMS=${SYSTEMS:-"us node"}
-JWT_SECRET=${JWT_SECRET:-bench-secret-$RANDOM$RANDOM}
+JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
 export JWT_SECRET
 US_PORTS=(4121 4122 4123)
 NODE_PORTS=(4131 4132 4133)

@@ -16,7 +16,7 @@ B=${CARGO_TARGET_DIR:-$here/../target}/release
 N=${N:-18000} PROCS=${PROCS:-3} HOLD=${HOLD:-40} RATE=${RATE:-1500}
 OUT=${OUT:-$(mktemp -d /tmp/lms-hold.XXXXXX)}
 mkdir -p "$OUT"
-export JWT_SECRET=${JWT_SECRET:-hold-secret-$RANDOM$RANDOM}
+export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 started=()
 cleanup() {

@@ -14,14 +14,14 @@ use lms_realtime::store::{ListQuery, Store, StoreLimits, conformance};
 fn token_verification(c: &mut Criterion) {
     let verifier = Verifier::new(
         jsonwebtoken::Algorithm::HS256,
-        &KeySource::Secret("bench-secret".into()),
+        &KeySource::Secret("bench-secret-0123456789abcdef-0123".into()),
         None,
         None,
         30,
     )
     .unwrap();
     let token = mint_hs256(
-        "bench-secret",
+        "bench-secret-0123456789abcdef-0123",
         "user-123",
         Some("tenant-1"),
         Role::Student,

@@ -122,11 +122,21 @@ pub enum KeySource {
     PublicKeyPem(Vec<u8>),
 }
 
+/// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at least as
+/// long as the hash (256 bits); a shorter one can be brute-forced offline from any token.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// Default for [`Verifier::max_lifetime`]: a day, as `MAX_TOKEN_LIFETIME_SECS`.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 86_400;
+
 /// Verifies tokens with the configured algorithm, issuer and audience.
 #[derive(Clone)]
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// A token whose `exp` lies further ahead than now plus this is refused: a leaked
+    /// token that never expires (`exp` = 2^64−1) would otherwise be a permanent key.
+    max_lifetime_secs: u64,
 }
 
 impl Verifier {
@@ -138,6 +148,13 @@ impl Verifier {
         leeway_secs: u64,
     ) -> anyhow::Result<Self> {
         let key = match (algorithm, key) {
+            (Algorithm::HS256, KeySource::Secret(s)) if s.len() < MIN_HS256_SECRET_BYTES => {
+                anyhow::bail!(
+                    "JWT_SECRET is {} bytes; HS256 needs at least {MIN_HS256_SECRET_BYTES} random bytes \
+                     (make one with `openssl rand -hex 32`)",
+                    s.len()
+                )
+            }
             (Algorithm::HS256, KeySource::Secret(s)) => DecodingKey::from_secret(s.as_bytes()),
             (Algorithm::RS256, KeySource::PublicKeyPem(pem)) => DecodingKey::from_rsa_pem(pem)?,
             (Algorithm::ES256, KeySource::PublicKeyPem(pem)) => DecodingKey::from_ec_pem(pem)?,
@@ -162,7 +179,17 @@ impl Verifier {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            max_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+        })
+    }
+
+    /// Sets the longest lifetime a token may have left (`MAX_TOKEN_LIFETIME_SECS`).
+    pub fn max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime_secs = secs;
+        self
     }
 
     /// Reads a PEM public key file for RS256/ES256.
@@ -196,6 +223,13 @@ impl Verifier {
                 }
             })?;
         let raw = data.claims;
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        if raw.exp > now.saturating_add(self.max_lifetime_secs) {
+            return Err(AuthError::Invalid(format!(
+                "exp lies more than {} s ahead (MAX_TOKEN_LIFETIME_SECS)",
+                self.max_lifetime_secs
+            )));
+        }
         let role =
             Role::parse(&raw.role).ok_or_else(|| AuthError::Invalid("unknown role".into()))?;
         let sub = id_claim(&raw.sub).and_then(|s| UserId::parse(s).ok());
@@ -228,22 +262,28 @@ fn id_claim(v: &serde_json::Value) -> Option<String> {
 }
 
 /// Finds the token of a socket handshake in the contract's order: `auth.token`, then
-/// `?token=`, then `Authorization: Bearer`.
-pub fn token_from_handshake<'a>(
-    auth: Option<&'a serde_json::Value>,
-    query: Option<&'a str>,
-    headers: &'a http::HeaderMap,
-) -> Option<String> {
-    if let Some(t) = auth.and_then(|a| a.get("token")).and_then(|t| t.as_str()) {
-        return Some(t.to_owned());
+/// `?token=`, then `Authorization: Bearer`; `Ok(None)` when there is none.
+///
+/// An `auth.token` that is present but not a string (a number, object, array or `null`)
+/// is refused rather than skipped: falling through to the query or header would let a
+/// malformed CONNECT be authenticated by a token it did not send.
+pub fn token_from_handshake(
+    auth: Option<&serde_json::Value>,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Result<Option<String>, AuthError> {
+    match auth.and_then(|a| a.get("token")) {
+        Some(serde_json::Value::String(t)) => return Ok(Some(t.clone())),
+        Some(_) => return Err(AuthError::Invalid("auth.token must be a string".into())),
+        None => {}
     }
     if let Some(q) = query {
         let found = form_urlencoded_pairs(q).find(|(k, _)| k == "token");
         if let Some((_, v)) = found {
-            return Some(v);
+            return Ok(Some(v));
         }
     }
-    bearer(headers).map(str::to_owned)
+    Ok(bearer(headers).map(str::to_owned))
 }
 
 /// The token of an `Authorization: Bearer` header.
@@ -311,7 +351,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const SECRET: &str = "test-secret";
+    const SECRET: &str = "test-secret-of-at-least-32-bytes!";
 
     fn verifier() -> Verifier {
         Verifier::new(
@@ -485,30 +525,117 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_handshake_token_is_found_in_contract_order() {
+    fn bearer_header(token: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::AUTHORIZATION,
-            "Bearer from-header".parse().unwrap(),
+            format!("Bearer {token}").parse().unwrap(),
         );
+        headers
+    }
+
+    #[test]
+    fn the_handshake_token_is_found_in_contract_order() {
+        let headers = bearer_header("from-header");
         let auth = json!({"token": "from-auth"});
+        fn found(
+            auth: Option<&serde_json::Value>,
+            query: Option<&str>,
+            headers: &http::HeaderMap,
+        ) -> Option<String> {
+            token_from_handshake(auth, query, headers).unwrap()
+        }
         assert_eq!(
-            token_from_handshake(Some(&auth), Some("token=from-query"), &headers).unwrap(),
-            "from-auth"
+            found(Some(&auth), Some("token=from-query"), &headers).as_deref(),
+            Some("from-auth")
         );
         assert_eq!(
-            token_from_handshake(None, Some("EIO=4&token=a%2Eb"), &headers).unwrap(),
-            "a.b"
+            found(None, Some("EIO=4&token=a%2Eb"), &headers).as_deref(),
+            Some("a.b")
         );
         assert_eq!(
-            token_from_handshake(None, Some("EIO=4"), &headers).unwrap(),
-            "from-header"
+            found(None, Some("EIO=4"), &headers).as_deref(),
+            Some("from-header")
         );
+        assert_eq!(found(None, None, &http::HeaderMap::new()), None);
+        let no_token_key = json!({"other": 1});
         assert_eq!(
-            token_from_handshake(None, None, &http::HeaderMap::new()),
-            None
+            found(Some(&no_token_key), Some("token=q"), &headers).as_deref(),
+            Some("q")
         );
+    }
+
+    #[test]
+    fn an_auth_token_that_is_not_a_string_is_refused_instead_of_falling_through() {
+        let headers = bearer_header("from-header");
+        for bad in [
+            json!(42),
+            json!({"t": 1}),
+            json!(["x"]),
+            json!(null),
+            json!(true),
+        ] {
+            let auth = json!({ "token": bad });
+            let err =
+                token_from_handshake(Some(&auth), Some("token=from-query"), &headers).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidToken, "{auth}");
+            assert!(err.to_string().contains("auth.token"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_hs256_secret_shorter_than_32_bytes_is_refused_with_a_way_to_make_one() {
+        for short in ["", "s", "dev-secret", &"x".repeat(31)] {
+            let err = Verifier::new(
+                Algorithm::HS256,
+                &KeySource::Secret(short.into()),
+                None,
+                None,
+                0,
+            )
+            .err()
+            .expect("a short secret is refused");
+            let msg = err.to_string();
+            assert!(msg.contains("at least 32"), "{msg}");
+            assert!(msg.contains("openssl rand -hex 32"), "{msg}");
+            assert!(
+                !msg.contains("dev-secret"),
+                "the secret is never echoed: {msg}"
+            );
+        }
+        let ok = "x".repeat(32);
+        assert!(Verifier::new(Algorithm::HS256, &KeySource::Secret(ok), None, None, 0).is_ok());
+    }
+
+    #[test]
+    fn a_token_whose_exp_lies_beyond_the_maximum_lifetime_is_invalid() {
+        let now = chrono::Utc::now().timestamp();
+        let claims = |exp: serde_json::Value| {
+            sign(
+                json!({"sub": "u", "tenantId": "t", "role": "student", "exp": exp}),
+                Algorithm::HS256,
+                SECRET,
+            )
+        };
+        let v = verifier();
+        for exp in [json!(u64::MAX), json!(now + 86_400 + 120), json!(i64::MAX)] {
+            let err = v.verify(&claims(exp.clone())).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidToken, "exp {exp}");
+            assert!(
+                err.to_string().contains("MAX_TOKEN_LIFETIME_SECS"),
+                "exp {exp}: {err}"
+            );
+        }
+        assert!(v.verify(&claims(json!(now + 86_000))).is_ok());
+        let strict = verifier().max_lifetime(60);
+        assert_eq!(
+            strict
+                .verify(&claims(json!(now + 3_600)))
+                .unwrap_err()
+                .code(),
+            ErrorCode::InvalidToken
+        );
+        assert!(strict.verify(&claims(json!(now + 30))).is_ok());
     }
 
     /// Makes a key pair with the `openssl` command line (present on any Debian machine).

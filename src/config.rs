@@ -65,7 +65,7 @@ pub struct Config {
     /// This node's name in logs and metrics (default: the host name).
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
-    /// HS256 shared secret.
+    /// HS256 shared secret, at least 32 bytes (`openssl rand -hex 32`).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// PEM public key for RS256 or ES256.
@@ -197,7 +197,8 @@ pub struct Config {
     /// Largest `data` of one notification, in bytes of JSON (413 above).
     #[arg(long, env = "MAX_NOTIFICATION_DATA_BYTES", default_value_t = 8 * 1024)]
     pub max_notification_data_bytes: usize,
-    /// Tokens whose `exp` lies further ahead than this are refused, in seconds.
+    /// Tokens whose `exp` lies further ahead than now plus this are refused (INVALID_TOKEN),
+    /// in seconds; bounds how long a leaked token stays usable.
     #[arg(long, env = "MAX_TOKEN_LIFETIME_SECS", default_value_t = 86_400)]
     pub max_token_lifetime_secs: u64,
     /// When set, `/metrics` is served only on this port (an internal listener), and the
@@ -249,7 +250,11 @@ impl Config {
             (Some(_), Some(_)) => {
                 anyhow::bail!("set only one of JWT_SECRET and JWT_PUBLIC_KEY_FILE")
             }
-            (Some(s), None) if s.0.is_empty() => anyhow::bail!("JWT_SECRET is empty"),
+            (Some(s), None) if s.0.is_empty() => {
+                anyhow::bail!(
+                    "JWT_SECRET is empty: set at least 32 random bytes, e.g. JWT_SECRET=$(openssl rand -hex 32)"
+                )
+            }
             (Some(s), None) => KeySource::Secret(s.0.clone()),
             (None, Some(path)) => Verifier::read_public_key(path)?,
             (None, None) => anyhow::bail!(
@@ -264,5 +269,42 @@ impl Config {
             self.jwt_audience.as_deref(),
             self.jwt_leeway_secs,
         )
+        .map(|v| v.max_lifetime(self.max_token_lifetime_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Role, mint_hs256};
+
+    const SECRET: &str = "config-test-secret-0123456789abcdef";
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_at_start_with_how_to_make_one() {
+        let err = Config::for_tests("dev-secret").verifier().err().unwrap();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("JWT_SECRET"), "{msg}");
+        assert!(msg.contains("at least 32"), "{msg}");
+        assert!(msg.contains("openssl rand -hex 32"), "{msg}");
+        let err = Config::for_tests("").verifier().err().unwrap();
+        assert!(format!("{err:#}").contains("openssl rand -hex 32"));
+        assert!(Config::for_tests(SECRET).verifier().is_ok());
+    }
+
+    #[test]
+    fn the_verifier_refuses_tokens_living_longer_than_max_token_lifetime_secs() {
+        let mut config = Config::for_tests(SECRET);
+        assert_eq!(config.max_token_lifetime_secs, 86_400);
+        let day_and_a_bit = mint_hs256(SECRET, "u", Some("t"), Role::Student, 90_000).unwrap();
+        let hour = mint_hs256(SECRET, "u", Some("t"), Role::Student, 3_600).unwrap();
+        let v = config.verifier().unwrap();
+        assert!(v.verify(&day_and_a_bit).is_err());
+        assert!(v.verify(&hour).is_ok());
+        config.max_token_lifetime_secs = 600;
+        let v = config.verifier().unwrap();
+        assert!(v.verify(&hour).is_err());
+        config.max_token_lifetime_secs = 100_000;
+        assert!(config.verifier().unwrap().verify(&day_and_a_bit).is_ok());
     }
 }

@@ -437,7 +437,9 @@ pub struct NotificationInput {
 pub struct SendNotificationRequest {
     #[ts(type = "string | number")]
     pub tenant_id: TenantId,
+    #[serde(deserialize_with = "object_only")]
     pub target: Target,
+    #[serde(deserialize_with = "object_only")]
     pub notification: NotificationInput,
 }
 
@@ -488,6 +490,7 @@ pub struct Member {
 
 #[derive(Debug, Clone, Deserialize, TS)]
 pub struct ReplaceMembersRequest {
+    #[serde(deserialize_with = "objects_only")]
     pub members: Vec<Member>,
 }
 
@@ -536,17 +539,132 @@ pub struct ApiErrorBody {
 
 // ---------------------------------------------------------------- parsing
 
+/// Longest run of client text an error message quotes back, in characters.
+pub const MAX_ECHOED_CHARS: usize = 100;
+
 /// Parses a JSON value into `T`, naming the offending field on failure.
+///
+/// A JSON array is refused at the root: serde lets a struct be read from a sequence of
+/// its fields in order (`[]` would pass for `{ limit?, before?, status? }`), which no
+/// client means and no payload of the contract is. Every other shape is left to `T`,
+/// which is how `course:join` still takes a bare `courseId`. The message quotes client
+/// text only through [`echo_safe`], so a hostile payload cannot fill logs or acks.
 pub fn parse_payload<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    if value.is_array() {
+        return Err(AppError::invalid(
+            "the payload must be a JSON object, not an array",
+        ));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if path == "." || path.is_empty() {
-            AppError::invalid(inner)
+        let message = if path == "." || path.is_empty() {
+            inner
         } else {
-            AppError::invalid(format!("{path}: {inner}"))
-        }
+            format!("{path}: {inner}")
+        };
+        AppError::invalid(echo_safe(&message))
     })
+}
+
+/// Makes an error message safe to send back and log: every quoted run (between `` ` ``
+/// or `"`, where serde puts the client's text) is cut to [`MAX_ECHOED_CHARS`], control
+/// characters become `\u{..}` escapes, and the whole is bounded too.
+pub fn echo_safe(message: &str) -> String {
+    const MAX_TOTAL_CHARS: usize = 4 * MAX_ECHOED_CHARS;
+    let mut out = String::with_capacity(message.len().min(MAX_TOTAL_CHARS + 8));
+    let mut quote: Option<char> = None;
+    let mut quoted = 0usize;
+    let mut written = 0usize;
+    for c in message.chars() {
+        if written >= MAX_TOTAL_CHARS {
+            out.push('…');
+            break;
+        }
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+            }
+            Some(_) => {
+                quoted += 1;
+                if quoted > MAX_ECHOED_CHARS {
+                    if quoted == MAX_ECHOED_CHARS + 1 {
+                        out.push('…');
+                        written += 1;
+                    }
+                    continue;
+                }
+            }
+            None if c == '`' || c == '"' => {
+                quote = Some(c);
+                quoted = 0;
+            }
+            None => {}
+        }
+        if c.is_control() {
+            let escaped = c.escape_unicode().to_string();
+            written += escaped.len();
+            out.push_str(&escaped);
+        } else {
+            written += 1;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reads a struct nested in a payload only from a JSON object, as [`parse_payload`] does
+/// at the root. The struct reads the object's own map, so `serde_path_to_error` still
+/// names the field (`target.userId: …`).
+fn object_only<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    d.deserialize_map(ObjectOnly(std::marker::PhantomData))
+}
+
+/// A list of structs, each read only from a JSON object.
+fn objects_only<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Items<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of JSON objects")
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<T>, S::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(item) = seq.next_element_seed(ObjectOnly(std::marker::PhantomData))? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Items(std::marker::PhantomData))
+}
+
+/// Reads `T` from a map and nothing else.
+struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_map(self)
+    }
 }
 
 /// Checks a title and message length, naming the field.
@@ -627,6 +745,77 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn an_array_is_refused_where_an_object_payload_is_expected() {
+        let err = parse_payload::<ListPayload>(json!([])).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidPayload);
+        assert!(err.message.contains("JSON object"), "{}", err.message);
+        assert!(parse_payload::<ReadPayload>(json!(["n1"])).is_err());
+        assert!(parse_payload::<OwnerPayload>(json!([null, null])).is_err());
+        assert!(parse_payload::<CourseRef>(json!(["c1"])).is_err());
+        assert!(parse_payload::<ProgressVideoPayload>(json!(["c", "v", 1.0, 2.0])).is_err());
+        assert!(parse_payload::<ListPayload>(json!({})).is_ok());
+    }
+
+    #[test]
+    fn a_struct_nested_in_a_service_body_must_be_an_object_too() {
+        let body = |target: serde_json::Value| json!({"tenantId": "t1", "target": target, "notification": {"title": "t", "message": "m"}});
+        let err = parse_payload::<SendNotificationRequest>(body(json!(["u1"]))).unwrap_err();
+        assert!(err.message.starts_with("target: "), "{}", err.message);
+        assert!(err.message.contains("JSON object"), "{}", err.message);
+        let ok: SendNotificationRequest = parse_payload(body(json!({"userId": "u1"}))).unwrap();
+        assert_eq!(ok.target.user_id.unwrap().as_str(), "u1");
+        // The nested field is still named by its full path.
+        let err =
+            parse_payload::<SendNotificationRequest>(body(json!({"userId": "u:1"}))).unwrap_err();
+        assert!(
+            err.message.starts_with("target.userId: "),
+            "{}",
+            err.message
+        );
+        let err = parse_payload::<SendNotificationRequest>(
+            json!({"tenantId": "t1", "target": {"userId": "u1"}, "notification": ["t", "m"]}),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("notification: "), "{}", err.message);
+
+        let members =
+            |m: serde_json::Value| parse_payload::<ReplaceMembersRequest>(json!({ "members": m }));
+        assert!(members(json!([["u1", "student"]])).is_err());
+        assert!(members(json!({"u1": "student"})).is_err());
+        let ok = members(json!([{"userId": "u1", "role": "student"}])).unwrap();
+        assert_eq!(ok.members.len(), 1);
+        let err = members(json!([{"userId": "u1", "role": "x"}])).unwrap_err();
+        assert!(
+            err.message.starts_with("members[0].role: "),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn an_error_message_quotes_at_most_a_hundred_characters_and_no_control_characters() {
+        let hostile = format!("\u{1b}[31m{}\n\r\u{0}", "A".repeat(10_000));
+        for value in [
+            json!(hostile),
+            json!({ "notificationId": "n", "status": hostile }),
+            json!({ "notificationId": hostile }),
+        ] {
+            let err = parse_payload::<ReadPayload>(value).unwrap_err();
+            assert!(err.message.chars().count() < 300, "{}", err.message);
+            assert!(
+                !err.message.chars().any(char::is_control),
+                "{:?}",
+                err.message
+            );
+            assert!(!err.message.contains(&"A".repeat(MAX_ECHOED_CHARS + 1)));
+        }
+        // What serde says after the quoted text survives the cut.
+        let err = parse_payload::<ReadPayload>(json!({ "notificationId": "n", "status": hostile }))
+            .unwrap_err();
+        assert!(err.message.contains("expected one of"), "{}", err.message);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "loadgen-accounting-secret";
+const SECRET: &str = "loadgen-accounting-secret-0123456789";
 
 /// One gateway process, killed when dropped.
 struct Node {

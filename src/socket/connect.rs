@@ -154,8 +154,9 @@ async fn admit<A: Adapter>(
     let parts = s.req_parts();
     let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
     let verified = match token {
-        None => Err(AuthError::Missing),
-        Some(t) => ctx.verifier.verify(&t),
+        Ok(None) => Err(AuthError::Missing),
+        Ok(Some(t)) => ctx.verifier.verify(&t),
+        Err(e) => Err(e),
     };
     let claims = match verified.and_then(|c| {
         if c.role == Role::Service {

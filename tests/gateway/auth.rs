@@ -88,6 +88,45 @@ async fn every_refusal_carries_its_contract_code() {
     );
 }
 
+#[tokio::test]
+async fn a_non_string_auth_token_is_invalid_even_with_a_good_token_in_the_query_or_header() {
+    let node = spawn_node().await;
+    let good = token("u1", Some("t1"), Role::Student);
+    for bad in [json!(42), json!({"t": 1}), json!(["x"]), json!(null)] {
+        for how in [TokenIn::Query, TokenIn::Header] {
+            let inbox = std::sync::Arc::new(Inbox::default());
+            let b = builder(&node, Some(&good), how, inbox.clone()).auth(json!({ "token": bad }));
+            assert_eq!(
+                refusal(b, inbox).await,
+                "INVALID_TOKEN",
+                "auth.token = {bad}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_max_token_lifetime_secs_is_refused() {
+    let node = spawn_node().await;
+    let forever = sign(
+        json!({"sub": "u", "tenantId": "t", "role": "student", "exp": u64::MAX}),
+        jsonwebtoken::Algorithm::HS256,
+        SECRET,
+    );
+    assert_eq!(
+        refused(&node, Some(&forever), TokenIn::Auth).await,
+        "INVALID_TOKEN"
+    );
+    let two_days = mint(Role::Student, 2 * 86_400);
+    assert_eq!(
+        refused(&node, Some(&two_days), TokenIn::Auth).await,
+        "INVALID_TOKEN"
+    );
+    let node = spawn_node_with(|c| c.max_token_lifetime_secs = 3 * 86_400).await;
+    let c = connect(&node, &two_days).await;
+    ok(&c.ack("notification:count", json!({})).await);
+}
+
 fn mint(role: Role, ttl: i64) -> String {
     lms_realtime::auth::mint_hs256(SECRET, "u1", Some("t1"), role, ttl).unwrap()
 }

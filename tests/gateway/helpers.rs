@@ -12,7 +12,7 @@ use rust_socketio::{Event, Payload, TransportType};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-pub const SECRET: &str = "integration-secret";
+pub const SECRET: &str = "integration-secret-0123456789abcdef";
 pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure something did NOT arrive.
 pub const QUIET: Duration = Duration::from_millis(400);
@@ -280,10 +280,13 @@ pub async fn connect_via(node: &TestNode, token: Option<&str>, how: TokenIn) -> 
 /// Connects and expects the connection to be refused; returns the refusal message.
 pub async fn refused(node: &TestNode, token: Option<&str>, how: TokenIn) -> String {
     let inbox = Arc::new(Inbox::default());
-    let _client = builder(node, token, how, inbox.clone())
-        .connect()
-        .await
-        .expect("transport connects");
+    refusal(builder(node, token, how, inbox.clone()), inbox).await
+}
+
+/// Connects with a client made by [`builder`] (on `inbox`), perhaps changed further, and
+/// expects the connection to be refused; returns the refusal message.
+pub async fn refusal(b: ClientBuilder, inbox: Arc<Inbox>) -> String {
+    let _client = b.connect().await.expect("transport connects");
     let err = inbox
         .wait_for("error", |v| v.to_string().contains("ConnectError"))
         .await;

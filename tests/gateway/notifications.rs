@@ -200,6 +200,40 @@ async fn the_inbox_lists_newest_first_in_pages() {
 }
 
 #[tokio::test]
+async fn an_array_where_an_object_payload_belongs_is_an_invalid_payload() {
+    let node = spawn_node().await;
+    let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;
+    for (event, payload) in [
+        ("notification:list", json!([])),
+        ("notification:list", json!([5])),
+        ("notification:read", json!(["n1"])),
+        ("notification:read_all", json!([])),
+        ("course:join", json!(["c1"])),
+    ] {
+        let ack = c.ack(event, payload.clone()).await;
+        assert_eq!(code(&ack), "INVALID_PAYLOAD", "{event} {payload}: {ack}");
+    }
+    // No payload, or an object, is still fine.
+    ok(&c.ack_without_payload("notification:count").await);
+    ok(&c.ack("notification:list", json!({})).await);
+}
+
+#[tokio::test]
+async fn an_invalid_payload_message_quotes_little_of_the_clients_text_and_no_control_characters() {
+    let node = spawn_node().await;
+    let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;
+    let hostile = format!("\u{1b}[2J{}\r\n", "A".repeat(20_000));
+    let ack = c
+        .ack("notification:list", json!({ "status": hostile }))
+        .await;
+    assert_eq!(code(&ack), "INVALID_PAYLOAD");
+    let message = ack["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("status"), "{message}");
+    assert!(message.chars().count() < 300, "{message}");
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+}
+
+#[tokio::test]
 async fn a_payload_naming_another_tenant_or_user_is_refused_and_counted() {
     let node = spawn_node().await;
     let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;

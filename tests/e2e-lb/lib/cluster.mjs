@@ -18,7 +18,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, "..", "..", "..");
 export const NGINX_SHARED_CONF = process.env.LMS_NGINX_CONF || path.join(REPO, "deploy", "nginx", "lms-realtime.conf");
 
-export const JWT_SECRET = "e2e-lb-secret-" + randomBytes(8).toString("hex");
+export const JWT_SECRET = "e2e-lb-secret-" + randomBytes(16).toString("hex");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,7 +6,7 @@ import { createHmac, generateKeyPairSync, randomBytes, sign as rsaSign } from "n
 import type { Role } from "@lms-realtime/client-types";
 
 /** The HS256 secret every gateway of this run is started with. */
-export const JWT_SECRET = "e2e-" + randomBytes(12).toString("hex");
+export const JWT_SECRET = "e2e-" + randomBytes(16).toString("hex");
 
 const b64url = (data: string | Buffer): string => Buffer.from(data).toString("base64url");
 const now = (): number => Math.floor(Date.now() / 1000);
