@@ -4,7 +4,8 @@
 //! one Lua script: Redis runs a script atomically, which keeps the unread count exact under
 //! any interleaving of inserts, reads and dismissals from any number of nodes. Key names come
 //! from [`super::keys`]; all keys of one call share the tenant's hash tag, so each script
-//! touches one slot and runs unchanged on a Redis Cluster.
+//! touches one slot and runs unchanged on a Redis Cluster. The scripts live in `lua/`, each
+//! with a header naming its keys and arguments.
 //!
 //! Data model, per user: a sorted set of ids scored by a per-user sequence (INCR; the
 //! paging cursor), a hash id → notification JSON, a hash id → status, and a set of the
@@ -38,142 +39,19 @@ pub const PING_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// How often `replace_members` retries when the membership changed under it.
 const REPLACE_ATTEMPTS: usize = 8;
 
-/// Insert idempotent on the id, count, and cap trim, in one step.
-/// KEYS: inbox, entries, statuses, unread, seq. ARGV: id, json, status, cap.
-/// Returns {inserted 0|1, unread}.
-const INSERT: &str = r#"
-local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[2], id) == 1 then
-  return {0, redis.call('SCARD', KEYS[4])}
-end
-local seq = redis.call('INCR', KEYS[5])
-redis.call('ZADD', KEYS[1], seq, id)
-redis.call('HSET', KEYS[2], id, ARGV[2])
-redis.call('HSET', KEYS[3], id, ARGV[3])
-if ARGV[3] == 'UNREAD' then
-  redis.call('SADD', KEYS[4], id)
-end
-local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if excess > 0 then
-  local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
-  for _, o in ipairs(old) do
-    redis.call('HDEL', KEYS[2], o)
-    redis.call('HDEL', KEYS[3], o)
-    redis.call('SREM', KEYS[4], o)
-  end
-end
-return {1, redis.call('SCARD', KEYS[4])}
-"#;
+const INSERT: &str = include_str!("lua/insert.lua");
 
-/// One status change (read or dismiss); a dismissed entry is never "read" again.
-/// KEYS: statuses, unread. ARGV: id, to. Returns {-1 not found | 0 unchanged | 1 changed, unread}.
-const SET_STATUS: &str = r#"
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur then
-  return {-1, redis.call('SCARD', KEYS[2])}
-end
-local to = ARGV[2]
-if cur == to or (cur == 'DISMISSED' and to == 'READ') then
-  return {0, redis.call('SCARD', KEYS[2])}
-end
-redis.call('HSET', KEYS[1], ARGV[1], to)
-redis.call('SREM', KEYS[2], ARGV[1])
-return {1, redis.call('SCARD', KEYS[2])}
-"#;
+const SET_STATUS: &str = include_str!("lua/set_status.lua");
 
-/// Every unread entry → READ. KEYS: statuses, unread. Returns how many changed.
-const READ_ALL: &str = r#"
-local ids = redis.call('SMEMBERS', KEYS[2])
-for _, id in ipairs(ids) do
-  redis.call('HSET', KEYS[1], id, 'READ')
-end
-redis.call('DEL', KEYS[2])
-return #ids
-"#;
+const READ_ALL: &str = include_str!("lua/read_all.lua");
 
-/// A page, newest first, from one consistent snapshot.
-/// KEYS: inbox, entries, statuses. ARGV: max score ("+inf" or "(<before>"), limit, status or "".
-/// Returns {more 0|1, seq, json, status, seq, json, status, ...}.
-const LIST: &str = r#"
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES')
-local limit = tonumber(ARGV[2])
-local want = ARGV[3]
-local out = {0}
-local taken = 0
-for i = 1, #ids, 2 do
-  local id = ids[i]
-  local st = redis.call('HGET', KEYS[3], id)
-  if st and (want == '' or st == want) then
-    if taken == limit then
-      out[1] = 1
-      break
-    end
-    table.insert(out, ids[i + 1])
-    table.insert(out, redis.call('HGET', KEYS[2], id))
-    table.insert(out, st)
-    taken = taken + 1
-  end
-end
-return out
-"#;
+const LIST: &str = include_str!("lua/list.lua");
 
-/// KEYS: course members, user courses. ARGV: user, course, role. Returns the previous role.
-const SET_MEMBER: &str = r#"
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return prev
-"#;
+const SET_MEMBER: &str = include_str!("lua/set_member.lua");
 
-/// KEYS: course members, user courses. ARGV: user, course. Returns the removed role.
-const REMOVE_MEMBER: &str = r#"
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[2])
-return prev
-"#;
+const REMOVE_MEMBER: &str = include_str!("lua/remove_member.lua");
 
-/// Replaces a course's membership. The caller passes every user it knows of (current and
-/// wanted) with the key of their course hash; if the course gained a member the caller did
-/// not know, the script changes nothing and answers "retry".
-/// KEYS: course members, then one user-courses key per user.
-/// ARGV: course, n, then n pairs (user, wanted role or "" to remove).
-/// Returns {"retry"} or {"ok", op, user, role, ...} with op "+" (upserted) or "-" (removed).
-const REPLACE_MEMBERS: &str = r#"
-local n = tonumber(ARGV[2])
-local known = {}
-for i = 1, n do
-  known[ARGV[1 + 2 * i]] = true
-end
-for _, u in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if not known[u] then
-    return {'retry'}
-  end
-end
-local out = {'ok'}
-for i = 1, n do
-  local u = ARGV[1 + 2 * i]
-  local want = ARGV[2 + 2 * i]
-  local cur = redis.call('HGET', KEYS[1], u)
-  if want == '' then
-    if cur then
-      redis.call('HDEL', KEYS[1], u)
-      redis.call('HDEL', KEYS[1 + i], ARGV[1])
-      table.insert(out, '-')
-      table.insert(out, u)
-      table.insert(out, cur)
-    end
-  elseif cur ~= want then
-    redis.call('HSET', KEYS[1], u, want)
-    redis.call('HSET', KEYS[1 + i], ARGV[1], want)
-    table.insert(out, '+')
-    table.insert(out, u)
-    table.insert(out, want)
-  end
-end
-return out
-"#;
+const REPLACE_MEMBERS: &str = include_str!("lua/replace_members.lua");
 
 /// The store on Redis. Cheap to clone (the fred client is a handle).
 #[derive(Clone)]
