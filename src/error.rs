@@ -100,11 +100,3 @@ impl AppError {
     }
 }
 
-impl From<crate::store::StoreError> for AppError {
-    fn from(err: crate::store::StoreError) -> Self {
-        match err {
-            crate::store::StoreError::NotFound(what) => Self::not_found(what),
-            crate::store::StoreError::Unavailable(_) => Self::unavailable(),
-        }
-    }
-}

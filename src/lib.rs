@@ -13,6 +13,7 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod refusal_log;
+pub mod role;
 pub mod rooms;
 pub mod service;
 pub mod socket;

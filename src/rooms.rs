@@ -3,7 +3,7 @@
 //! Every tenant room starts with `tenant:<t>:` so two tenants that reuse a user or course
 //! id can never share a room. Ids are validated newtypes (no `:`), so names cannot collide.
 
-use crate::auth::Role;
+use crate::role::Role;
 use crate::ids::{CourseId, TenantId, UserId};
 
 /// Every socket of a tenant.

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
-use crate::auth::Role;
+use crate::role::Role;
 use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 

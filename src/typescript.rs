@@ -7,7 +7,7 @@
 
 use ts_rs::TS;
 
-use crate::auth::Role;
+use crate::role::Role;
 use crate::error::{AppError, ErrorCode};
 use crate::types::*;
 

@@ -16,6 +16,7 @@ pub mod redis_connections;
 
 use async_trait::async_trait;
 
+use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::types::{CourseRole, Member, Notification, NotificationStatus};
 
@@ -29,6 +30,16 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// At the edge, a store failure is the contract's `NOT_FOUND` or `UNAVAILABLE`.
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => AppError::not_found(what),
+            StoreError::Unavailable(_) => AppError::unavailable(),
+        }
+    }
+}
 
 /// What inserting a notification did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
