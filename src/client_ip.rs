@@ -82,7 +82,9 @@ fn forwarded_for(headers: &http::HeaderMap) -> Vec<IpAddr> {
         .flat_map(|element| element.split(';'))
         .filter_map(|pair| {
             let (k, v) = pair.trim().split_once('=')?;
-            k.trim().eq_ignore_ascii_case("for").then(|| parse_node(v))?
+            k.trim()
+                .eq_ignore_ascii_case("for")
+                .then(|| parse_node(v))?
         })
         .collect();
     if !forwarded.is_empty() {

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod metrics;
 pub mod refusal_log;
 pub mod rooms;
+pub mod server;
 pub mod service;
 pub mod socket;
 pub mod store;
