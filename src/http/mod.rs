@@ -158,3 +158,88 @@ async fn count_requests(req: Request, next: Next) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::telemetry::tests::Captured;
+    use axum::http::StatusCode;
+    use error::ApiError;
+    use tower::ServiceExt;
+
+    /// The keys of one flat JSON object, in order, duplicates kept.
+    fn keys(line: &str) -> Vec<String> {
+        struct Keys(Vec<String>);
+        impl<'de> serde::Deserialize<'de> for Keys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Keys;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<M: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: M,
+                    ) -> Result<Keys, M::Error> {
+                        let mut keys = vec![];
+                        while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                            keys.push(k);
+                        }
+                        Ok(Keys(keys))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_str::<Keys>(line).unwrap().0
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refusal_is_one_json_line_without_duplicate_keys_and_names_the_client() {
+        let out = Captured::default();
+        let _guard = tracing::subscriber::set_default(crate::telemetry::json(
+            crate::telemetry::filter(None),
+            out.clone(),
+        ));
+        let app = Router::new()
+            .route(
+                "/x",
+                get(|| async {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidPayload,
+                        "bad\nthing",
+                    )
+                }),
+            )
+            .layer(middleware::from_fn_with_state(
+                Arc::new(RefusalLog::default()),
+                log_refusals,
+            ));
+        let mut req = Request::builder()
+            .uri("/x")
+            .header("user-agent", "probe/1")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ClientIp("203.0.113.7".parse().unwrap()));
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let logged = out.text();
+        let line = logged
+            .lines()
+            .find(|l| l.contains("request refused"))
+            .expect(&logged);
+        let keys = keys(line);
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "duplicate keys in {line}");
+        assert!(
+            line.contains("203.0.113.7") && line.contains("probe/1"),
+            "{line}"
+        );
+    }
+}

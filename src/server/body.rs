@@ -113,16 +113,17 @@ mod tests {
         (tx, AxumBody::from_stream(rx))
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_body_dripping_bytes_fails_at_the_deadline_counted_from_the_head() {
         let (mut tx, inner) = channel();
-        let (body, timed_out) = DeadlineBody::new(inner, Instant::now() + Duration::from_secs(1));
+        let (body, timed_out) =
+            DeadlineBody::new(inner, Instant::now() + Duration::from_millis(300));
         let drip = tokio::spawn(async move {
             for _ in 0..10 {
                 if tx.send(Ok(Bytes::from_static(b"x"))).await.is_err() {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
         let read = to_bytes(AxumBody::new(body), usize::MAX).await;
@@ -131,10 +132,11 @@ mod tests {
         drip.abort();
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_body_sent_in_time_is_read_whole() {
         let (mut tx, inner) = channel();
-        let (body, timed_out) = DeadlineBody::new(inner, Instant::now() + Duration::from_secs(1));
+        let (body, timed_out) =
+            DeadlineBody::new(inner, Instant::now() + Duration::from_millis(300));
         tx.send(Ok(Bytes::from_static(b"ab"))).await.unwrap();
         drop(tx);
         let bytes = to_bytes(AxumBody::new(body), usize::MAX).await.unwrap();
