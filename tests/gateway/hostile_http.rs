@@ -357,7 +357,7 @@ fn rss_kib() -> u64 {
 }
 
 /// A thousand recipients of a notification at the data cap: the body is held once.
-/// Measured: 9.1 MiB of growth when every inbox entry had its own copy, ~1 MiB shared.
+/// Measured: 11.2 MiB of growth when every inbox entry had its own copy, 2.1 MiB shared.
 #[tokio::test]
 async fn a_fan_out_to_a_thousand_users_at_the_data_cap_holds_the_body_once() {
     let node = spawn_node().await;
@@ -383,5 +383,5 @@ async fn a_fan_out_to_a_thousand_users_at_the_data_cap_holds_the_body_once() {
     assert_eq!(body["recipients"], 1_000);
     let grown = rss_kib().saturating_sub(before);
     eprintln!("RSS growth for 1000 recipients at {cap} bytes of data: {grown} KiB");
-    assert!(grown < 4 * 1024, "RSS grew {grown} KiB");
+    assert!(grown < 5 * 1024, "RSS grew {grown} KiB");
 }
