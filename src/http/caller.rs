@@ -7,11 +7,10 @@
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use super::error::ApiError;
-use super::quota::{InFlight, QuotaKey, Reason, Source};
+use super::quota::{InFlight, QuotaKey, Reason, Refusal, Source};
 use crate::auth::{Claims, Role, bearer};
 use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
@@ -30,10 +29,10 @@ pub struct Caller {
 }
 
 impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
-    type Rejection = Response;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState<A>) -> Result<Self, Response> {
-        let claims = authenticate(parts, state).map_err(IntoResponse::into_response)?;
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState<A>) -> Result<Self, Refusal> {
+        let claims = authenticate(parts, state)?;
         let key = match (&claims.role, &claims.tenant) {
             (Role::Service, Some(t)) => QuotaKey::Tenant(t.clone()),
             _ => path_tenant(parts)
@@ -128,7 +127,7 @@ impl Caller {
         &self,
         state: &ApiState<impl Adapter>,
         data: Option<&serde_json::Value>,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refusal> {
         let max = state.max_notification_data_bytes;
         let Some(len) = data.map(super::quota::json_len).filter(|&n| n > max) else {
             return Ok(());

@@ -43,12 +43,6 @@ impl ApiError {
     }
 }
 
-impl From<ApiError> for Response {
-    fn from(e: ApiError) -> Self {
-        e.into_response()
-    }
-}
-
 /// What the log line of an answered error says; the router's logging layer, which knows
 /// the client, writes it (see `http::log_refusals`).
 #[derive(Debug, Clone)]

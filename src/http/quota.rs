@@ -12,13 +12,13 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::error::ApiError;
 use crate::client_ip::ClientIp;
-use crate::error::ErrorCode;
+use crate::error::{AppError, ErrorCode};
 use crate::ids::TenantId;
 use crate::metrics::{self, SecurityKind};
 use crate::refusal_log::{LogVerdict, RefusalLog};
@@ -58,6 +58,48 @@ impl Reason {
     }
 }
 
+/// An error answer of a route that quotas guard: an ordinary API error (logged by the
+/// router's refusal layer), or a quota refusal (already logged, aggregated per tenant).
+#[derive(Debug)]
+pub enum Refusal {
+    Api(ApiError),
+    Quota {
+        error: ApiError,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<AppError> for Refusal {
+    fn from(e: AppError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Api(e) => e.into_response(),
+            Self::Quota {
+                error,
+                retry_after_secs,
+            } => {
+                let mut res = error.into_unlogged_response();
+                if let Some(secs) = retry_after_secs {
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                res
+            }
+        }
+    }
+}
+
 /// Buckets remembered before idle ones are forgotten (a full bucket is the same as none).
 const RETAIN_ABOVE: usize = 10_000;
 
@@ -89,7 +131,7 @@ impl ApiQuotas {
     }
 
     /// Admits one call: a permit held until the response, or the 429 to answer.
-    pub fn admit(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Response> {
+    pub fn admit(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
         if self.rate.len() > RETAIN_ABOVE {
             self.rate.retain_recent();
         }
@@ -97,16 +139,21 @@ impl ApiQuotas {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             // Whole seconds, rounded up: retrying earlier would be refused again.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut res = self.refuse(
+            let secs = secs.max(1);
+            let mut refusal = self.refuse(
                 source,
                 Reason::Rate,
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RateLimited,
                 format!("rate limit of this tenant reached; retry in {secs} s"),
             );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            return Err(res);
+            if let Refusal::Quota {
+                retry_after_secs, ..
+            } = &mut refusal
+            {
+                *retry_after_secs = Some(secs);
+            }
+            return Err(refusal);
         }
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let n = in_flight.entry(source.key.clone()).or_default();
@@ -135,7 +182,7 @@ impl ApiQuotas {
         status: StatusCode,
         code: ErrorCode,
         message: String,
-    ) -> Response {
+    ) -> Refusal {
         metrics::api_refused(reason.as_str());
         if code == ErrorCode::RateLimited {
             metrics::security_event(SecurityKind::RateLimited);
@@ -152,7 +199,10 @@ impl ApiQuotas {
                 "service API call refused by a quota"
             );
         }
-        ApiError::new(status, code, message).into_unlogged_response()
+        Refusal::Quota {
+            error: ApiError::new(status, code, message),
+            retry_after_secs: None,
+        }
     }
 }
 
@@ -218,9 +268,13 @@ mod tests {
         let (a, b) = (key("a"), key("b"));
         let mut held = vec![];
         for _ in 0..3 {
-            held.push(q.admit(&source(&a)).ok().expect("within the burst"));
+            held.push(q.admit(&source(&a)).expect("within the burst"));
         }
-        let refused = q.admit(&source(&a)).err().expect("past the burst");
+        let refused = q
+            .admit(&source(&a))
+            .err()
+            .expect("past the burst")
+            .into_response();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
         assert!(q.admit(&source(&b)).is_ok());
@@ -230,8 +284,8 @@ mod tests {
     fn the_in_flight_cap_frees_a_slot_when_a_call_ends() {
         let q = ApiQuotas::new(1000, 1000, 2);
         let a = key("a");
-        let first = q.admit(&source(&a)).ok().unwrap();
-        let _second = q.admit(&source(&a)).ok().unwrap();
+        let first = q.admit(&source(&a)).unwrap();
+        let _second = q.admit(&source(&a)).unwrap();
         assert!(q.admit(&source(&a)).is_err());
         assert!(q.admit(&source(&key("b"))).is_ok());
         drop(first);

@@ -5,6 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use super::quota::Refusal;
 use socketioxide::adapter::Adapter;
 
 use super::ApiState;
@@ -15,8 +17,8 @@ use crate::ids::{CourseId, TenantId, UserId};
 use crate::types::*;
 
 type ApiResult<T> = Result<T, ApiError>;
-/// For routes that may also answer a quota refusal, which is already a response.
-type QuotaResult = Result<Response, Response>;
+/// For routes that may also answer a quota refusal.
+type QuotaResult = Result<Response, Refusal>;
 
 /// Path segments are ids: parsed like any other id, so a bad one is a 400, not a room name.
 fn ids<T: std::str::FromStr<Err = crate::ids::IdError>>(field: &str, raw: &str) -> ApiResult<T> {
@@ -36,12 +38,11 @@ pub async fn send_notification<A: Adapter>(
 ) -> QuotaResult {
     caller.check_tenant(&req.tenant_id)?;
     caller.check_data_size(&s, req.notification.data.as_ref())?;
-    let recipients = req.target.into_recipients().map_err(ApiError::from)?;
+    let recipients = req.target.into_recipients()?;
     let res = s
         .gateway
         .send_notification(&req.tenant_id, recipients, req.notification)
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(res)).into_response())
 }
 
@@ -54,11 +55,7 @@ pub async fn broadcast<A: Adapter>(
     let t: TenantId = ids("tenant", &t)?;
     caller.check_tenant(&t)?;
     caller.check_data_size(&s, req.data.as_ref())?;
-    let n = s
-        .gateway
-        .broadcast_to_tenant(&t, req)
-        .await
-        .map_err(ApiError::from)?;
+    let n = s.gateway.broadcast_to_tenant(&t, req).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "id": n.id })),
