@@ -9,8 +9,8 @@
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::{FormatFields, Writer, debug_fn};
+use tracing_subscriber::fmt::format::{DefaultFields, Format, FormatFields, Writer, debug_fn};
+use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
@@ -48,8 +48,11 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     })
 }
 
-/// JSON lines, the event's fields flattened beside `message`.
-pub fn json<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+/// What both formats share.
+fn builder<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> SubscriberBuilder<DefaultFields, Format, EnvFilter, W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -57,9 +60,14 @@ where
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(writer)
-        .json()
-        .flatten_event(true)
-        .finish()
+}
+
+/// JSON lines, the event's fields flattened beside `message`.
+pub fn json<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    builder(filter, writer).json().flatten_event(true).finish()
 }
 
 /// Human-readable lines whose field values cannot break a line.
@@ -67,10 +75,7 @@ pub fn text<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(writer)
+    builder(filter, writer)
         .fmt_fields(escaped_fields())
         .finish()
 }
