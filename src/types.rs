@@ -63,8 +63,9 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub user_id: Option<UserId>,
-    /// The body (title, message, data) is shared by every recipient's copy: a fan-out to
-    /// a thousand users holds it once, not a thousand times.
+    // The body (title, message, data) is shared by every recipient's copy: a fan-out to a
+    // thousand users holds it once, not a thousand times. (Not a doc comment: those go
+    // into the generated TypeScript.)
     pub title: Arc<str>,
     pub message: Arc<str>,
     #[serde(rename = "type")]
