@@ -2,14 +2,14 @@
 //!
 //! [`Application::build`] binds the listener (port 0 picks a free one, which tests use) and
 //! wires store, adapter, sockets and routes; [`Application::run_until_stopped`] serves until
-//! the [`ShutdownHandle`] fires, then drains within the configured timeout.
+//! the [`ShutdownHandle`] fires, then drains within the configured timeout. With
+//! `METRICS_PORT` a second, internal listener serves `/metrics` alone.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use futures::future::BoxFuture;
 use socketioxide::adapter::{Adapter, LocalAdapter};
@@ -21,8 +21,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::http::{self, ApiState};
+use crate::http::quota::ApiQuotas;
+use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
+use crate::server::{HttpServer, Timeouts};
 use crate::service::{Gateway, PeerStats, events};
 use crate::socket::admission::{Admission, AdmissionLimits};
 use crate::socket::{self, SocketCtx, SocketLimits};
@@ -45,7 +47,9 @@ impl ShutdownHandle {
 /// A built node, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    server: Arc<HttpServer>,
+    /// The internal `/metrics` listener, when `METRICS_PORT` is set.
+    metrics: Option<(TcpListener, Arc<HttpServer>)>,
     shutdown: ShutdownHandle,
     draining: Arc<AtomicBool>,
     close_sockets: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
@@ -125,6 +129,12 @@ impl Application {
         init: impl AsyncFnOnce(A::InitRes),
     ) -> anyhow::Result<Self> {
         let verifier = config.verifier()?;
+        let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
+        let timeouts = Timeouts {
+            header: Duration::from_millis(config.http_header_timeout_ms),
+            body: Duration::from_millis(config.http_body_timeout_ms),
+            idle: Duration::from_millis(config.http_idle_timeout_ms),
+        };
         let prometheus = metrics::install();
         let node = config.node_id();
         metrics::init_node(&node);
@@ -169,8 +179,19 @@ impl Application {
             verifier,
             prometheus,
             draining: draining.clone(),
+            quotas: ApiQuotas::new(
+                config.api_rate_per_sec,
+                config.api_burst,
+                config.api_max_in_flight,
+            ),
+            max_notification_data_bytes: config.max_notification_data_bytes,
         };
-        let mut router = http::router(state, config.max_http_body_bytes)
+        let metrics_on = match config.metrics_port {
+            Some(_) => MetricsOn::InternalPort,
+            None => MetricsOn::PublicPort,
+        };
+        let metrics_router = http::metrics_router(state.clone());
+        let mut router = http::router(state, config.max_http_body_bytes, metrics_on)
             .layer(layer)
             .layer(MapRequestLayer::new(|req: axum::extract::Request| {
                 // Only Socket.IO handshakes are kept past their response.
@@ -196,6 +217,18 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         tracing::info!(node, addr = %listener.local_addr()?, cluster = config.redis_url.is_some(), "gateway listening");
+        let metrics = match config.metrics_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.host, port);
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("METRICS_PORT: cannot listen on {addr}: {e}"))?;
+                tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+                let server = HttpServer::new(metrics_router, proxies.clone(), timeouts);
+                Some((listener, server))
+            }
+            None => None,
+        };
         let close_io = io.clone();
         let close_sockets = Box::new(move || -> BoxFuture<'static, ()> {
             Box::pin(async move {
@@ -215,7 +248,8 @@ impl Application {
         });
         Ok(Self {
             listener,
-            router,
+            server: HttpServer::new(router, proxies, timeouts),
+            metrics,
             shutdown: ShutdownHandle::default(),
             draining,
             close_sockets,
@@ -227,6 +261,11 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served apart from the public port (`METRICS_PORT`), if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -242,7 +281,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             listener,
-            router,
+            server,
+            metrics,
             shutdown,
             draining,
             close_sockets,
@@ -258,18 +298,18 @@ impl Application {
             draining.store(true, Ordering::Relaxed);
             close_sockets().await;
         };
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
-        let mut serve = std::pin::pin!(serve.into_future());
+        if let Some((listener, server)) = metrics {
+            let stop = shutdown.0.clone();
+            tokio::spawn(server.serve(listener, async move { stop.cancelled().await }));
+        }
+        let serve = server.serve(listener, signal);
+        let mut serve = std::pin::pin!(serve);
         let deadline = async {
             shutdown.0.cancelled().await;
             tokio::time::sleep(drain_timeout).await;
         };
         tokio::select! {
-            res = &mut serve => res?,
+            () = &mut serve => {}
             _ = deadline => tracing::warn!("drain timeout reached; exiting with connections still open"),
         }
         tracing::info!("stopped");

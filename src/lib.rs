@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod refusal_log;
 pub mod role;
 pub mod rooms;
+pub mod server;
 pub mod service;
 pub mod socket;
 pub mod store;

@@ -28,6 +28,12 @@ pub const STORE_ERRORS_TOTAL: &str = "lms_store_errors_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "lms_http_requests_total";
 /// Not in the contract's table: whether this node's store answered its last check (1/0).
 pub const STORE_UP: &str = "lms_store_up";
+/// HTTP connections or requests ended by a timeout, by `phase` (header, body, idle).
+pub const HTTP_TIMEOUTS_TOTAL: &str = "lms_http_timeouts_total";
+/// Failed accepts (out of descriptors, usually).
+pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "lms_http_accept_errors_total";
+/// Service API calls refused by a quota, by `reason` (rate, in_flight, data_size).
+pub const API_REFUSALS_TOTAL: &str = "lms_api_refusals_total";
 /// Emits that failed because a socket's send buffer was full (a slow consumer).
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
 
@@ -113,6 +119,18 @@ fn describe() {
         HTTP_REQUESTS_TOTAL,
         "Service API requests by route and status"
     );
+    describe_counter!(
+        HTTP_TIMEOUTS_TOTAL,
+        "HTTP connections or requests ended by a timeout, by phase"
+    );
+    describe_counter!(
+        HTTP_ACCEPT_ERRORS_TOTAL,
+        "Failed accepts of HTTP connections"
+    );
+    describe_counter!(
+        API_REFUSALS_TOTAL,
+        "Service API calls refused by a per-tenant quota, by reason"
+    );
     describe_gauge!(
         STORE_UP,
         "1 when the store answered the last readiness check"
@@ -178,6 +196,18 @@ pub fn store_up(up: bool) {
 
 pub fn http_request(route: String, status: u16) {
     counter!(HTTP_REQUESTS_TOTAL, "route" => route, "status" => status.to_string()).increment(1);
+}
+
+pub fn http_timeout(phase: &'static str) {
+    counter!(HTTP_TIMEOUTS_TOTAL, "phase" => phase).increment(1);
+}
+
+pub fn http_accept_failed() {
+    counter!(HTTP_ACCEPT_ERRORS_TOTAL).increment(1);
+}
+
+pub fn api_refused(reason: &'static str) {
+    counter!(API_REFUSALS_TOTAL, "reason" => reason).increment(1);
 }
 
 pub fn room_gauges(kind: &'static str, rooms: u64, members: u64) {

@@ -169,12 +169,12 @@ impl<A: Adapter> Gateway<A> {
             id: id.clone(),
             tenant_id: tenant.clone(),
             user_id: None,
-            title: input.title,
-            message: input.message,
+            title: input.title.into(),
+            message: input.message.into(),
             kind: input.kind.unwrap_or_default(),
             priority: input.priority.unwrap_or_default(),
             status: NotificationStatus::Unread,
-            data: input.data,
+            data: input.data.map(Arc::new),
             created_at: now_rfc3339(),
         };
         let users = match recipients {
@@ -201,6 +201,7 @@ impl<A: Adapter> Gateway<A> {
         let count = users.len() as u64;
         let results: Vec<Result<(), AppError>> = stream::iter(users)
             .map(|user| {
+                // Per recipient only the user differs; title, message and data are shared.
                 let mut n = template.clone();
                 n.user_id = Some(user);
                 async move { self.store_and_deliver(n).await }
@@ -285,12 +286,12 @@ impl<A: Adapter> Gateway<A> {
             id: new_notification_id(),
             tenant_id: tenant.clone(),
             user_id: None,
-            title: req.title,
-            message: req.message,
+            title: req.title.into(),
+            message: req.message.into(),
             kind: req.kind.unwrap_or(NotificationType::Announcement),
             priority: req.priority.unwrap_or_default(),
             status: NotificationStatus::Unread,
-            data: req.data,
+            data: req.data.map(Arc::new),
             created_at: now_rfc3339(),
         };
         self.emit_live(vec![rooms::tenant(tenant)], events::NOTIFICATION_NEW, &n)

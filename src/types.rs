@@ -6,6 +6,8 @@
 //! Incoming payloads validate when parsed ([`parse_payload`]), with a message naming the
 //! offending field.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
@@ -61,15 +63,18 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub user_id: Option<UserId>,
-    pub title: String,
-    pub message: String,
+    // The body (title, message, data) is shared by every recipient's copy: a fan-out to a
+    // thousand users holds it once, not a thousand times. (Not a doc comment: those go
+    // into the generated TypeScript.)
+    pub title: Arc<str>,
+    pub message: Arc<str>,
     #[serde(rename = "type")]
     pub kind: NotificationType,
     pub priority: Priority,
     pub status: NotificationStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Arc<serde_json::Value>>,
     /// RFC 3339.
     pub created_at: String,
 }

@@ -1,32 +1,80 @@
 //! Service API authentication: a `Bearer` JWT whose role is `service` or `super_admin`.
 //!
 //! A service token is scoped to its own tenant (the claim is required for it); only a
-//! super admin token may act on any tenant or send platform-wide alerts.
+//! super admin token may act on any tenant or send platform-wide alerts. An authenticated
+//! call is then admitted by its tenant's [quotas](super::quota) before its body is read.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
 use super::ApiState;
 use super::error::ApiError;
+use super::quota::{InFlight, QuotaKey, Reason, Refusal, Source};
 use crate::auth::{Claims, Role, bearer};
+use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::TenantId;
 use crate::metrics::{self, SecurityKind};
 use socketioxide::adapter::Adapter;
 
-/// The authenticated backend calling the service API.
-pub struct Caller(pub Claims);
+/// The authenticated backend calling the service API, admitted by its tenant's quotas.
+pub struct Caller {
+    pub claims: Claims,
+    key: QuotaKey,
+    client: Option<ClientIp>,
+    user_agent: Option<String>,
+    /// Frees the tenant's in-flight slot when the handler returns.
+    _permit: InFlight,
+}
 
 impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState<A>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState<A>) -> Result<Self, Refusal> {
+        let claims = authenticate(parts, state)?;
+        let key = match (&claims.role, &claims.tenant) {
+            (Role::Service, Some(t)) => QuotaKey::Tenant(t.clone()),
+            _ => path_tenant(parts)
+                .await
+                .map_or(QuotaKey::Platform, QuotaKey::Tenant),
+        };
+        let client = parts.extensions.get::<ClientIp>().copied();
+        let user_agent = crate::server::user_agent(&parts.headers);
+        let permit = state.quotas.admit(&Source {
+            key: &key,
+            client,
+            user_agent: user_agent.as_deref(),
+        })?;
+        Ok(Self {
+            claims,
+            key,
+            client,
+            user_agent,
+            _permit: permit,
+        })
+    }
+}
+
+/// The `{t}` segment of a tenant route, when it is a valid tenant id.
+async fn path_tenant(parts: &mut Parts) -> Option<TenantId> {
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    params
+        .iter()
+        .find(|(name, _)| *name == "t")
+        .and_then(|(_, raw)| raw.parse().ok())
+}
+
+fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<Claims, ApiError> {
+    {
         let route = parts.uri.path().to_owned();
+        let client = parts.extensions.get::<ClientIp>().map(|c| c.to_string());
+        let client = client.as_deref().unwrap_or("-");
         let Some(token) = bearer(&parts.headers) else {
             metrics::security_event(SecurityKind::AuthFailed);
             tracing::warn!(
                 route,
+                client_ip = client,
                 security = "auth_failed",
                 "service API call without a bearer token"
             );
@@ -38,43 +86,67 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
         };
         let claims = state.verifier.verify(token).map_err(|e| {
             metrics::security_event(SecurityKind::AuthFailed);
-            tracing::warn!(route, security = "auth_failed", reason = %e, "service API token refused");
+            tracing::warn!(route, client_ip = client, security = "auth_failed", reason = %e, "service API token refused");
             ApiError::from(AppError::from(e))
         })?;
         if !matches!(claims.role, Role::Service | Role::SuperAdmin) {
             metrics::security_event(SecurityKind::Forbidden);
-            tracing::warn!(route, security = "forbidden", user = %claims.sub, role = claims.role.as_str(), "service API needs a service token");
+            tracing::warn!(route, client_ip = client, security = "forbidden", user = %claims.sub, role = claims.role.as_str(), "service API needs a service token");
             return Err(AppError::forbidden(
                 "the service API needs a service or super_admin token",
             )
             .into());
         }
-        Ok(Self(claims))
+        Ok(claims)
     }
 }
 
 impl Caller {
     /// Refuses (and logs) a call on another tenant than the token's.
     pub fn check_tenant(&self, t: &TenantId) -> Result<(), ApiError> {
-        if self.0.may_act_in(t) {
+        if self.claims.may_act_in(t) {
             return Ok(());
         }
         metrics::security_event(SecurityKind::TenantMismatch);
-        tracing::warn!(security = "tenant_mismatch", user = %self.0.sub, tenant = ?self.0.tenant, target = %t, "service token used on another tenant");
+        tracing::warn!(security = "tenant_mismatch", user = %self.claims.sub, tenant = ?self.claims.tenant, target = %t, "service token used on another tenant");
         Err(AppError::tenant_mismatch().into())
     }
 
     /// Platform-wide operations need a super admin token.
     pub fn check_platform(&self) -> Result<(), ApiError> {
-        if self.0.role == Role::SuperAdmin {
+        if self.claims.role == Role::SuperAdmin {
             return Ok(());
         }
         metrics::security_event(SecurityKind::Forbidden);
-        tracing::warn!(security = "forbidden", user = %self.0.sub, "platform-wide call with a tenant service token");
+        tracing::warn!(security = "forbidden", user = %self.claims.sub, "platform-wide call with a tenant service token");
         Err(AppError::forbidden("platform-wide operations need a super_admin token").into())
     }
 
+    /// Refuses a notification whose `data` is larger than the configured cap (413).
+    pub fn check_data_size(
+        &self,
+        state: &ApiState<impl Adapter>,
+        data: Option<&serde_json::Value>,
+    ) -> Result<(), Refusal> {
+        let max = state.max_notification_data_bytes;
+        let Some(len) = data.map(super::quota::json_len).filter(|&n| n > max) else {
+            return Ok(());
+        };
+        let source = Source {
+            key: &self.key,
+            client: self.client,
+            user_agent: self.user_agent.as_deref(),
+        };
+        Err(state.quotas.refuse(
+            &source,
+            Reason::DataSize,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidPayload,
+            format!("notification.data: {len} bytes of JSON, more than the {max} allowed"),
+        ))
+    }
+
     pub fn name(&self) -> String {
-        format!("{}:{}", self.0.role.as_str(), self.0.sub)
+        format!("{}:{}", self.claims.role.as_str(), self.claims.sub)
     }
 }

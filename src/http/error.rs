@@ -35,14 +35,33 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The envelope without a log line, for refusals logged through a
+    /// [`RefusalLog`](crate::refusal_log::RefusalLog) (aggregated per source) instead.
+    pub fn into_unlogged_response(self) -> Response {
+        (self.status, Json(ApiErrorBody { error: self.error })).into_response()
+    }
+}
+
+/// What the log line of an answered error says; the router's logging layer, which knows
+/// the client, writes it (see `http::log_refusals`).
+#[derive(Debug, Clone)]
+pub struct RefusalNote {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::warn!(status = self.status.as_u16(), code = self.error.code.as_str(), message = %self.error.message, "request failed");
-        } else {
-            tracing::info!(status = self.status.as_u16(), code = self.error.code.as_str(), message = %self.error.message, "request refused");
-        }
-        (self.status, Json(ApiErrorBody { error: self.error })).into_response()
+        let note = RefusalNote {
+            status: self.status,
+            code: self.error.code.as_str(),
+            detail: self.error.message.clone(),
+        };
+        let mut res = self.into_unlogged_response();
+        res.extensions_mut().insert(note);
+        res
     }
 }
 

@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+
+use super::quota::Refusal;
 use socketioxide::adapter::Adapter;
 
 use super::ApiState;
@@ -15,6 +17,8 @@ use crate::ids::{CourseId, TenantId, UserId};
 use crate::types::*;
 
 type ApiResult<T> = Result<T, ApiError>;
+/// For routes that may also answer a quota refusal.
+type QuotaResult = Result<Response, Refusal>;
 
 /// Path segments are ids: parsed like any other id, so a bad one is a 400, not a room name.
 fn ids<T: std::str::FromStr<Err = crate::ids::IdError>>(field: &str, raw: &str) -> ApiResult<T> {
@@ -31,14 +35,15 @@ pub async fn send_notification<A: Adapter>(
     State(s): State<ApiState<A>>,
     caller: Caller,
     ApiJson(req): ApiJson<SendNotificationRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> QuotaResult {
     caller.check_tenant(&req.tenant_id)?;
+    caller.check_data_size(&s, req.notification.data.as_ref())?;
     let recipients = req.target.into_recipients()?;
     let res = s
         .gateway
         .send_notification(&req.tenant_id, recipients, req.notification)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(res)))
+    Ok((StatusCode::ACCEPTED, Json(res)).into_response())
 }
 
 pub async fn broadcast<A: Adapter>(
@@ -46,14 +51,16 @@ pub async fn broadcast<A: Adapter>(
     Path(t): Path<String>,
     caller: Caller,
     ApiJson(req): ApiJson<BroadcastRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> QuotaResult {
     let t: TenantId = ids("tenant", &t)?;
     caller.check_tenant(&t)?;
+    caller.check_data_size(&s, req.data.as_ref())?;
     let n = s.gateway.broadcast_to_tenant(&t, req).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "id": n.id })),
-    ))
+    )
+        .into_response())
 }
 
 pub async fn system_alert<A: Adapter>(
@@ -145,4 +152,12 @@ pub async fn stats<A: Adapter>(
 
 pub async fn not_found() -> ApiError {
     AppError::not_found("no such route").into()
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::InvalidPayload,
+        "method not allowed on this route",
+    )
 }

@@ -41,12 +41,12 @@ pub fn notification(t: &TenantId, u: &UserId, id: &str) -> Notification {
         id: nid(id),
         tenant_id: t.clone(),
         user_id: Some(u.clone()),
-        title: format!("title {id}"),
+        title: format!("title {id}").into(),
         message: "message".into(),
         kind: NotificationType::General,
         priority: Priority::Normal,
         status: NotificationStatus::Unread,
-        data: Some(serde_json::json!({ "k": id })),
+        data: Some(std::sync::Arc::new(serde_json::json!({ "k": id }))),
         created_at: "2026-11-25T12:00:00Z".into(),
     }
 }

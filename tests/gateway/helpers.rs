@@ -19,6 +19,8 @@ pub const QUIET: Duration = Duration::from_millis(400);
 
 pub struct TestNode {
     pub port: u16,
+    /// The internal `/metrics` listener, when the node was given a `METRICS_PORT`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub shutdown: ShutdownHandle,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub http: reqwest::Client,
@@ -111,10 +113,12 @@ pub async fn spawn_node_with(tweak: impl FnOnce(&mut Config)) -> TestNode {
         .await
         .expect("the application builds");
     let port = app.port();
+    let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_handle();
     let task = tokio::spawn(app.run_until_stopped());
     TestNode {
         port,
+        metrics_addr,
         shutdown,
         task,
         http: reqwest::Client::new(),

@@ -5,6 +5,7 @@ mod admin_progress;
 mod auth;
 mod courses;
 mod helpers;
+mod hostile_http;
 mod hostile_sockets;
 mod http_api;
 mod limits;

@@ -1,0 +1,300 @@
+//! Per-tenant quotas on the service API, so that no tenant's backend can starve another's
+//! (PROTOCOL.md §13, docs/security.md).
+//!
+//! Each tenant has a token bucket (`API_RATE_PER_SEC`, `API_BURST`) and a cap on calls in
+//! flight on this node (`API_MAX_IN_FLIGHT`); both answer `429 RATE_LIMITED`, the bucket
+//! with `Retry-After`. A service token is charged to its own tenant; a super admin to the
+//! tenant the path names, or to the shared platform bucket. Refusals are counted and
+//! logged per tenant through a [`RefusalLog`], never a line per call.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::error::ApiError;
+use crate::client_ip::ClientIp;
+use crate::error::{AppError, ErrorCode};
+use crate::ids::TenantId;
+use crate::metrics::{self, SecurityKind};
+use crate::refusal_log::{LogVerdict, RefusalLog};
+
+/// Whose quota a call is charged to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum QuotaKey {
+    Tenant(TenantId),
+    /// Platform-wide calls of super admins that name no tenant.
+    Platform,
+}
+
+impl std::fmt::Display for QuotaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tenant(t) => t.fmt(f),
+            Self::Platform => f.write_str("(platform)"),
+        }
+    }
+}
+
+/// Why a call was refused: the `reason` label of `lms_api_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Rate,
+    InFlight,
+    DataSize,
+}
+
+impl Reason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::InFlight => "in_flight",
+            Self::DataSize => "data_size",
+        }
+    }
+}
+
+/// An error answer of a route that quotas guard: an ordinary API error (logged by the
+/// router's refusal layer), or a quota refusal (already logged, aggregated per tenant).
+#[derive(Debug)]
+pub enum Refusal {
+    Api(ApiError),
+    Quota {
+        error: ApiError,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<AppError> for Refusal {
+    fn from(e: AppError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Api(e) => e.into_response(),
+            Self::Quota {
+                error,
+                retry_after_secs,
+            } => {
+                let mut res = error.into_unlogged_response();
+                if let Some(secs) = retry_after_secs {
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                res
+            }
+        }
+    }
+}
+
+/// Buckets remembered before idle ones are forgotten (a full bucket is the same as none).
+const RETAIN_ABOVE: usize = 10_000;
+
+/// The quotas of one node.
+pub struct ApiQuotas {
+    rate: DefaultKeyedRateLimiter<QuotaKey>,
+    max_in_flight: usize,
+    in_flight: Mutex<HashMap<QuotaKey, usize>>,
+    refusals: RefusalLog<QuotaKey>,
+}
+
+/// Who was refused, for the log line.
+pub struct Source<'a> {
+    pub key: &'a QuotaKey,
+    pub client: Option<ClientIp>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl ApiQuotas {
+    pub fn new(rate_per_sec: u32, burst: u32, max_in_flight: usize) -> Arc<Self> {
+        let rate = NonZeroU32::new(rate_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        Arc::new(Self {
+            rate: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            max_in_flight: max_in_flight.max(1),
+            in_flight: Mutex::default(),
+            refusals: RefusalLog::default(),
+        })
+    }
+
+    /// Admits one call: a permit held until the response, or the 429 to answer.
+    pub fn admit(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
+        if self.rate.len() > RETAIN_ABOVE {
+            self.rate.retain_recent();
+        }
+        if let Err(not_until) = self.rate.check_key(source.key) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            // Whole seconds, rounded up: retrying earlier would be refused again.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let secs = secs.max(1);
+            let mut refusal = self.refuse(
+                source,
+                Reason::Rate,
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("rate limit of this tenant reached; retry in {secs} s"),
+            );
+            if let Refusal::Quota {
+                retry_after_secs, ..
+            } = &mut refusal
+            {
+                *retry_after_secs = Some(secs);
+            }
+            return Err(refusal);
+        }
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let n = in_flight.entry(source.key.clone()).or_default();
+        if *n >= self.max_in_flight {
+            drop(in_flight);
+            return Err(self.refuse(
+                source,
+                Reason::InFlight,
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many calls of this tenant in flight; retry when one has finished".into(),
+            ));
+        }
+        *n += 1;
+        Ok(InFlight {
+            quotas: self.clone(),
+            key: source.key.clone(),
+        })
+    }
+
+    /// Counts, logs (aggregated per tenant) and answers one refusal.
+    pub fn refuse(
+        &self,
+        source: &Source<'_>,
+        reason: Reason,
+        status: StatusCode,
+        code: ErrorCode,
+        message: String,
+    ) -> Refusal {
+        metrics::api_refused(reason.as_str());
+        if code == ErrorCode::RateLimited {
+            metrics::security_event(SecurityKind::RateLimited);
+        }
+        if let LogVerdict::Log { suppressed } = self.refusals.admit(source.key) {
+            let client = source.client.map(|c| c.to_string());
+            tracing::info!(
+                tenant = %source.key,
+                client_ip = client.as_deref().unwrap_or("-"),
+                user_agent = source.user_agent.unwrap_or("-"),
+                reason = reason.as_str(),
+                status = status.as_u16(),
+                suppressed,
+                "service API call refused by a quota"
+            );
+        }
+        Refusal::Quota {
+            error: ApiError::new(status, code, message),
+            retry_after_secs: None,
+        }
+    }
+}
+
+/// One call in flight; dropping it frees the tenant's slot.
+pub struct InFlight {
+    quotas: Arc<ApiQuotas>,
+    key: QuotaKey,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .quotas
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = in_flight.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Bytes of `value` as compact JSON, counted without building the string.
+pub fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: &str) -> QuotaKey {
+        QuotaKey::Tenant(TenantId::parse(t).unwrap())
+    }
+
+    fn source(k: &QuotaKey) -> Source<'_> {
+        Source {
+            key: k,
+            client: None,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn a_tenant_past_its_burst_is_refused_with_retry_after_and_another_is_not() {
+        let q = ApiQuotas::new(1, 3, 100);
+        let (a, b) = (key("a"), key("b"));
+        let mut held = vec![];
+        for _ in 0..3 {
+            held.push(q.admit(&source(&a)).expect("within the burst"));
+        }
+        let refused = q
+            .admit(&source(&a))
+            .err()
+            .expect("past the burst")
+            .into_response();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        assert!(q.admit(&source(&b)).is_ok());
+    }
+
+    #[test]
+    fn the_in_flight_cap_frees_a_slot_when_a_call_ends() {
+        let q = ApiQuotas::new(1000, 1000, 2);
+        let a = key("a");
+        let first = q.admit(&source(&a)).unwrap();
+        let _second = q.admit(&source(&a)).unwrap();
+        assert!(q.admit(&source(&a)).is_err());
+        assert!(q.admit(&source(&key("b"))).is_ok());
+        drop(first);
+        assert!(q.admit(&source(&a)).is_ok());
+    }
+
+    #[test]
+    fn json_len_is_the_length_of_the_compact_serialisation() {
+        let v = serde_json::json!({ "a": [1, "two\n"], "b": null });
+        assert_eq!(json_len(&v), serde_json::to_string(&v).unwrap().len());
+    }
+}
