@@ -93,6 +93,32 @@ impl Api {
         .map(drop)
     }
 
+    /// `POST /api/v1/notifications` to many users with a `data` of `data_bytes` bytes: what a
+    /// noisy tenant's backend sends; it carries no marker and is not accounted.
+    pub async fn notify_many(
+        &self,
+        node: &Target,
+        tenant: &str,
+        users: &[String],
+        data_bytes: usize,
+    ) -> Result<(), String> {
+        let body = json!({
+            "tenantId": tenant,
+            "target": { "userIds": users },
+            "notification": {
+                "title": "noise", "message": "noise", "type": "GENERAL", "priority": "LOW",
+                "data": { "blob": "n".repeat(data_bytes) },
+            },
+        });
+        self.call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/notifications", node.http),
+            Some(body),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `PUT /api/v1/tenants/{t}/courses/{c}/members` (replaces the membership).
     pub async fn put_members(
         &self,
