@@ -152,7 +152,7 @@ async fn bad_token_spam(port: u16, deadline: Instant) -> Report {
             }
             match next_packet(&mut tx, &mut rx).await {
                 Some(p) if p.starts_with("44") => r.add("connect_error"),
-                Some(p) => r.add(format!("unexpected {:.8}", p)),
+                Some(p) => r.add(format!("unexpected {p:.8}")),
                 None => {
                     r.add("session closed by node");
                     break;

@@ -84,13 +84,7 @@ impl Api {
             "target": { "userId": user },
             "notification": { "id": id, "title": "loadgen", "message": marker, "type": "GENERAL", "priority": "NORMAL" },
         });
-        self.call(
-            reqwest::Method::POST,
-            format!("{}/api/v1/notifications", node.http),
-            Some(body),
-        )
-        .await
-        .map(drop)
+        self.post_notification(node, body).await
     }
 
     /// `POST /api/v1/notifications` to many users with a `data` of `data_bytes` bytes: what a
@@ -110,6 +104,10 @@ impl Api {
                 "data": { "blob": "n".repeat(data_bytes) },
             },
         });
+        self.post_notification(node, body).await
+    }
+
+    async fn post_notification(&self, node: &Target, body: Value) -> Result<(), String> {
         self.call(
             reqwest::Method::POST,
             format!("{}/api/v1/notifications", node.http),
