@@ -296,7 +296,10 @@ fn a_noisy_run_measures_the_victims_in_both_phases_and_each_notification_once() 
     let n = &r["streams"]["notify"];
     let accepted = u(n, "/accepted");
     let (quiet, noisy) = (&r["noisy"]["quiet"], &r["noisy"]["noisy"]);
-    assert!(u(quiet, "/accepted") > 0 && u(noisy, "/accepted") > 0, "{r}");
+    assert!(
+        u(quiet, "/accepted") > 0 && u(noisy, "/accepted") > 0,
+        "{r}"
+    );
     assert_eq!(
         u(quiet, "/accepted") + u(noisy, "/accepted"),
         accepted,

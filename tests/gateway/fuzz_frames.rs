@@ -387,13 +387,8 @@ async fn random_engine_io_and_socket_io_frames_never_take_the_node_down_or_grow_
         "the fuzzer barely ran ({tally:?}); the node refused its sessions"
     );
 
-    let health = node
-        .http
-        .get(format!("{}/healthz", node.url()))
-        .send()
-        .await
-        .expect("healthz answers");
-    assert_eq!(health.status(), 200);
+    let (health, _) = send(node.http.get(format!("{}/healthz", node.url()))).await;
+    assert_eq!(health, 200);
     // The bystander connected before the fuzz is still served, and a newcomer gets in.
     ok(&warm.ack("notification:count", serde_json::json!({})).await);
     let legit = connect(&node, &token("legit", Some("t-fuzz"), Role::Student)).await;
