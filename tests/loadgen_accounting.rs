@@ -259,6 +259,71 @@ fn a_notify_run_accounts_each_notification_and_the_unread_counts_match() {
 }
 
 #[test]
+fn a_noisy_run_measures_the_victims_in_both_phases_and_each_notification_once() {
+    let node = spawn_node();
+    let (code, json, err) = loadgen(&[
+        "noisy",
+        "--url",
+        &node.url,
+        "--jwt-secret",
+        SECRET,
+        "-n",
+        "10",
+        "-t",
+        "2",
+        "--duration",
+        "2",
+        "-r",
+        "10",
+        "--noise-rate",
+        "20",
+        "--noise-concurrency",
+        "2",
+        "--noise-users",
+        "5",
+        "--noise-data-bytes",
+        "256",
+        "--noise-sockets",
+        "2",
+        "--noise-event-rate",
+        "10",
+        "--drain",
+        "20",
+        "--quiet",
+    ]);
+    let r = json.unwrap_or_else(|| panic!("no JSON result (exit {code}): {err}"));
+    assert_eq!(code, 0, "{err}");
+    let n = &r["streams"]["notify"];
+    let accepted = u(n, "/accepted");
+    let (quiet, noisy) = (&r["noisy"]["quiet"], &r["noisy"]["noisy"]);
+    assert!(
+        u(quiet, "/accepted") > 0 && u(noisy, "/accepted") > 0,
+        "{r}"
+    );
+    assert_eq!(
+        u(quiet, "/accepted") + u(noisy, "/accepted"),
+        accepted,
+        "every victim notification belongs to exactly one phase: {r}"
+    );
+    assert_eq!(u(n, "/lost"), 0, "{n}");
+    assert_eq!(u(quiet, "/lost") + u(noisy, "/lost"), 0, "{r}");
+    // One socket per user: one delivery, hence one latency sample, per accepted notification.
+    assert_latency_consistent(&quiet["latency"], u(quiet, "/accepted"));
+    assert_latency_consistent(&noisy["latency"], u(noisy, "/accepted"));
+    assert_eq!(
+        f(&r, "/noisy/quiet_p99_ms"),
+        f(quiet, "/latency/p99_ms"),
+        "the headline is the phase's figure"
+    );
+    assert!(f(&r, "/noisy/p99_ratio") > 0.0, "{r}");
+    // The noise ran, and is not counted as the victims' traffic.
+    assert!(u(&r, "/noisy/noise/api_calls") > 0, "{r}");
+    assert!(u(&r, "/noisy/noise/events_offered") > 0, "{r}");
+    assert_eq!(u(&r, "/noisy/victim_connected"), 10);
+    assert_eq!(u(&r, "/noisy/noisy_connected"), 2);
+}
+
+#[test]
 fn refused_connections_are_counted_by_reason() {
     let node = spawn_node();
     let (code, json, err) = loadgen(&[

@@ -84,6 +84,30 @@ impl Api {
             "target": { "userId": user },
             "notification": { "id": id, "title": "loadgen", "message": marker, "type": "GENERAL", "priority": "NORMAL" },
         });
+        self.post_notification(node, body).await
+    }
+
+    /// `POST /api/v1/notifications` to many users with a `data` of `data_bytes` bytes: what a
+    /// noisy tenant's backend sends; it carries no marker and is not accounted.
+    pub async fn notify_many(
+        &self,
+        node: &Target,
+        tenant: &str,
+        users: &[String],
+        data_bytes: usize,
+    ) -> Result<(), String> {
+        let body = json!({
+            "tenantId": tenant,
+            "target": { "userIds": users },
+            "notification": {
+                "title": "noise", "message": "noise", "type": "GENERAL", "priority": "LOW",
+                "data": { "blob": "n".repeat(data_bytes) },
+            },
+        });
+        self.post_notification(node, body).await
+    }
+
+    async fn post_notification(&self, node: &Target, body: Value) -> Result<(), String> {
         self.call(
             reqwest::Method::POST,
             format!("{}/api/v1/notifications", node.http),

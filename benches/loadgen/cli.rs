@@ -41,6 +41,10 @@ pub enum Scenario {
     /// A realistic LMS mix: mostly idle students, instructors and admins in courses, with course
     /// joins, progress events, notification counts, stored notifications and broadcasts.
     Mixed(MixedArgs),
+    /// Fair sharing: victim tenants' sockets receive stored notifications at a modest rate, once
+    /// alone ("quiet") and once while one noisy tenant floods the service API and its sockets
+    /// flood events; the victims' notification p50/p99 of both phases and the p99 ratio.
+    Noisy(NoisyArgs),
 }
 
 /// Flags every scenario takes.
@@ -210,6 +214,54 @@ pub struct MixedArgs {
     /// Tenant broadcasts per second through the service API.
     #[arg(long, default_value_t = 1.0)]
     pub broadcast_rate: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct NoisyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The victims: `--connections` sockets (one per user) over `--tenants` tenants.
+    #[command(flatten)]
+    pub pop: Population,
+    /// Stored notifications per second to the victims, in each phase (`--duration` each).
+    #[arg(long, short = 'r', default_value_t = 20.0)]
+    pub rate: f64,
+    /// Service API calls per second of the noisy tenant; 0: as fast as `--noise-concurrency`
+    /// calls in flight allow.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise_rate: f64,
+    /// Service API calls of the noisy tenant in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub noise_concurrency: usize,
+    /// Recipients (`userIds`) of each noisy call.
+    #[arg(long, default_value_t = 100)]
+    pub noise_users: usize,
+    /// Bytes of `data` in each noisy notification.
+    #[arg(long, default_value_t = 4_096)]
+    pub noise_data_bytes: usize,
+    /// Sockets of the noisy tenant (users among the noisy calls' recipients) flooding events.
+    #[arg(long, default_value_t = 50)]
+    pub noise_sockets: usize,
+    /// `notification:count` events per second each noisy socket offers.
+    #[arg(long, default_value_t = 100.0)]
+    pub noise_event_rate: f64,
+}
+
+/// Checks the noisy scenario's own bounds.
+pub fn validate_noisy(a: &NoisyArgs) -> Result<(), String> {
+    if a.noise_concurrency == 0 || a.noise_concurrency > 1_024 {
+        return Err("--noise-concurrency must be 1..=1024".into());
+    }
+    if a.noise_users == 0 || a.noise_users > 10_000 {
+        return Err("--noise-users must be 1..=10000".into());
+    }
+    if a.noise_data_bytes > 1_000_000 {
+        return Err("--noise-data-bytes must be at most 1000000".into());
+    }
+    if a.noise_sockets > 10_000 {
+        return Err("--noise-sockets must be at most 10000".into());
+    }
+    Ok(())
 }
 
 /// Checks the bounds that keep a run finite.

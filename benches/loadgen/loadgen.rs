@@ -31,7 +31,11 @@ use std::time::Duration;
 fn main() {
     let cli = Cli::parse();
     let (common, pop, rates) = parts(&cli.scenario);
-    if let Err(e) = cli::validate(common, pop, &rates) {
+    let noisy = match &cli.scenario {
+        Scenario::Noisy(a) => cli::validate_noisy(a),
+        _ => Ok(()),
+    };
+    if let Err(e) = cli::validate(common, pop, &rates).and(noisy) {
         eprintln!("lms-loadgen: {e}");
         std::process::exit(2);
     }
@@ -84,6 +88,13 @@ fn parts(s: &Scenario) -> (&Common, &Population, Vec<f64>) {
                 a.broadcast_rate,
             ],
         ),
+        // The victims' notify stream runs twice (quiet, then noisy): its ledger needs room
+        // for both phases.
+        Scenario::Noisy(a) => (
+            &a.common,
+            &a.pop,
+            vec![a.rate * 2.0, a.noise_rate, a.noise_event_rate],
+        ),
     }
 }
 
@@ -94,6 +105,7 @@ fn name(s: &Scenario) -> &'static str {
         Scenario::Notify(_) => "notify",
         Scenario::Churn(_) => "churn",
         Scenario::Mixed(_) => "mixed",
+        Scenario::Noisy(_) => "noisy",
     }
 }
 
@@ -146,7 +158,13 @@ async fn start(scenario: &Scenario) -> anyhow::Result<String> {
     // Hard deadline: the ramp at its rate, the phase, the drain, plus room for setup and closing.
     let ramp_s =
         pop.connections as f64 / pop.connect_rate + common.connect_timeout_ms as f64 / 1000.0;
-    let deadline = Duration::from_secs_f64(ramp_s + (secs + common.drain) as f64 + 120.0);
+    let phases = if matches!(scenario, Scenario::Noisy(_)) {
+        2
+    } else {
+        1
+    };
+    let deadline =
+        Duration::from_secs_f64(ramp_s + (phases * (secs + common.drain)) as f64 + 120.0);
     let outcome = tokio::time::timeout(deadline, async {
         match scenario {
             Scenario::Connect(a) => scenarios::connect::run(&ctx, a).await,
@@ -154,6 +172,7 @@ async fn start(scenario: &Scenario) -> anyhow::Result<String> {
             Scenario::Notify(a) => scenarios::notify::run(&ctx, a).await,
             Scenario::Churn(a) => scenarios::churn::run(&ctx, a).await,
             Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await,
+            Scenario::Noisy(a) => scenarios::noisy::run(&ctx, a).await,
         }
     })
     .await;

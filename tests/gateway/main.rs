@@ -4,6 +4,7 @@
 mod admin_progress;
 mod auth;
 mod courses;
+mod fuzz_frames;
 mod helpers;
 mod hostile_http;
 mod hostile_sockets;

@@ -1,10 +1,12 @@
-//! The five scenarios of the benchmark issue, one module each; they share `run` for ramping,
-//! pacing and metering, and each returns its own JSON section for the result line.
+//! The five scenarios of the benchmark issue and `noisy` (fair sharing, issue 10), one module
+//! each; they share `run` for ramping, pacing and metering, and each returns its own JSON
+//! section for the result line.
 
 pub mod churn;
 pub mod connect;
 pub mod fanout;
 pub mod mixed;
+pub mod noisy;
 pub mod notify;
 
 use crate::run::{Ctx, Spec};

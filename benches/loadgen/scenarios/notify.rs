@@ -26,28 +26,7 @@ pub async fn run(ctx: &Ctx, a: &NotifyArgs) -> anyhow::Result<Value> {
 
     ctx.set_phase("notify");
     let meter = Meter::start(&ctx.common.pids);
-    let stats = ctx.stats.clone();
-    let nodes = ctx.targets.len();
-    let (started, wall) = run::pace(ctx, a.rate, Duration::from_secs(ctx.common.duration), |k| {
-        let s = stats.stream(StreamKind::Notify);
-        let seq = s.ledger.next_seq()?;
-        let i = users[k as usize % users.len()];
-        let (t, user) = super::identity(i, p.tenants);
-        let tenant = ctx.tenant(t);
-        let id = format!("{}-n{seq}", ctx.run_id);
-        let text = marker(StreamKind::Notify, seq, stats.now_us());
-        s.sent.fetch_add(1, Relaxed);
-        // Posted to a node other than the user's when there are several: the delivery crosses nodes.
-        let node = ctx.targets[(ctx.node_for_client(i, p.tenants) + 1) % nodes].clone();
-        let (stats, api, sent_to) = (stats.clone(), ctx.api.clone(), sent_to.clone());
-        Some(async move {
-            let s = stats.stream(StreamKind::Notify);
-            if s.record_publish(seq, 1, api.notify(&node, &tenant, &user, &id, &text).await) {
-                sent_to[i].fetch_add(1, Relaxed);
-            }
-        })
-    })
-    .await;
+    let (started, wall) = publish(ctx, &users, p.tenants, &sent_to, a.rate).await;
     ctx.set_phase("drain");
     let ledger = &ctx.stats.stream(StreamKind::Notify).ledger;
     let drained = run::drain(Duration::from_secs(ctx.common.drain), || ledger.complete()).await;
@@ -94,4 +73,39 @@ pub async fn run(ctx: &Ctx, a: &NotifyArgs) -> anyhow::Result<Value> {
         "cpu_ms_per_notification": per(cost.cpu_s * 1000.0, accepted),
         "unread_check": { "users_checked": checked, "mismatches": mismatched, "examples": examples, "errors": check_errors },
     }))
+}
+
+/// Stored notifications to single users at `rate` per second for the run's duration, one after
+/// another over `users` (sockets of a population of `tenants` tenants), each marked for the
+/// ledger; `sent_to[i]` counts those accepted for socket i. Returns how many were started and
+/// the wall time, as [`run::pace`] does.
+pub async fn publish(
+    ctx: &Ctx,
+    users: &Arc<Vec<usize>>,
+    tenants: usize,
+    sent_to: &Arc<Vec<AtomicU32>>,
+    rate: f64,
+) -> (u64, Duration) {
+    let stats = ctx.stats.clone();
+    let nodes = ctx.targets.len();
+    run::pace(ctx, rate, Duration::from_secs(ctx.common.duration), |k| {
+        let s = stats.stream(StreamKind::Notify);
+        let seq = s.ledger.next_seq()?;
+        let i = users[k as usize % users.len()];
+        let (t, user) = super::identity(i, tenants);
+        let tenant = ctx.tenant(t);
+        let id = format!("{}-n{seq}", ctx.run_id);
+        let text = marker(StreamKind::Notify, seq, stats.now_us());
+        s.sent.fetch_add(1, Relaxed);
+        // Posted to a node other than the user's when there are several: the delivery crosses nodes.
+        let node = ctx.targets[(ctx.node_for_client(i, tenants) + 1) % nodes].clone();
+        let (stats, api, sent_to) = (stats.clone(), ctx.api.clone(), sent_to.clone());
+        Some(async move {
+            let s = stats.stream(StreamKind::Notify);
+            if s.record_publish(seq, 1, api.notify(&node, &tenant, &user, &id, &text).await) {
+                sent_to[i].fetch_add(1, Relaxed);
+            }
+        })
+    })
+    .await
 }
