@@ -99,4 +99,3 @@ impl AppError {
         Self::new(ErrorCode::Internal, "internal error")
     }
 }
-

@@ -3,8 +3,8 @@
 //! Every tenant room starts with `tenant:<t>:` so two tenants that reuse a user or course
 //! id can never share a room. Ids are validated newtypes (no `:`), so names cannot collide.
 
-use crate::role::Role;
 use crate::ids::{CourseId, TenantId, UserId};
+use crate::role::Role;
 
 /// Every socket of a tenant.
 pub fn tenant(t: &TenantId) -> String {

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
-use crate::role::Role;
 use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
+use crate::role::Role;
 
 /// Longest notification or alert title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;

@@ -7,8 +7,8 @@
 
 use ts_rs::TS;
 
-use crate::role::Role;
 use crate::error::{AppError, ErrorCode};
+use crate::role::Role;
 use crate::types::*;
 
 const HEADER: &str =
