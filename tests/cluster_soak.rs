@@ -152,6 +152,11 @@ async fn bad_token_spam(port: u16, deadline: Instant) -> Report {
             }
             match next_packet(&mut tx, &mut rx).await {
                 Some(p) if p.starts_with("44") => r.add("connect_error"),
+                // Engine.IO close: the node ends the session after its third refusal.
+                Some(p) if p == "1" => {
+                    r.add("session closed by node");
+                    break;
+                }
                 Some(p) => r.add(format!("unexpected {p:.8}")),
                 None => {
                     r.add("session closed by node");
@@ -563,8 +568,21 @@ async fn while_one_tenant_attacks_both_nodes_another_tenants_clients_lose_no_not
             .await;
         newcomer.disconnect().await;
     }
-    // Bounds that hold already: the per-socket event rate limit cuts a flooder off, and a frame
-    // over MAX_MESSAGE_BYTES closes its socket.
+    // A session is closed after three refused CONNECTs (CONNECT_ATTEMPTS_PER_SESSION), and
+    // idle or half-sent connections are closed by the header timeout (10 s).
+    for r in reports
+        .iter()
+        .filter(|r| r.name == "bad-token CONNECT spam")
+    {
+        let sessions = r.get("session closed by node");
+        assert!(sessions >= 1, "{r:?}");
+        assert!(r.get("connect_error") <= 3 * (sessions + 1), "{r:?}");
+    }
+    for r in reports.iter().filter(|r| r.name == "idle TCP connections") {
+        assert_eq!(r.get("closed by node"), r.get("opened"), "{r:?}");
+    }
+    // The per-socket event rate limit cuts a flooder off, and a frame over
+    // MAX_MESSAGE_BYTES closes its socket.
     for r in reports.iter().filter(|r| r.name == "event flood") {
         assert!(r.get("socket cut off by node") >= 1, "{r:?}");
         assert_eq!(r.get("socket survived its flood"), 0, "{r:?}");
