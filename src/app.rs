@@ -145,6 +145,7 @@ impl Application {
             node.clone(),
             parts.peers,
             Duration::from_millis(config.stats_timeout_ms),
+            config.tenant_store_concurrency,
         );
         let draining = Arc::new(AtomicBool::new(false));
         let trusted = Arc::new(TrustedProxies::parse(&config.trusted_proxies)?);

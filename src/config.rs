@@ -197,6 +197,10 @@ pub struct Config {
     /// Largest `data` of one notification, in bytes of JSON (413 above).
     #[arg(long, env = "MAX_NOTIFICATION_DATA_BYTES", default_value_t = 8 * 1024)]
     pub max_notification_data_bytes: usize,
+    /// Inbox writes one tenant may have in flight on this node; the rest of its fan-out
+    /// waits in its own line, so a noisy tenant cannot queue ahead of the others.
+    #[arg(long, env = "TENANT_STORE_CONCURRENCY", default_value_t = 16)]
+    pub tenant_store_concurrency: usize,
     /// Tokens whose `exp` lies further ahead than now plus this are refused (INVALID_TOKEN),
     /// in seconds; bounds how long a leaked token stays usable.
     #[arg(long, env = "MAX_TOKEN_LIFETIME_SECS", default_value_t = 86_400)]

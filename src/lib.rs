@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod fair;
 pub mod http;
 pub mod ids;
 pub mod metrics;

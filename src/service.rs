@@ -15,6 +15,7 @@ use serde::Serialize;
 use socketioxide::{SocketIo, adapter::Adapter};
 
 use crate::auth::Role;
+use crate::fair::TenantLines;
 use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::metrics;
@@ -55,6 +56,8 @@ const STORE_FANOUT: usize = 32;
 struct Inner<A: Adapter> {
     io: SocketIo<A>,
     store: Arc<dyn Store>,
+    /// Each tenant's share of concurrent inbox writes (`fair`).
+    lines: TenantLines,
     node_id: String,
     peers: Option<Arc<dyn PeerStats>>,
     stats_timeout: Duration,
@@ -80,11 +83,13 @@ impl<A: Adapter> Gateway<A> {
         node_id: String,
         peers: Option<Arc<dyn PeerStats>>,
         stats_timeout: Duration,
+        tenant_store_concurrency: usize,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 io,
                 store,
+                lines: TenantLines::new(tenant_store_concurrency),
                 node_id,
                 peers,
                 stats_timeout,
@@ -218,7 +223,10 @@ impl<A: Adapter> Gateway<A> {
 
     async fn store_and_deliver(&self, n: Notification) -> Result<(), AppError> {
         let user = n.user_id.clone().expect("set by the caller");
-        match self.inner.store.insert_notification(&n).await? {
+        let slot = self.inner.lines.acquire(&n.tenant_id).await;
+        let outcome = self.inner.store.insert_notification(&n).await;
+        drop(slot);
+        match outcome? {
             InsertOutcome::Inserted { unread } => {
                 metrics::notifications_stored(1);
                 let room = rooms::user(&n.tenant_id, &user);

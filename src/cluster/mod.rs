@@ -247,7 +247,7 @@ impl Cluster {
         });
 
         // A gateway over the same sockets, used only for this node's local stats.
-        let local = Gateway::new(io, self.store(), node, None, stats_timeout);
+        let local = Gateway::new(io, self.store(), node, None, stats_timeout, 1);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(stats::HEARTBEAT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
