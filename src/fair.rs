@@ -66,7 +66,10 @@ mod tests {
         let _b = lines.acquire(&t("noisy")).await;
         let (noisy, quiet) = (t("noisy"), t("quiet"));
         let third = tokio::time::timeout(Duration::from_millis(50), lines.acquire(&noisy));
-        assert!(third.await.is_err(), "the noisy tenant waits in its own line");
+        assert!(
+            third.await.is_err(),
+            "the noisy tenant waits in its own line"
+        );
         let other = tokio::time::timeout(Duration::from_millis(50), lines.acquire(&quiet));
         assert!(other.await.is_ok(), "another tenant does not");
     }

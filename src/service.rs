@@ -15,8 +15,8 @@ use serde::Serialize;
 use socketioxide::{SocketIo, adapter::Adapter};
 
 use crate::auth::Role;
-use crate::fair::TenantLines;
 use crate::error::AppError;
+use crate::fair::TenantLines;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms::{self, RoomKind};

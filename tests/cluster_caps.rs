@@ -16,7 +16,6 @@ mod cluster_support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::interfaces::{ClientLike, HashesInterface, SortedSetsInterface};
-use futures::future::join_all;
 use lms_realtime::auth::Role;
 use lms_realtime::cluster;
 use lms_realtime::config::Secret;
@@ -48,18 +47,19 @@ async fn client(url: &str) -> fred::clients::Client {
     client
 }
 
-/// Opens sessions round-robin over the nodes, then sends every CONNECT at once.
-async fn race(nodes: &[TestNode], tokens: &[String]) -> (usize, Vec<raw::RawSession>) {
-    let mut sessions = Vec::new();
-    for i in 0..tokens.len() {
-        sessions.push(raw::open(&nodes[i % nodes.len()]).await);
-    }
-    let answers = join_all(sessions.iter_mut().zip(tokens).map(|(s, t)| s.connect(t))).await;
-    let accepted = answers
-        .iter()
-        .filter(|a| a.as_deref().is_some_and(|p| p.starts_with("40")))
-        .count();
-    (accepted, sessions)
+/// Writes a node process's heartbeat entry, as `cluster::stats` does, expiring at `until`.
+async fn heartbeat(client: &fred::clients::Client, instance: &str, until: i64) {
+    let _: () = client
+        .zadd(
+            keys::instance_registry(),
+            None,
+            None,
+            false,
+            false,
+            (until as f64, instance),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -86,13 +86,13 @@ async fn per_user_and_per_tenant_caps_are_exact_across_nodes_when_connects_race(
     ];
     let t = tenant();
     let same_user = vec![token("u1", Some(&t), Role::Student); 100];
-    let (accepted, _held) = race(&nodes, &same_user).await;
+    let (accepted, _held) = raw::race(&nodes, &same_user).await;
     assert_eq!(accepted, 20, "per-user cap, cluster-wide");
 
     let many: Vec<_> = (0..60)
         .map(|i| token(&format!("v{i}"), Some(&t), Role::Student))
         .collect();
-    let (accepted, _more) = race(&nodes, &many).await;
+    let (accepted, _more) = raw::race(&nodes, &many).await;
     assert_eq!(accepted, 10, "per-tenant cap (30) less the 20 held");
 }
 
@@ -124,17 +124,7 @@ async fn a_crashed_nodes_share_stops_counting_once_its_heartbeat_is_gone() {
     assert_eq!(held, None, "the dead share was pruned");
 
     // A live node (its heartbeat in the registry) holding one: counted.
-    let _: () = redis_client
-        .zadd(
-            keys::instance_registry(),
-            None,
-            None,
-            false,
-            false,
-            ((now + 60_000) as f64, "alive#1"),
-        )
-        .await
-        .unwrap();
+    heartbeat(&redis_client, "alive#1", now + 60_000).await;
     let _: () = redis_client
         .hset(&key, [("alive#1", "1"), ("alive#1:t", "0")])
         .await
@@ -146,17 +136,7 @@ async fn a_crashed_nodes_share_stops_counting_once_its_heartbeat_is_gone() {
     assert!(answer.contains("RATE_LIMITED"), "{answer}");
 
     // Its heartbeat expires: its share is released.
-    let _: () = redis_client
-        .zadd(
-            keys::instance_registry(),
-            None,
-            None,
-            false,
-            false,
-            ((now - 1) as f64, "alive#1"),
-        )
-        .await
-        .unwrap();
+    heartbeat(&redis_client, "alive#1", now - 1).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let mut c = raw::open(&node).await;
     assert!(c.connect(&tok).await.unwrap().starts_with("40"));

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures::future::join_all;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -106,4 +107,19 @@ pub fn rss_bytes() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     kb * 1024
+}
+
+/// Opens one session per token, round-robin over the nodes, then sends every CONNECT at
+/// the same instant; returns how many were accepted, and the sessions (to hold them).
+pub async fn race(nodes: &[TestNode], tokens: &[String]) -> (usize, Vec<RawSession>) {
+    let mut sessions = Vec::new();
+    for i in 0..tokens.len() {
+        sessions.push(open(&nodes[i % nodes.len()]).await);
+    }
+    let answers = join_all(sessions.iter_mut().zip(tokens).map(|(s, t)| s.connect(t))).await;
+    let accepted = answers
+        .iter()
+        .filter(|a| a.as_deref().is_some_and(|p| p.starts_with("40")))
+        .count();
+    (accepted, sessions)
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fair sharing (issue 10): a noisy tenant floods the service API and its sockets while
+# victim tenants receive notifications; lms-loadgen's `noisy` scenario reports the victims'
+# notification p99 without and with the noise, and their ratio (target: at most 2x).
+#
+#   benches/noisy.sh            # one node (memory), then two nodes + a private redis-server
+#   MODES=cluster benches/noisy.sh
+#
+# Needs the release binaries (cargo build --release --bins). Loopback only, bounded in time
+# (about 2 minutes per mode). Prints one JSON line per mode; extra loadgen flags via NOISY_ARGS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+B=${CARGO_TARGET_DIR:-$repo/target}/release
+MODES=${MODES:-"single cluster"}
+JWT_SECRET=${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export JWT_SECRET
+OUT=$(mktemp -d)
+REDIS_PORT=6404
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap cleanup EXIT INT TERM
+
+start_node() { # port [redis-url]
+  # The load generator's sockets all come from 127.0.0.1: lift the per-IP caps.
+  PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
+    MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
+    "$B/lms-realtime" >"$OUT/node-$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "node on $1 did not start (log: $OUT/node-$1.log)" >&2
+  return 1
+}
+
+run() { # urls pids
+  "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
+    -n 200 -t 4 -r 20 --duration 15 --drain 10 --quiet ${NOISY_ARGS:-}
+}
+
+for mode in $MODES; do
+  case "$mode" in
+    single)
+      start_node 4177
+      run http://127.0.0.1:4177 "${pids[0]}"
+      ;;
+    cluster)
+      redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
+        --logfile "$OUT/redis.log" &
+      pids+=($!)
+      for _ in $(seq 50); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; sleep 0.1; done
+      start_node 4177 redis://127.0.0.1:$REDIS_PORT
+      start_node 4178 redis://127.0.0.1:$REDIS_PORT
+      run http://127.0.0.1:4177,http://127.0.0.1:4178 "${pids[1]},${pids[2]},${pids[0]}"
+      ;;
+    *) echo "unknown mode $mode" >&2; exit 2 ;;
+  esac
+  cleanup
+done
