@@ -47,8 +47,8 @@ dump_logs() {
   local c
   for c in $SINGLE $(project_containers); do
     podman container exists "$c" 2>/dev/null || continue
-    echo "---- $c: $(podman inspect --format '{{.State.Status}} exit={{.State.ExitCode}}' "$c" 2>/dev/null) ; last 40 log lines"
-    timeout 20 podman logs --tail 40 "$c" 2>&1 | mask | sed 's/^/     | /' || true
+    echo "---- $c: $(podman inspect --format '{{.State.Status}} exit={{.State.ExitCode}}' "$c" 2>/dev/null); last 40 log lines"
+    timeout 20 podman logs --tail 40 "$c" 2>&1 | mask | uniq | cut -c1-400 | sed 's/^/     | /' || true
   done
   if [ -s "$WORK/compose.log" ]; then
     echo "---- podman-compose output (last 30 lines)"
@@ -188,12 +188,18 @@ if ! podman image exists "$DEBIAN_IMAGE"; then
   rm -rf "$rootfs"
 fi
 
-standin() { # standin IMAGE CONTAINERFILE [podman build args...]
-  local image=$1 file=$2; shift 2
-  if podman image exists "$image"; then return 0; fi
-  echo "building stand-in $image from $file"
-  timeout 1200 podman build --pull=never -q -f "$ROOT/.ci/containers/$file" -t "$image" "$@" >"$WORK/standin.log" 2>&1 ||
-    { tail -40 "$WORK/standin.log"; fail "building $image"; }
+# A stand-in is rebuilt when its recipe changes: the Containerfiles and files beside
+# them, and EXTRA (the host toolchain's version for the Rust one), hashed into a label.
+standin() { # standin IMAGE CONTAINERFILE EXTRA [podman build args...] CONTEXT
+  local image=$1 file=$2 extra=$3; shift 3
+  local recipe
+  recipe=$( (cat "$ROOT/.ci/containers/$file" "$ROOT"/.ci/containers/*.sh; echo "$extra") | sha256sum | cut -c1-16)
+  if [ "$(podman image inspect --format '{{index .Labels "lms.ci.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
+    return 0
+  fi
+  echo "building stand-in $image from .ci/containers/$file"
+  timeout 1200 podman build --pull=never -q --label "lms.ci.recipe=$recipe" -f "$ROOT/.ci/containers/$file" -t "$image" "$@" \
+    >"$WORK/standin.log" 2>&1 || { tail -40 "$WORK/standin.log"; fail "building $image"; }
 }
 
 host_rust=$(rustc --version | awk '{print $2}')
@@ -203,10 +209,9 @@ case "$host_rust" in
 esac
 mkdir -p "$WORK/rust-ctx"
 cp /etc/ssl/certs/ca-certificates.crt "$WORK/rust-ctx/"
-standin "$RUST_IMAGE" rust.Containerfile -v "$(rustc --print sysroot):/host-toolchain:ro" "$WORK/rust-ctx"
+standin "$RUST_IMAGE" rust.Containerfile "$(rustc -vV)" -v "$(rustc --print sysroot):/host-toolchain:ro" "$WORK/rust-ctx"
 
 # The compose file's images, by the names it uses (docker.io/ when unqualified).
-mkdir -p "$WORK/empty-ctx"
 while read -r image; do
   case "$image" in
     redis:*) file=redis.Containerfile ;;
@@ -215,7 +220,7 @@ while read -r image; do
     *) continue ;; # the gateway (built below) and grafana (not run)
   esac
   case "$image" in */*) full="docker.io/$image" ;; *) full="docker.io/library/$image" ;; esac
-  standin "$full" "$file" "$WORK/empty-ctx"
+  standin "$full" "$file" "" "$ROOT/.ci/containers"
 done < <(sed -n 's/^ *image: *//p' docker-compose.yml)
 
 # ------------------------------------------------------------------ the gateway image
@@ -234,15 +239,18 @@ JWT_SECRET="ci-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_SECRET
 single_port=$(free_port 38300)
 # No REDIS_URL: the single-node (in-memory) mode. The secret comes from the environment.
+# (podman's stderr here is its complaint that without systemd it has no health-check timers.)
 podman run -d --name "$SINGLE" --env JWT_SECRET -e NODE_ID=single -e DRAIN_TIMEOUT_SECS=$DRAIN_SECS \
-  -p "127.0.0.1:$single_port:3000" "$GATEWAY_IMAGE" >/dev/null
+  -p "127.0.0.1:$single_port:3000" "$GATEWAY_IMAGE" >/dev/null 2>"$WORK/podman-run.err" ||
+  { cat "$WORK/podman-run.err"; fail "podman run"; }
 wait_for 30 "/healthz on the published port" curl -fsS --max-time 2 "http://127.0.0.1:$single_port/healthz"
 wait_for 20 "the image's HEALTHCHECK (podman healthcheck run)" timeout 15 podman healthcheck run "$SINGLE"
 uid=$(timeout 15 podman exec "$SINGLE" id -u)
 [ "$uid" != 0 ] || fail "the gateway runs as root inside the container"
 echo "   healthy; uid inside is $uid"
 t_stop=$SECONDS
-timeout $((DRAIN_SECS + 30)) podman stop --time $((DRAIN_SECS + 20)) "$SINGLE" >/dev/null
+timeout $((DRAIN_SECS + 30)) podman stop --time $((DRAIN_SECS + 20)) "$SINGLE" >/dev/null 2>"$WORK/podman-stop.err" ||
+  { cat "$WORK/podman-stop.err"; fail "podman stop"; }
 stop_secs=$((SECONDS - t_stop))
 exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$SINGLE")
 podman logs "$SINGLE" >"$WORK/single.log" 2>&1
@@ -252,7 +260,7 @@ grep -q 'draining: refusing new sockets' "$WORK/single.log" || fail "no drain lo
 grep -q '"stopped"' "$WORK/single.log" || fail "no 'stopped' log line"
 [ "$stop_secs" -le "$DRAIN_SECS" ] || fail "stop took ${stop_secs} s, more than DRAIN_TIMEOUT_SECS=$DRAIN_SECS"
 echo "   SIGTERM: drained and exited 0 in ${stop_secs} s"
-timeout 60 podman rm -f "$SINGLE" >/dev/null
+timeout 60 podman rm -f "$SINGLE" >/dev/null 2>&1
 
 # ------------------------------------------------------------------ the compose stack
 

@@ -33,7 +33,13 @@ if (!LB || !SECRET || !STOP_CMD) {
 const TENANT = "t-compose";
 const RUN = Date.now().toString(36);
 const NODES = 3;
-const serviceToken = signJwt({ sub: "ci-backend", role: "service", tenantId: TENANT }, SECRET);
+// iss and aud only when the stack is configured with them (compose reads the same variables).
+const extraClaims = {
+  ...(process.env.JWT_ISSUER ? { iss: process.env.JWT_ISSUER } : {}),
+  ...(process.env.JWT_AUDIENCE ? { aud: process.env.JWT_AUDIENCE } : {}),
+};
+const token = (claims) => signJwt({ ...extraClaims, ...claims }, SECRET);
+const serviceToken = token({ sub: "ci-backend", role: "service", tenantId: TENANT });
 
 const log = (...a) => console.log("  ", ...a);
 // Everything below is bounded by waitFor's timeouts; this is the overall guard.
@@ -58,14 +64,15 @@ function client(user, kind, key) {
     transports,
     withCredentials: kind !== "wsonly" && !key, // the Node client keeps a cookie jar only then
     extraHeaders: key ? { cookie: `lms_lb=${key}` } : {},
-    auth: { token: signJwt({ sub: user, tenantId: TENANT, role: "student" }, SECRET) },
+    auth: { token: token({ sub: user, tenantId: TENANT, role: "student" }) },
     forceNew: true,
     reconnectionDelay: 200,
     reconnectionDelayMax: 1000,
     timeout: 5000,
   });
-  const c = { user, kind, key, socket, notes: new Set(), connects: 0, disconnects: [], node: null };
+  const c = { user, kind, key, socket, notes: new Set(), connects: 0, disconnects: [], errors: [], node: null };
   socket.on("connect", () => c.connects++);
+  socket.on("connect_error", (e) => c.errors.push(e.message));
   socket.on("disconnect", (reason) => c.disconnects.push(reason));
   socket.on("notification:new", (n) => n?.id && c.notes.add(n.id));
   return c;
@@ -73,16 +80,25 @@ function client(user, kind, key) {
 const transportOf = (c) => c.socket.io.engine?.transport?.name;
 const expectedTransport = (c) => (c.kind === "poll" ? "polling" : "websocket");
 
-async function notify(user, id, title) {
-  const res = await http("POST", `${LB}/api/v1/notifications`, {
-    token: serviceToken,
-    body: {
-      tenantId: TENANT,
-      target: { userId: user },
-      notification: { id, title, message: `for ${user}`, type: "GENERAL", priority: "NORMAL" },
-    },
-  });
-  assert.equal(res.status, 202, `POST /api/v1/notifications for ${user}: ${res.status} ${res.text}`);
+// retry: while a node is going away, nginx may answer 502 for a POST it already sent to
+// it (it never resends a non-idempotent request); a backend retries that, so do we.
+async function notify(user, id, title, { retry = false } = {}) {
+  for (let attempt = 1; ; attempt++) {
+    const res = await http("POST", `${LB}/api/v1/notifications`, {
+      token: serviceToken,
+      body: {
+        tenantId: TENANT,
+        target: { userId: user },
+        notification: { id, title, message: `for ${user}`, type: "GENERAL", priority: "NORMAL" },
+      },
+    });
+    if (retry && attempt < 3 && (res.status === 502 || res.status === 503)) {
+      log(`POST for ${user} answered ${res.status} during the stop; retrying`);
+      continue;
+    }
+    assert.equal(res.status, 202, `POST /api/v1/notifications for ${user}: ${res.status} ${res.text}`);
+    return;
+  }
 }
 
 async function roundTrips(clients, rounds) {
@@ -140,15 +156,16 @@ try {
   const others = clients.filter((c) => c.node && c.node !== victim);
   const connectsBefore = new Map(clients.map((c) => [c.user, c.connects]));
   log(`stopping ${victim} (holding ${orphans.map((c) => c.user).join(", ")} among others)`);
-  const stop = spawn("bash", ["-c", STOP_CMD], { env: { ...process.env, NODE: victim }, stdio: ["ignore", "ignore", "inherit"] });
+  const stop = spawn("bash", ["-c", STOP_CMD], { env: { ...process.env, NODE: victim }, stdio: ["ignore", "ignore", "pipe"] });
+  let stopErr = "";
+  stop.stderr.on("data", (d) => (stopErr += d));
   const stopped = new Promise((resolve) => stop.on("exit", (code) => resolve(code)));
   await waitFor(`${victim}'s clients disconnected`, () => orphans.every((c) => c.disconnects.length > 0), { timeoutMs: 30000 });
+  // Sent while the victim drains and its clients reconnect.
+  for (const c of clients) await notify(c.user, `n-${RUN}-gap-${c.user}`, "gap", { retry: true });
   const stopCode = await Promise.race([stopped, new Promise((r) => setTimeout(() => r("timeout"), 60000))]);
-  assert.equal(stopCode, 0, `stop command for ${victim}: ${stopCode}`);
+  assert.equal(stopCode, 0, `stop command for ${victim}: ${stopCode}\n${stopErr}`);
   if (process.env.LMS_STOPPED_FILE) writeFileSync(process.env.LMS_STOPPED_FILE, victim);
-
-  // Sent while the victim's clients may still be reconnecting.
-  for (const c of clients) await notify(c.user, `n-${RUN}-gap-${c.user}`, "gap");
 
   await waitFor(`${victim}'s clients reconnected through nginx`, () =>
     orphans.every((c) => c.socket.connected && c.connects > connectsBefore.get(c.user)), { timeoutMs: 60000 });
@@ -180,7 +197,7 @@ try {
 } catch (e) {
   console.error(`compose-stack: ${e.message}`);
   for (const c of clients) {
-    console.error(`   ${c.user} ${c.kind} node=${c.node ?? "?"} connected=${c.socket.connected} transport=${transportOf(c)} connects=${c.connects} disconnects=${JSON.stringify(c.disconnects)} notes=${c.notes.size}`);
+    console.error(`   ${c.user} ${c.kind} node=${c.node ?? "?"} connected=${c.socket.connected} transport=${transportOf(c)} connects=${c.connects} disconnects=${JSON.stringify(c.disconnects)} notes=${c.notes.size} connect_errors=${JSON.stringify(c.errors.slice(-3))}`);
   }
   process.exitCode = 1;
 } finally {
