@@ -315,8 +315,8 @@ step "socket.io-client through nginx: stickiness, delivery over websocket and po
 if [ ! -d tests/e2e-lb/node_modules/socket.io-client ]; then
   (cd tests/e2e-lb && timeout 300 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
-# The test stops the node holding most of its chosen clients with this command (SIGTERM:
-# the drain) and writes the node's name to LMS_STOPPED_FILE.
+# The test stops one node holding four of its clients with this command (SIGTERM: the
+# drain) and writes the node's name to LMS_STOPPED_FILE.
 LMS_LB_URL="$LB_URL" LMS_STOPPED_FILE="$WORK/stopped" \
   LMS_STOP_NODE_CMD="timeout 60 podman stop --time 40 ${PROJECT}_\${NODE}_1" \
   timeout 300 node tests/e2e-lb/compose-stack.mjs
