@@ -266,11 +266,16 @@ impl Config {
                  or JWT_PUBLIC_KEY_FILE with JWT_ALGORITHM=RS256|ES256 (or the --jwt-secret / --jwt-public-key-file flags)"
             ),
         };
+        // Empty is unset: docker-compose.yml passes `JWT_ISSUER: ${JWT_ISSUER:-}`, an
+        // empty variable when .env sets none, which must not require `iss: ""`.
+        fn non_empty(v: &Option<String>) -> Option<&str> {
+            v.as_deref().filter(|s| !s.is_empty())
+        }
         Verifier::new(
             self.jwt_algorithm.into(),
             &key,
-            self.jwt_issuer.as_deref(),
-            self.jwt_audience.as_deref(),
+            non_empty(&self.jwt_issuer),
+            non_empty(&self.jwt_audience),
             self.jwt_leeway_secs,
         )
         .map(|v| v.max_lifetime(self.max_token_lifetime_secs))
@@ -310,5 +315,23 @@ mod tests {
         assert!(v.verify(&hour).is_err());
         config.max_token_lifetime_secs = 100_000;
         assert!(config.verifier().unwrap().verify(&day_and_a_bit).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Role, mint_hs256};
+
+    #[test]
+    fn empty_issuer_and_audience_are_unset() {
+        let mut config = Config::for_tests("s");
+        config.jwt_issuer = Some(String::new());
+        config.jwt_audience = Some(String::new());
+        let token = mint_hs256("s", "u1", Some("t1"), Role::Student, 60).unwrap();
+        assert!(config.verifier().unwrap().verify(&token).is_ok());
+
+        config.jwt_issuer = Some("lms".into());
+        assert!(config.verifier().unwrap().verify(&token).is_err());
     }
 }
