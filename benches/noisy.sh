@@ -27,7 +27,7 @@ trap cleanup EXIT INT TERM
 
 start_node() { # port [redis-url]
   # The load generator's sockets all come from 127.0.0.1: lift the per-IP caps.
-  PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
+  env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
     MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
     "$B/lms-realtime" >"$OUT/node-$1.log" 2>&1 &
   pids+=($!)
