@@ -23,12 +23,14 @@ use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::http::{self, ApiState};
 use crate::metrics;
+use crate::operator::Operator;
 use crate::service::{Gateway, PeerStats, events};
 use crate::socket::admission::{Admission, AdmissionLimits};
 use crate::socket::{self, SocketCtx, SocketLimits};
 use crate::store::connections::{ConnectionLedger, MemoryLedger};
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
+use crate::store::revocations::{MemoryRevocations, RevocationStore};
 use crate::store::{Store, StoreLimits};
 use crate::types::ErrorEvent;
 
@@ -57,6 +59,7 @@ pub struct NodeParts {
     pub store: Arc<dyn Store>,
     pub ledger: Arc<dyn ConnectionLedger>,
     pub peers: Option<Arc<dyn PeerStats>>,
+    pub revocations: Arc<dyn RevocationStore>,
 }
 
 impl Application {
@@ -74,6 +77,7 @@ impl Application {
             store: Arc::new(MemoryStore::new(limits)),
             ledger: Arc::new(MemoryLedger::default()),
             peers: None,
+            revocations: Arc::new(MemoryRevocations::default()),
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -89,6 +93,7 @@ impl Application {
             store: cluster.store(),
             ledger: cluster.ledger(),
             peers: Some(cluster.peers()),
+            revocations: cluster.revocations(),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -136,6 +141,12 @@ impl Application {
             parts.peers,
             Duration::from_millis(config.stats_timeout_ms),
         );
+        let operator = Operator::new(
+            io.clone(),
+            parts.revocations,
+            Duration::from_secs(config.max_token_lifetime_secs),
+            Duration::from_secs(config.jwt_leeway_secs),
+        );
         let draining = Arc::new(AtomicBool::new(false));
         let trusted = Arc::new(TrustedProxies::parse(&config.trusted_proxies)?);
         let admission = Admission::new(AdmissionLimits {
@@ -161,12 +172,14 @@ impl Application {
             draining.clone(),
             admission.clone(),
             parts.ledger,
+            operator.clone(),
         ));
         init(socket::serve(&io, ctx)).await;
 
         let state = ApiState {
             gateway,
             verifier,
+            operator,
             prometheus,
             draining: draining.clone(),
         };

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, ErrorCode};
-use crate::ids::{TenantId, UserId};
+use crate::ids::{TenantId, TokenId, UserId};
 
 /// Roles of the contract (§1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
@@ -55,6 +55,11 @@ pub struct Claims {
     pub role: Role,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Issued at, seconds since the Unix epoch, when the token says (revocation by
+    /// `before` compares it; a token without one counts as issued before any `before`).
+    pub iat: Option<u64>,
+    /// The token's own id, when it has one (revocation by `jti`).
+    pub jti: Option<TokenId>,
 }
 
 impl Claims {
@@ -84,6 +89,10 @@ struct RawClaims {
     tenant_id: Option<serde_json::Value>,
     role: String,
     exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// Why a token was refused; each maps onto a contract code.
@@ -243,11 +252,20 @@ impl Verifier {
             None if role == Role::SuperAdmin => None,
             None => return Err(AuthError::Invalid("missing claim tenantId".into())),
         };
+        let jti = match raw.jti {
+            Some(j) => Some(
+                TokenId::parse(&j)
+                    .map_err(|e| AuthError::Invalid(format!("jti is not usable: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Claims {
             sub,
             tenant,
             role,
             exp: raw.exp,
+            iat: raw.iat,
+            jti,
         })
     }
 }
@@ -332,12 +350,15 @@ pub fn mint_hs256(
     role: Role,
     ttl_secs: i64,
 ) -> anyhow::Result<String> {
-    let exp = (chrono::Utc::now().timestamp() + ttl_secs).max(0) as u64;
+    let now = chrono::Utc::now().timestamp();
+    let exp = (now + ttl_secs).max(0) as u64;
     let claims = RawClaims {
         sub: serde_json::Value::String(sub.to_owned()),
         tenant_id: tenant.map(|t| serde_json::Value::String(t.to_owned())),
         role: role.as_str().to_owned(),
         exp,
+        iat: Some(now.max(0) as u64),
+        jti: None,
     };
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

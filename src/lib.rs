@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod operator;
 pub mod refusal_log;
 pub mod rooms;
 pub mod service;

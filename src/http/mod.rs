@@ -4,6 +4,7 @@
 mod caller;
 pub mod error;
 pub mod handshake;
+mod operator;
 mod ops;
 mod owned_parts;
 mod routes;
@@ -17,18 +18,20 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::Adapter;
 
 use crate::auth::Verifier;
 use crate::metrics;
+use crate::operator::Operator;
 use crate::service::Gateway;
 
 /// What every route shares.
 pub struct ApiState<A: Adapter> {
     pub gateway: Gateway<A>,
     pub verifier: Verifier,
+    pub operator: Operator<A>,
     pub prometheus: PrometheusHandle,
     pub draining: Arc<AtomicBool>,
 }
@@ -38,6 +41,7 @@ impl<A: Adapter> Clone for ApiState<A> {
         Self {
             gateway: self.gateway.clone(),
             verifier: self.verifier.clone(),
+            operator: self.operator.clone(),
             prometheus: self.prometheus.clone(),
             draining: self.draining.clone(),
         }
@@ -64,6 +68,11 @@ pub fn router<A: Adapter>(state: ApiState<A>, max_body_bytes: usize) -> Router {
         )
         .route("/tenants/{t}/users/{u}/unread", get(routes::unread::<A>))
         .route("/stats", get(routes::stats::<A>))
+        .route(
+            "/tenants/{t}/users/{u}/sockets",
+            delete(operator::kick::<A>),
+        )
+        .route("/tenants/{t}/revocations", post(operator::revoke::<A>))
         .fallback(routes::not_found);
     Router::new()
         .nest("/api/v1", api)
