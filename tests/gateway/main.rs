@@ -9,5 +9,6 @@ mod hostile_sockets;
 mod http_api;
 mod limits;
 mod notifications;
+mod operator;
 mod raw;
 mod shutdown;
