@@ -131,6 +131,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let verifier = config.verifier()?;
         let prometheus = metrics::install();
+        verifier.start_key_refresh().await;
         let node = config.node_id();
         metrics::init_node(&node);
         let store: Arc<dyn Store> = Arc::new(Instrumented::new(parts.store));

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod jwks;
 pub mod metrics;
 pub mod operator;
 pub mod refusal_log;

@@ -36,7 +36,7 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
                 "Authorization: Bearer <jwt> required",
             ));
         };
-        let claims = state.verifier.verify(token).map_err(|e| {
+        let claims = state.verifier.verify(token).await.map_err(|e| {
             metrics::security_event(SecurityKind::AuthFailed);
             tracing::warn!(route, security = "auth_failed", reason = %e, "service API token refused");
             ApiError::from(AppError::from(e))

@@ -155,7 +155,7 @@ async fn admit<A: Adapter>(
     let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
     let verified = match token {
         Ok(None) => Err(AuthError::Missing),
-        Ok(Some(t)) => ctx.verifier.verify(&t),
+        Ok(Some(t)) => ctx.verifier.verify(&t).await,
         Err(e) => Err(e),
     };
     let claims = match verified.and_then(|c| {
@@ -292,7 +292,7 @@ fn reason_label(r: DisconnectReason) -> &'static str {
 
 /// `auth:refresh`: a valid token for the same user, tenant and role moves the expiry.
 pub async fn refresh<A: Adapter>(cx: EventCx<A>, p: RefreshPayload) -> Result<Refreshed, AppError> {
-    let claims = cx.ctx.verifier.verify(&p.token).map_err(|e| {
+    let claims = cx.ctx.verifier.verify(&p.token).await.map_err(|e| {
         cx.refuse(
             SecurityKind::AuthFailed,
             AppError::new(ErrorCode::Unauthorized, format!("refresh refused: {e}")),

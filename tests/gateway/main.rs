@@ -7,6 +7,7 @@ mod courses;
 mod helpers;
 mod hostile_sockets;
 mod http_api;
+mod jwks;
 mod limits;
 mod notifications;
 mod operator;
