@@ -492,7 +492,7 @@ pub struct RevocationRequest {
     pub user_id: Option<UserId>,
     /// Refuse the token with this `jti`.
     #[serde(default)]
-    #[ts(optional)]
+    #[ts(optional, type = "string")]
     pub jti: Option<crate::ids::TokenId>,
     /// Seconds since the Unix epoch; default now.
     #[serde(default)]
@@ -508,7 +508,7 @@ pub struct Revoked {
     #[ts(optional)]
     pub user_id: Option<UserId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
+    #[ts(optional, type = "string")]
     pub jti: Option<crate::ids::TokenId>,
     /// The user's tokens issued at or before this time are refused (seconds).
     #[serde(skip_serializing_if = "Option::is_none")]

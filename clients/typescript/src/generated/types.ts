@@ -147,13 +147,13 @@ userId?: string | number,
 /**
  * Refuse the token with this `jti`.
  */
-jti?: TokenId, 
+jti?: string, 
 /**
  * Seconds since the Unix epoch; default now.
  */
 before?: number, };
 
-export type Revoked = { userId?: string, jti?: TokenId, 
+export type Revoked = { userId?: string, jti?: string, 
 /**
  * The user's tokens issued at or before this time are refused (seconds).
  */
