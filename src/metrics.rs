@@ -158,6 +158,19 @@ pub fn init_node(node: &str) {
     for kind in crate::rooms::RoomKind::ALL {
         room_gauges(kind.as_str(), 0, 0);
     }
+    // Operator and key counters start at zero, so rates and alerts have a series to read.
+    for cause in ["kick", "revocation"] {
+        counter!(KICKED_SOCKETS_TOTAL, "cause" => cause).increment(0);
+    }
+    for kind in ["user", "jti"] {
+        counter!(REVOCATIONS_TOTAL, "kind" => kind).increment(0);
+    }
+    for at in ["connect", "refresh"] {
+        counter!(REVOKED_TOKENS_REFUSED_TOTAL, "at" => at).increment(0);
+    }
+    for outcome in ["ok", "error"] {
+        counter!(JWKS_REFRESHES_TOTAL, "outcome" => outcome).increment(0);
+    }
 }
 
 pub fn connection_opened(node: &str) {
