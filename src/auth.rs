@@ -185,26 +185,9 @@ impl Verifier {
                 "JWT_ALGORITHM {alg:?} does not fit the key: HS256 needs JWT_SECRET, RS256/ES256 need JWT_PUBLIC_KEY_FILE"
             ),
         };
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = leeway_secs;
-        validation.validate_nbf = true;
-        // `sub` is checked by our own claim parsing, which also accepts a numeric id.
-        let mut required = vec!["exp"];
-        if let Some(iss) = issuer {
-            validation.set_issuer(&[iss]);
-            required.push("iss");
-        }
-        if audience.is_some() {
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-        match audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
         Ok(Self {
             keys: Keys::Static(key),
-            validation,
+            validation: validation(&[algorithm], issuer, audience, leeway_secs),
             max_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         })
     }
@@ -218,26 +201,9 @@ impl Verifier {
         audience: Option<&str>,
         leeway_secs: u64,
     ) -> Self {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.algorithms = jwks::ALGORITHMS.to_vec();
-        validation.leeway = leeway_secs;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        if let Some(iss) = issuer {
-            validation.set_issuer(&[iss]);
-            required.push("iss");
-        }
-        if audience.is_some() {
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-        match audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
         Self {
             keys: Keys::Jwks(sets),
-            validation,
+            validation: validation(&jwks::ALGORITHMS, issuer, audience, leeway_secs),
             max_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }
     }
@@ -406,6 +372,35 @@ impl Verifier {
             jti,
         })
     }
+}
+
+/// The rules every token is checked against: `algorithms`, `exp` (and `nbf` when present)
+/// with `leeway_secs`, and `iss`/`aud` when configured.
+fn validation(
+    algorithms: &[Algorithm],
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    leeway_secs: u64,
+) -> Validation {
+    let mut validation = Validation::new(algorithms[0]);
+    validation.algorithms = algorithms.to_vec();
+    validation.leeway = leeway_secs;
+    validation.validate_nbf = true;
+    // `sub` is checked by our own claim parsing, which also accepts a numeric id.
+    let mut required = vec!["exp"];
+    if let Some(iss) = issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    if audience.is_some() {
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    validation
 }
 
 /// A string or integer claim as a string.

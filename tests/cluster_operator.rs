@@ -29,26 +29,6 @@ async fn spawn(url: &str, id: &str) -> TestNode {
     .await
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn token_with(sub: &str, tenant: &str, iat: i64, jti: Option<&str>) -> String {
-    let mut claims = json!({
-        "sub": sub, "tenantId": tenant, "role": "student",
-        "iat": iat, "exp": now() + 3600,
-    });
-    if let Some(j) = jti {
-        claims["jti"] = json!(j);
-    }
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 async fn two_nodes(redis: &RedisServer) -> [TestNode; 2] {
     let prefix = format!("op{}", fastrand::u32(..));
     [

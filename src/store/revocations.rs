@@ -131,155 +131,87 @@ pub mod conformance {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn facts<'a>(
-        t: &'a TenantId,
-        u: &'a UserId,
+    /// Whether the store refuses a token with these facts.
+    async fn refuses(
+        store: &Arc<dyn RevocationStore>,
+        (t, u): (&TenantId, &UserId),
         iat: Option<u64>,
-        jti: Option<&'a TokenId>,
-    ) -> TokenFacts<'a> {
-        TokenFacts {
+        jti: Option<&TokenId>,
+    ) -> bool {
+        let facts = TokenFacts {
             tenant: t,
             user: u,
             iat,
             jti,
-        }
+        };
+        store.is_revoked(facts).await.expect("the store answers")
+    }
+
+    fn ids(t: &str, u: &str) -> (TenantId, UserId) {
+        (TenantId::parse(t).unwrap(), UserId::parse(u).unwrap())
     }
 
     /// A user revocation refuses tokens issued at or before its time (and those without
     /// `iat`), never later ones, never another user's or another tenant's; a later
     /// revocation with an earlier time does not narrow it.
     pub async fn a_user_revocation_refuses_older_tokens_only(store: Arc<dyn RevocationStore>) {
-        let (t, other_t) = (
-            TenantId::parse("rv-t1").unwrap(),
-            TenantId::parse("rv-t2").unwrap(),
-        );
-        let (u, v) = (UserId::parse("u1").unwrap(), UserId::parse("u2").unwrap());
-        assert!(
-            !store
-                .is_revoked(facts(&t, &u, Some(100), None))
-                .await
-                .unwrap()
-        );
+        let (t, u) = ids("rv-t1", "u1");
+        let (other_t, v) = ids("rv-t2", "u2");
+        let who = (&t, &u);
+        assert!(!refuses(&store, who, Some(100), None).await);
         store.revoke_user(&t, &u, 1_000, DAY).await.unwrap();
+        for (iat, refused) in [
+            (Some(999), true),
+            (Some(1_000), true),
+            (None, true),
+            (Some(1_001), false),
+        ] {
+            assert_eq!(
+                refuses(&store, who, iat, None).await,
+                refused,
+                "iat {iat:?}"
+            );
+        }
         assert!(
-            store
-                .is_revoked(facts(&t, &u, Some(999), None))
-                .await
-                .unwrap()
-        );
-        assert!(
-            store
-                .is_revoked(facts(&t, &u, Some(1_000), None))
-                .await
-                .unwrap()
-        );
-        assert!(
-            store.is_revoked(facts(&t, &u, None, None)).await.unwrap(),
-            "no iat counts as older"
-        );
-        assert!(
-            !store
-                .is_revoked(facts(&t, &u, Some(1_001), None))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .is_revoked(facts(&t, &v, Some(1), None))
-                .await
-                .unwrap(),
+            !refuses(&store, (&t, &v), Some(1), None).await,
             "another user"
         );
         assert!(
-            !store
-                .is_revoked(facts(&other_t, &u, Some(1), None))
-                .await
-                .unwrap(),
+            !refuses(&store, (&other_t, &u), Some(1), None).await,
             "another tenant"
         );
         store.revoke_user(&t, &u, 500, DAY).await.unwrap();
-        assert!(
-            store
-                .is_revoked(facts(&t, &u, Some(900), None))
-                .await
-                .unwrap(),
-            "not narrowed"
-        );
+        assert!(refuses(&store, who, Some(900), None).await, "not narrowed");
         store.revoke_user(&t, &u, 2_000, DAY).await.unwrap();
-        assert!(
-            store
-                .is_revoked(facts(&t, &u, Some(1_500), None))
-                .await
-                .unwrap(),
-            "widened"
-        );
+        assert!(refuses(&store, who, Some(1_500), None).await, "widened");
     }
 
     /// A `jti` revocation refuses that token only, in that tenant only.
     pub async fn a_token_revocation_refuses_that_token_only(store: Arc<dyn RevocationStore>) {
-        let (t, other_t) = (
-            TenantId::parse("rv-t3").unwrap(),
-            TenantId::parse("rv-t4").unwrap(),
-        );
-        let u = UserId::parse("u1").unwrap();
+        let (t, u) = ids("rv-t3", "u1");
+        let (other_t, _) = ids("rv-t4", "u1");
         let (j, k) = (
             TokenId::parse("jti-1").unwrap(),
             TokenId::parse("jti-2").unwrap(),
         );
         store.revoke_token(&t, &j, DAY).await.unwrap();
-        assert!(
-            store
-                .is_revoked(facts(&t, &u, Some(5), Some(&j)))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .is_revoked(facts(&t, &u, Some(5), Some(&k)))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .is_revoked(facts(&t, &u, Some(5), None))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .is_revoked(facts(&other_t, &u, Some(5), Some(&j)))
-                .await
-                .unwrap()
-        );
+        assert!(refuses(&store, (&t, &u), Some(5), Some(&j)).await);
+        assert!(!refuses(&store, (&t, &u), Some(5), Some(&k)).await);
+        assert!(!refuses(&store, (&t, &u), Some(5), None).await);
+        assert!(!refuses(&store, (&other_t, &u), Some(5), Some(&j)).await);
     }
 
     /// Records are forgotten once kept for their time.
     pub async fn records_expire(store: Arc<dyn RevocationStore>) {
-        let t = TenantId::parse("rv-t5").unwrap();
-        let u = UserId::parse("u1").unwrap();
+        let (t, u) = ids("rv-t5", "u1");
         let j = TokenId::parse("jti-x").unwrap();
         let keep = Duration::from_secs(1);
         store.revoke_user(&t, &u, 1_000, keep).await.unwrap();
         store.revoke_token(&t, &j, keep).await.unwrap();
-        assert!(
-            store
-                .is_revoked(facts(&t, &u, Some(1), None))
-                .await
-                .unwrap()
-        );
+        assert!(refuses(&store, (&t, &u), Some(1), None).await);
         tokio::time::sleep(Duration::from_millis(2_100)).await;
-        assert!(
-            !store
-                .is_revoked(facts(&t, &u, Some(1), None))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .is_revoked(facts(&t, &UserId::parse("u9").unwrap(), None, Some(&j)))
-                .await
-                .unwrap()
-        );
+        assert!(!refuses(&store, (&t, &u), Some(1), None).await);
+        assert!(!refuses(&store, (&t, &UserId::parse("u9").unwrap()), None, Some(&j)).await);
     }
 
     pub async fn all(store: Arc<dyn RevocationStore>) {

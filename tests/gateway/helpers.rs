@@ -129,6 +129,28 @@ pub fn token(sub: &str, tenant: Option<&str>, role: Role) -> String {
     mint_hs256(SECRET, sub, tenant, role, 3600).unwrap()
 }
 
+/// A student token of `tenant` with an explicit `iat` and, when given, a `jti`.
+pub fn token_with(sub: &str, tenant: &str, iat: i64, jti: Option<&str>) -> String {
+    let mut claims = json!({
+        "sub": sub, "tenantId": tenant, "role": "student",
+        "iat": iat, "exp": chrono::Utc::now().timestamp() + 3600,
+    });
+    if let Some(j) = jti {
+        claims["jti"] = json!(j);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Now, in seconds since the epoch.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 pub fn service_token(tenant: &str) -> String {
     token("backend", Some(tenant), Role::Service)
 }

@@ -6,27 +6,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// A token with explicit `iat` and `jti`, signed with the test secret.
-pub fn token_with(sub: &str, tenant: &str, iat: i64, jti: Option<&str>) -> String {
-    let mut claims = json!({
-        "sub": sub, "tenantId": tenant, "role": "student",
-        "iat": iat, "exp": chrono::Utc::now().timestamp() + 3600,
-    });
-    if let Some(j) = jti {
-        claims["jti"] = json!(j);
-    }
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 #[tokio::test]
 async fn a_kick_tells_and_disconnects_every_socket_of_the_user_and_no_one_else() {
     let node = spawn_node().await;
