@@ -35,7 +35,7 @@ pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
 pub const KICKED_SOCKETS_TOTAL: &str = "lms_kicked_sockets_total";
 /// Revocations recorded through the service API, by kind (`user`, `jti`).
 pub const REVOCATIONS_TOTAL: &str = "lms_revocations_total";
-/// Tokens refused because they were revoked, by where (`connect`, `refresh`).
+/// Tokens refused because they were revoked, by where (`connect`, `refresh`, `api`).
 pub const REVOKED_TOKENS_REFUSED_TOTAL: &str = "lms_revoked_tokens_refused_total";
 /// JWKS fetches by outcome (`ok`, `error`).
 pub const JWKS_REFRESHES_TOTAL: &str = "lms_jwks_refreshes_total";
@@ -142,7 +142,7 @@ fn describe() {
     describe_counter!(REVOCATIONS_TOTAL, "Token revocations recorded, by kind");
     describe_counter!(
         REVOKED_TOKENS_REFUSED_TOTAL,
-        "Revoked tokens refused, by where (connect, refresh)"
+        "Revoked tokens refused, by where (connect, refresh, api)"
     );
     describe_counter!(JWKS_REFRESHES_TOTAL, "JWKS fetches by outcome");
     describe_gauge!(JWKS_KEYS, "Keys loaded from each JWKS (set = its index)");
@@ -165,7 +165,7 @@ pub fn init_node(node: &str) {
     for kind in ["user", "jti"] {
         counter!(REVOCATIONS_TOTAL, "kind" => kind).increment(0);
     }
-    for at in ["connect", "refresh"] {
+    for at in ["connect", "refresh", "api"] {
         counter!(REVOKED_TOKENS_REFUSED_TOTAL, "at" => at).increment(0);
     }
     for outcome in ["ok", "error"] {

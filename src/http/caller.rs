@@ -41,6 +41,15 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
             tracing::warn!(route, security = "auth_failed", reason = %e, "service API token refused");
             ApiError::from(AppError::from(e))
         })?;
+        // A revoked service token (§11) is refused here too; a store that cannot say is a 503.
+        state.operator.check(&claims).await.map_err(|e| {
+            if e.code == ErrorCode::Unauthorized {
+                metrics::security_event(SecurityKind::AuthFailed);
+                metrics::revoked_token_refused("api");
+                tracing::warn!(route, security = "auth_failed", user = %claims.sub, "revoked service API token");
+            }
+            ApiError::from(e)
+        })?;
         if !matches!(claims.role, Role::Service | Role::SuperAdmin) {
             metrics::security_event(SecurityKind::Forbidden);
             tracing::warn!(route, security = "forbidden", user = %claims.sub, role = claims.role.as_str(), "service API needs a service token");

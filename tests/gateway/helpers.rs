@@ -93,6 +93,15 @@ impl TestNode {
     }
 }
 
+/// The value of one series in Prometheus text output (0 when absent).
+pub fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let res = req.send().await.expect("request sent");
     let status = res.status().as_u16();

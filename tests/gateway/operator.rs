@@ -45,12 +45,16 @@ async fn a_kick_tells_and_disconnects_every_socket_of_the_user_and_no_one_else()
     assert_eq!(status, 400);
 
     let metrics = node.metrics_text().await;
-    assert!(
-        metrics.contains("lms_kicked_sockets_total{cause=\"kick\"}"),
+    assert_eq!(
+        counter(&metrics, "lms_kicked_sockets_total{cause=\"kick\"}"),
+        2.0,
         "{metrics}"
     );
     assert!(
-        metrics.contains("lms_socket_disconnects_total{reason=\"server_disconnect\"}"),
+        counter(
+            &metrics,
+            "lms_socket_disconnects_total{reason=\"server_disconnect\"}"
+        ) >= 1.0,
         "{metrics}"
     );
 }
@@ -91,15 +95,15 @@ async fn a_user_revocation_refuses_older_tokens_at_connect_and_refresh_and_disco
 
     let metrics = node.metrics_text().await;
     assert!(
-        metrics.contains("lms_revocations_total{kind=\"user\"}"),
+        counter(&metrics, "lms_revocations_total{kind=\"user\"}") >= 1.0,
         "{metrics}"
     );
     assert!(
-        metrics.contains("lms_revoked_tokens_refused_total{at=\"connect\"}"),
+        counter(&metrics, "lms_revoked_tokens_refused_total{at=\"connect\"}") >= 1.0,
         "{metrics}"
     );
     assert!(
-        metrics.contains("lms_revoked_tokens_refused_total{at=\"refresh\"}"),
+        counter(&metrics, "lms_revoked_tokens_refused_total{at=\"refresh\"}") >= 1.0,
         "{metrics}"
     );
 }
@@ -138,6 +142,44 @@ async fn a_jti_revocation_refuses_that_token_only_and_disconnects_its_sockets() 
         "UNAUTHORIZED"
     );
     connect(&node, &other).await;
+}
+
+#[tokio::test]
+async fn a_revoked_service_token_is_refused_by_the_service_api() {
+    let node = spawn_node().await;
+    let t = "t1";
+    let claims = json!({
+        "sub": "backend", "tenantId": t, "role": "service", "jti": "svc-1",
+        "iat": now(), "exp": now() + 3600,
+    });
+    let leaked = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let unread = format!("/tenants/{t}/users/u1/unread");
+    assert_eq!(node.get(&unread, &leaked).await.0, 200);
+    let (status, body) = node
+        .post(
+            &format!("/tenants/{t}/revocations"),
+            &service_token(t),
+            json!({ "jti": "svc-1" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = node.get(&unread, &leaked).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHORIZED")),
+        "{body}"
+    );
+    assert_eq!(node.get(&unread, &service_token(t)).await.0, 200);
+    let metrics = node.metrics_text().await;
+    assert!(
+        metrics.contains("lms_revoked_tokens_refused_total{at=\"api\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
