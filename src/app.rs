@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::http::quota::ApiQuotas;
 use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
+use crate::operator::Operator;
 use crate::server::{HttpServer, Timeouts};
 use crate::service::{Gateway, PeerStats, events};
 use crate::socket::admission::{Admission, AdmissionLimits};
@@ -31,6 +32,7 @@ use crate::socket::{self, SocketCtx, SocketLimits};
 use crate::store::connections::{ConnectionLedger, MemoryLedger};
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
+use crate::store::revocations::{MemoryRevocations, RevocationStore};
 use crate::store::{Store, StoreLimits};
 use crate::types::ErrorEvent;
 
@@ -61,6 +63,7 @@ pub struct NodeParts {
     pub store: Arc<dyn Store>,
     pub ledger: Arc<dyn ConnectionLedger>,
     pub peers: Option<Arc<dyn PeerStats>>,
+    pub revocations: Arc<dyn RevocationStore>,
 }
 
 impl Application {
@@ -78,6 +81,7 @@ impl Application {
             store: Arc::new(MemoryStore::new(limits)),
             ledger: Arc::new(MemoryLedger::default()),
             peers: None,
+            revocations: Arc::new(MemoryRevocations::default()),
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -93,6 +97,7 @@ impl Application {
             store: cluster.store(),
             ledger: cluster.ledger(),
             peers: Some(cluster.peers()),
+            revocations: cluster.revocations(),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -136,6 +141,7 @@ impl Application {
             idle: Duration::from_millis(config.http_idle_timeout_ms),
         };
         let prometheus = metrics::install();
+        verifier.start_key_refresh().await;
         let node = config.node_id();
         metrics::init_node(&node);
         let store: Arc<dyn Store> = Arc::new(Instrumented::new(parts.store));
@@ -146,6 +152,12 @@ impl Application {
             parts.peers,
             Duration::from_millis(config.stats_timeout_ms),
             config.tenant_store_concurrency,
+        );
+        let operator = Operator::new(
+            io.clone(),
+            parts.revocations,
+            Duration::from_secs(config.max_token_lifetime_secs),
+            Duration::from_secs(config.jwt_leeway_secs),
         );
         let draining = Arc::new(AtomicBool::new(false));
         let trusted = Arc::new(TrustedProxies::parse(&config.trusted_proxies)?);
@@ -172,12 +184,14 @@ impl Application {
             draining.clone(),
             admission.clone(),
             parts.ledger,
+            operator.clone(),
         ));
         init(socket::serve(&io, ctx)).await;
 
         let state = ApiState {
             gateway,
             verifier,
+            operator,
             prometheus,
             draining: draining.clone(),
             quotas: ApiQuotas::new(

@@ -5,12 +5,14 @@
 //! [`Claims`], parsed into validated ids, so no handler ever looks at a token again.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, ErrorCode};
-use crate::ids::{TenantId, UserId};
+use crate::ids::{TenantId, TokenId, UserId};
+use crate::jwks::{self, KeySet, KeySets, Missing, Pick};
 pub use crate::role::Role;
 
 /// The verified identity of a caller.
@@ -22,6 +24,11 @@ pub struct Claims {
     pub role: Role,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Issued at, seconds since the Unix epoch, when the token says (revocation by
+    /// `before` compares it; a token without one counts as issued before any `before`).
+    pub iat: Option<u64>,
+    /// The token's own id, when it has one (revocation by `jti`).
+    pub jti: Option<TokenId>,
 }
 
 impl Claims {
@@ -51,6 +58,10 @@ struct RawClaims {
     tenant_id: Option<serde_json::Value>,
     role: String,
     exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// Why a token was refused; each maps onto a contract code.
@@ -64,6 +75,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("this role may not open a socket")]
     RoleNotAllowed,
+    #[error("the signing keys could not be fetched yet")]
+    KeysUnavailable,
 }
 
 impl AuthError {
@@ -72,6 +85,7 @@ impl AuthError {
             Self::Missing | Self::RoleNotAllowed => ErrorCode::Unauthorized,
             Self::Expired => ErrorCode::TokenExpired,
             Self::Invalid(_) => ErrorCode::InvalidToken,
+            Self::KeysUnavailable => ErrorCode::Unavailable,
         }
     }
 }
@@ -96,10 +110,19 @@ pub const MIN_HS256_SECRET_BYTES: usize = 32;
 /// Default for [`Verifier::max_lifetime`]: a day, as `MAX_TOKEN_LIFETIME_SECS`.
 pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 86_400;
 
-/// Verifies tokens with the configured algorithm, issuer and audience.
+/// Where verification keys come from.
+#[derive(Clone)]
+enum Keys {
+    /// One configured key (`JWT_SECRET` or `JWT_PUBLIC_KEY_FILE`).
+    Static(DecodingKey),
+    /// Key sets fetched from JWKS URLs, picked by `iss` and `kid`.
+    Jwks(Arc<KeySets>),
+}
+
+/// Verifies tokens with the configured key(s), algorithm, issuer and audience.
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     /// A token whose `exp` lies further ahead than now plus this is refused: a leaked
     /// token that never expires (`exp` = 2^64−1) would otherwise be a permanent key.
@@ -129,28 +152,35 @@ impl Verifier {
                 "JWT_ALGORITHM {alg:?} does not fit the key: HS256 needs JWT_SECRET, RS256/ES256 need JWT_PUBLIC_KEY_FILE"
             ),
         };
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = leeway_secs;
-        validation.validate_nbf = true;
-        // `sub` is checked by our own claim parsing, which also accepts a numeric id.
-        let mut required = vec!["exp"];
-        if let Some(iss) = issuer {
-            validation.set_issuer(&[iss]);
-            required.push("iss");
-        }
-        if audience.is_some() {
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-        match audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
         Ok(Self {
-            key,
-            validation,
+            keys: Keys::Static(key),
+            validation: validation(&[algorithm], issuer, audience, leeway_secs),
             max_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         })
+    }
+
+    /// Verifies with JWKS key sets: the token's `kid` picks the key, its algorithm must be
+    /// RS256, ES256 or EdDSA and fit the key. `issuer` is checked when set (with a single
+    /// set; per-issuer sets check the issuer that picked them).
+    pub fn with_jwks(
+        sets: Arc<KeySets>,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+        leeway_secs: u64,
+    ) -> Self {
+        Self {
+            keys: Keys::Jwks(sets),
+            validation: validation(&jwks::ALGORITHMS, issuer, audience, leeway_secs),
+            max_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+        }
+    }
+
+    /// Fetches JWKS key sets once and keeps them fresh in the background (nothing to do
+    /// for a static key).
+    pub async fn start_key_refresh(&self) {
+        if let Keys::Jwks(sets) = &self.keys {
+            sets.start().await;
+        }
     }
 
     /// Sets the longest lifetime a token may have left (`MAX_TOKEN_LIFETIME_SECS`).
@@ -167,10 +197,93 @@ impl Verifier {
         Ok(KeySource::PublicKeyPem(pem))
     }
 
-    /// Verifies a token and returns validated claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+    /// Verifies a token and returns validated claims; with JWKS, a `kid` the set does not
+    /// hold fetches the set again first (rate-limited, see [`jwks`]).
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        match &self.keys {
+            Keys::Static(key) => self.check(token, key, &self.validation),
+            Keys::Jwks(sets) => {
+                let (set, kid, validation) = self.jwks_lookup(sets, token)?;
+                let key = set.find_or_fetch(kid.as_deref()).await;
+                self.check_with(token, key, &validation)
+            }
+        }
+    }
+
+    /// Verifies a token with the keys at hand, never waiting for the network.
+    pub fn verify_now(&self, token: &str) -> Result<Claims, AuthError> {
+        match &self.keys {
+            Keys::Static(key) => self.check(token, key, &self.validation),
+            Keys::Jwks(sets) => {
+                let (set, kid, validation) = self.jwks_lookup(sets, token)?;
+                self.check_with(token, set.find(kid.as_deref()), &validation)
+            }
+        }
+    }
+
+    /// The set, `kid` and validation rules for a JWKS token: its algorithm must be one a
+    /// JWKS key may have, and with per-issuer sets its `iss` (read before verification)
+    /// picks the set and is then required.
+    fn jwks_lookup(
+        &self,
+        sets: &KeySets,
+        token: &str,
+    ) -> Result<(Arc<KeySet>, Option<String>, Validation), AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("malformed token".into()))?;
+        if !jwks::ALGORITHMS.contains(&header.alg) {
+            return Err(AuthError::Invalid("algorithm not accepted".into()));
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let iss = if sets.by_issuer() {
+            #[derive(Deserialize)]
+            struct Unverified {
+                iss: Option<String>,
+            }
+            jsonwebtoken::dangerous::insecure_decode_claims::<Unverified>(token)
+                .ok()
+                .and_then(|c| c.iss)
+        } else {
+            None
+        };
+        let set = match sets.pick(iss.as_deref()) {
+            Some(Pick::Only(set)) => set.clone(),
+            Some(Pick::Issuer(set, iss)) => {
+                validation.set_issuer(&[iss]);
+                validation.required_spec_claims.insert("iss".into());
+                set.clone()
+            }
+            None => return Err(AuthError::Invalid("unknown issuer".into())),
+        };
+        Ok((set, header.kid, validation))
+    }
+
+    fn check_with(
+        &self,
+        token: &str,
+        key: Result<jwks::Key, Missing>,
+        validation: &Validation,
+    ) -> Result<Claims, AuthError> {
+        let key = key.map_err(|m| match m {
+            Missing::NotLoaded => AuthError::KeysUnavailable,
+            Missing::UnknownKid => AuthError::Invalid("unknown key id".into()),
+        })?;
+        if key.alg.is_some_and(|a| !validation.algorithms.contains(&a)) {
+            return Err(AuthError::Invalid("algorithm not accepted".into()));
+        }
+        self.check(token, &key.decoding, validation)
+    }
+
+    /// Checks signature and claims with one key.
+    fn check(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        validation: &Validation,
+    ) -> Result<Claims, AuthError> {
         let data =
-            jsonwebtoken::decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| {
+            jsonwebtoken::decode::<RawClaims>(token, key, validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => AuthError::Expired,
                     ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
@@ -210,13 +323,51 @@ impl Verifier {
             None if role == Role::SuperAdmin => None,
             None => return Err(AuthError::Invalid("missing claim tenantId".into())),
         };
+        let jti = match raw.jti {
+            Some(j) => Some(
+                TokenId::parse(&j)
+                    .map_err(|e| AuthError::Invalid(format!("jti is not usable: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Claims {
             sub,
             tenant,
             role,
             exp: raw.exp,
+            iat: raw.iat,
+            jti,
         })
     }
+}
+
+/// The rules every token is checked against: `algorithms`, `exp` (and `nbf` when present)
+/// with `leeway_secs`, and `iss`/`aud` when configured.
+fn validation(
+    algorithms: &[Algorithm],
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    leeway_secs: u64,
+) -> Validation {
+    let mut validation = Validation::new(algorithms[0]);
+    validation.algorithms = algorithms.to_vec();
+    validation.leeway = leeway_secs;
+    validation.validate_nbf = true;
+    // `sub` is checked by our own claim parsing, which also accepts a numeric id.
+    let mut required = vec!["exp"];
+    if let Some(iss) = issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    if audience.is_some() {
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    validation
 }
 
 /// A string or integer claim as a string.
@@ -299,12 +450,15 @@ pub fn mint_hs256(
     role: Role,
     ttl_secs: i64,
 ) -> anyhow::Result<String> {
-    let exp = (chrono::Utc::now().timestamp() + ttl_secs).max(0) as u64;
+    let now = chrono::Utc::now().timestamp();
+    let exp = (now + ttl_secs).max(0) as u64;
     let claims = RawClaims {
         sub: serde_json::Value::String(sub.to_owned()),
         tenant_id: tenant.map(|t| serde_json::Value::String(t.to_owned())),
         role: role.as_str().to_owned(),
         exp,
+        iat: Some(now.max(0) as u64),
+        jti: None,
     };
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -351,7 +505,7 @@ mod tests {
             Algorithm::HS256,
             SECRET,
         );
-        let c = verifier().verify(&t).unwrap();
+        let c = verifier().verify_now(&t).unwrap();
         assert_eq!(c.sub.as_str(), "42");
         assert_eq!(c.tenant.unwrap().as_str(), "t1");
         assert_eq!(c.role, Role::Student);
@@ -361,7 +515,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            verifier().verify(&t).unwrap().tenant.unwrap().as_str(),
+            verifier().verify_now(&t).unwrap().tenant.unwrap().as_str(),
             "t2"
         );
     }
@@ -375,7 +529,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            v.verify(&expired).unwrap_err().code(),
+            v.verify_now(&expired).unwrap_err().code(),
             ErrorCode::TokenExpired
         );
         let bad_sig = sign(
@@ -384,7 +538,7 @@ mod tests {
             "other",
         );
         assert_eq!(
-            v.verify(&bad_sig).unwrap_err().code(),
+            v.verify_now(&bad_sig).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
         let other_alg = sign(
@@ -393,7 +547,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            v.verify(&other_alg).unwrap_err().code(),
+            v.verify_now(&other_alg).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
         let no_tenant = sign(
@@ -402,7 +556,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            v.verify(&no_tenant).unwrap_err().code(),
+            v.verify_now(&no_tenant).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
         let no_role = sign(
@@ -411,7 +565,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            v.verify(&no_role).unwrap_err().code(),
+            v.verify_now(&no_role).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
         let bad_tenant = sign(
@@ -420,11 +574,11 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            v.verify(&bad_tenant).unwrap_err().code(),
+            v.verify_now(&bad_tenant).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
         assert_eq!(
-            v.verify("not-a-jwt").unwrap_err().code(),
+            v.verify_now("not-a-jwt").unwrap_err().code(),
             ErrorCode::InvalidToken
         );
     }
@@ -439,7 +593,7 @@ mod tests {
         );
         let token = format!("{header}.{body}.");
         assert_eq!(
-            verifier().verify(&token).unwrap_err().code(),
+            verifier().verify_now(&token).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
     }
@@ -451,7 +605,7 @@ mod tests {
             Algorithm::HS256,
             SECRET,
         );
-        let c = verifier().verify(&t).unwrap();
+        let c = verifier().verify_now(&t).unwrap();
         assert!(c.tenant.is_none());
         assert!(c.may_act_in(&TenantId::parse("any").unwrap()));
     }
@@ -471,14 +625,14 @@ mod tests {
             Algorithm::HS256,
             SECRET,
         );
-        assert!(v.verify(&good).is_ok());
+        assert!(v.verify_now(&good).is_ok());
         let wrong_iss = sign(
             json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour(), "iss": "x", "aud": "gw"}),
             Algorithm::HS256,
             SECRET,
         );
         assert_eq!(
-            v.verify(&wrong_iss).unwrap_err().code(),
+            v.verify_now(&wrong_iss).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
         let no_aud = sign(
@@ -487,7 +641,7 @@ mod tests {
             SECRET,
         );
         assert_eq!(
-            v.verify(&no_aud).unwrap_err().code(),
+            v.verify_now(&no_aud).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
     }
@@ -586,23 +740,23 @@ mod tests {
         };
         let v = verifier();
         for exp in [json!(u64::MAX), json!(now + 86_400 + 120), json!(i64::MAX)] {
-            let err = v.verify(&claims(exp.clone())).unwrap_err();
+            let err = v.verify_now(&claims(exp.clone())).unwrap_err();
             assert_eq!(err.code(), ErrorCode::InvalidToken, "exp {exp}");
             assert!(
                 err.to_string().contains("MAX_TOKEN_LIFETIME_SECS"),
                 "exp {exp}: {err}"
             );
         }
-        assert!(v.verify(&claims(json!(now + 86_000))).is_ok());
+        assert!(v.verify_now(&claims(json!(now + 86_000))).is_ok());
         let strict = verifier().max_lifetime(60);
         assert_eq!(
             strict
-                .verify(&claims(json!(now + 3_600)))
+                .verify_now(&claims(json!(now + 3_600)))
                 .unwrap_err()
                 .code(),
             ErrorCode::InvalidToken
         );
-        assert!(strict.verify(&claims(json!(now + 30))).is_ok());
+        assert!(strict.verify_now(&claims(json!(now + 30))).is_ok());
     }
 
     /// Makes a key pair with the `openssl` command line (present on any Debian machine).
@@ -671,11 +825,11 @@ mod tests {
                 json!({"sub": "u", "tenantId": "t", "role": "student", "exp": in_an_hour()});
             let token = jsonwebtoken::encode(&Header::new(alg), &claims, &encoding).unwrap();
             let v = Verifier::new(alg, &KeySource::PublicKeyPem(public), None, None, 0).unwrap();
-            assert_eq!(v.verify(&token).unwrap().sub.as_str(), "u", "{alg:?}");
+            assert_eq!(v.verify_now(&token).unwrap().sub.as_str(), "u", "{alg:?}");
             // An HS256 token signed with the public key as a secret (key confusion) is refused.
             let confused = sign(claims.clone(), Algorithm::HS256, "whatever");
             assert_eq!(
-                v.verify(&confused).unwrap_err().code(),
+                v.verify_now(&confused).unwrap_err().code(),
                 ErrorCode::InvalidToken
             );
             // A secret cannot stand in for the public key of an asymmetric algorithm.

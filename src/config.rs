@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use std::sync::Arc;
+
 use crate::auth::{KeySource, Verifier};
+use crate::jwks::{self, Freshness, KeySets};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -71,7 +74,21 @@ pub struct Config {
     /// PEM public key for RS256 or ES256.
     #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
-    /// The one algorithm accepted.
+    /// JWKS URL of the token issuer: the token's `kid` picks the key (RS256, ES256, EdDSA);
+    /// fetched at start, refreshed in the background and on an unknown `kid`.
+    #[arg(long, env = "JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// One JWKS per issuer: a JSON object `{"<iss>": "<jwks url>"}`, inline or the path of
+    /// a file holding it; the token's `iss` picks the set.
+    #[arg(long, env = "JWT_ISSUERS")]
+    pub jwt_issuers: Option<String>,
+    /// Seconds between background refreshes of every JWKS.
+    #[arg(long, env = "JWT_JWKS_REFRESH_SECS", default_value_t = 300)]
+    pub jwt_jwks_refresh_secs: u64,
+    /// Least seconds between two fetches of one JWKS caused by tokens with an unknown `kid`.
+    #[arg(long, env = "JWT_JWKS_MIN_REFETCH_SECS", default_value_t = 10)]
+    pub jwt_jwks_min_refetch_secs: u64,
+    /// The one algorithm accepted with a static key (JWKS keys name their own).
     #[arg(
         long,
         env = "JWT_ALGORITHM",
@@ -250,6 +267,21 @@ impl Config {
 
     /// Builds the token verifier, or explains how to provide a key.
     pub fn verifier(&self) -> anyhow::Result<Verifier> {
+        let sources = [
+            self.jwt_secret.is_some(),
+            self.jwt_public_key_file.is_some(),
+            self.jwt_jwks_url.is_some(),
+            self.jwt_issuers.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            anyhow::bail!(
+                "set only one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_URL and JWT_ISSUERS: \
+                 a token must have exactly one place its key comes from"
+            );
+        }
+        if self.jwt_jwks_url.is_some() || self.jwt_issuers.is_some() {
+            return self.jwks_verifier();
+        }
         let key = match (&self.jwt_secret, &self.jwt_public_key_file) {
             (Some(_), Some(_)) => {
                 anyhow::bail!("set only one of JWT_SECRET and JWT_PUBLIC_KEY_FILE")
@@ -280,7 +312,40 @@ impl Config {
         )
         .map(|v| v.max_lifetime(self.max_token_lifetime_secs))
     }
+
+    fn jwks_verifier(&self) -> anyhow::Result<Verifier> {
+        let freshness = Freshness {
+            refresh: Duration::from_secs(self.jwt_jwks_refresh_secs.max(1)),
+            min_refetch: Duration::from_secs(self.jwt_jwks_min_refetch_secs),
+            timeout: JWKS_FETCH_TIMEOUT,
+        };
+        let sets = match (&self.jwt_jwks_url, &self.jwt_issuers) {
+            (Some(url), _) => {
+                jwks::check_url(url).map_err(|e| anyhow::anyhow!("JWT_JWKS_URL: {e}"))?;
+                KeySets::single(url.clone(), freshness)?
+            }
+            (None, Some(raw)) => {
+                if self.jwt_issuer.is_some() {
+                    anyhow::bail!(
+                        "JWT_ISSUERS names the accepted issuers itself; unset JWT_ISSUER"
+                    );
+                }
+                KeySets::per_issuer(&jwks::parse_issuers(raw)?, freshness)?
+            }
+            (None, None) => unreachable!("called with a JWKS setting"),
+        };
+        Ok(Verifier::with_jwks(
+            Arc::new(sets),
+            self.jwt_issuer.as_deref(),
+            self.jwt_audience.as_deref(),
+            self.jwt_leeway_secs,
+        )
+        .max_lifetime(self.max_token_lifetime_secs))
+    }
 }
+
+/// Time allowed for one JWKS fetch.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
@@ -302,36 +367,54 @@ mod tests {
     }
 
     #[test]
+    fn ambiguous_key_settings_are_refused_with_a_clear_message() {
+        let mut c = Config::for_tests(SECRET);
+        c.jwt_jwks_url = Some("https://idp.example/jwks.json".into());
+        let msg = format!("{:#}", c.verifier().err().unwrap());
+        assert!(msg.contains("only one of JWT_SECRET"), "{msg}");
+        c.jwt_secret = None;
+        assert!(c.verifier().is_ok());
+        c.jwt_jwks_url = Some("idp.example/jwks.json".into());
+        assert!(c.verifier().is_err(), "not a URL");
+        c.jwt_jwks_url = None;
+        c.jwt_issuers = Some(r#"{"https://a": "https://a/jwks"}"#.into());
+        assert!(c.verifier().is_ok());
+        c.jwt_issuer = Some("https://a".into());
+        let msg = format!("{:#}", c.verifier().err().unwrap());
+        assert!(msg.contains("unset JWT_ISSUER"), "{msg}");
+    }
+
+    #[test]
     fn the_verifier_refuses_tokens_living_longer_than_max_token_lifetime_secs() {
         let mut config = Config::for_tests(SECRET);
         assert_eq!(config.max_token_lifetime_secs, 86_400);
         let day_and_a_bit = mint_hs256(SECRET, "u", Some("t"), Role::Student, 90_000).unwrap();
         let hour = mint_hs256(SECRET, "u", Some("t"), Role::Student, 3_600).unwrap();
         let v = config.verifier().unwrap();
-        assert!(v.verify(&day_and_a_bit).is_err());
-        assert!(v.verify(&hour).is_ok());
+        assert!(v.verify_now(&day_and_a_bit).is_err());
+        assert!(v.verify_now(&hour).is_ok());
         config.max_token_lifetime_secs = 600;
         let v = config.verifier().unwrap();
-        assert!(v.verify(&hour).is_err());
+        assert!(v.verify_now(&hour).is_err());
         config.max_token_lifetime_secs = 100_000;
-        assert!(config.verifier().unwrap().verify(&day_and_a_bit).is_ok());
+        assert!(
+            config
+                .verifier()
+                .unwrap()
+                .verify_now(&day_and_a_bit)
+                .is_ok()
+        );
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::{Role, mint_hs256};
 
     #[test]
     fn empty_issuer_and_audience_are_unset() {
-        let mut config = Config::for_tests("s");
+        let mut config = Config::for_tests(SECRET);
         config.jwt_issuer = Some(String::new());
         config.jwt_audience = Some(String::new());
-        let token = mint_hs256("s", "u1", Some("t1"), Role::Student, 60).unwrap();
-        assert!(config.verifier().unwrap().verify(&token).is_ok());
+        let token = mint_hs256(SECRET, "u1", Some("t1"), Role::Student, 60).unwrap();
+        assert!(config.verifier().unwrap().verify_now(&token).is_ok());
 
         config.jwt_issuer = Some("lms".into());
-        assert!(config.verifier().unwrap().verify(&token).is_err());
+        assert!(config.verifier().unwrap().verify_now(&token).is_err());
     }
 }

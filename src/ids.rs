@@ -126,6 +126,56 @@ id_type!(
     NotificationId
 );
 
+/// Longest token id (`jti`) accepted, in bytes.
+pub const MAX_TOKEN_ID_LEN: usize = 256;
+
+/// A token's `jti`. Issuers spell them freely (UUIDs, base64 with `+/=`), so any printable
+/// text up to [`MAX_TOKEN_ID_LEN`] bytes is accepted; room names and Redis keys use its
+/// [`digest`](Self::digest), never the raw text.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[serde(try_from = "String")]
+#[ts(type = "string")]
+pub struct TokenId(String);
+
+impl TokenId {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, IdError> {
+        let raw = raw.into();
+        if raw.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if raw.len() > MAX_TOKEN_ID_LEN {
+            return Err(IdError::TooLong);
+        }
+        if let Some(c) = raw.chars().find(|c| c.is_control()) {
+            return Err(IdError::BadChar(c));
+        }
+        Ok(Self(raw))
+    }
+
+    /// 32 hex digits of the SHA-256 of the id: fixed length, safe in any name.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.0.as_bytes())[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl TryFrom<String> for TokenId {
+    type Error = IdError;
+    fn try_from(raw: String) -> Result<Self, IdError> {
+        Self::parse(raw)
+    }
+}
+
+/// Never printed in full: a `jti` is not secret, but logs need only its digest.
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenId({})", self.digest())
+    }
+}
+
 /// Accepts a JSON string or an integer and yields the string (numbers as decimal).
 struct StringOrNumber;
 
@@ -166,6 +216,17 @@ mod tests {
         assert_eq!(TenantId::parse("{t}"), Err(IdError::BadChar('{')));
         assert_eq!(UserId::parse("a b"), Err(IdError::BadChar(' ')));
         assert!(serde_json::from_str::<UserId>("\"x:y\"").is_err());
+    }
+
+    #[test]
+    fn a_token_id_takes_any_printable_text_and_names_things_by_its_digest() {
+        let j = TokenId::parse("a+b/c=").unwrap();
+        assert_eq!(j.digest().len(), 32);
+        assert!(j.digest().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(j.digest(), TokenId::parse("a+b/c").unwrap().digest());
+        assert!(TokenId::parse("").is_err());
+        assert!(TokenId::parse("x\n").is_err());
+        assert!(TokenId::parse("x".repeat(257)).is_err());
     }
 
     #[test]

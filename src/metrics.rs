@@ -37,6 +37,24 @@ pub const API_REFUSALS_TOTAL: &str = "lms_api_refusals_total";
 /// Emits that failed because a socket's send buffer was full (a slow consumer).
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
 
+/// Sockets disconnected by an operator (§11), by cause.
+pub const KICKED_SOCKETS_TOTAL: &str = "lms_kicked_sockets_total";
+/// Revocations recorded through the service API, by kind (`user`, `jti`).
+pub const REVOCATIONS_TOTAL: &str = "lms_revocations_total";
+/// Tokens refused because they were revoked, by where (`connect`, `refresh`, `api`).
+pub const REVOKED_TOKENS_REFUSED_TOTAL: &str = "lms_revoked_tokens_refused_total";
+/// JWKS fetches by outcome (`ok`, `error`).
+pub const JWKS_REFRESHES_TOTAL: &str = "lms_jwks_refreshes_total";
+/// Keys in each JWKS, by set (the index of the set in configuration, never its URL).
+pub const JWKS_KEYS: &str = "lms_jwks_keys";
+
+/// Why sockets were disconnected by an operator.
+#[derive(Debug, Clone, Copy)]
+pub enum KickCause {
+    Kick,
+    Revocation,
+}
+
 /// Security event kinds (§6).
 #[derive(Debug, Clone, Copy)]
 pub enum SecurityKind {
@@ -136,6 +154,17 @@ fn describe() {
         "1 when the store answered the last readiness check"
     );
     describe_counter!(
+        KICKED_SOCKETS_TOTAL,
+        "Sockets disconnected by a kick or a revocation, by cause"
+    );
+    describe_counter!(REVOCATIONS_TOTAL, "Token revocations recorded, by kind");
+    describe_counter!(
+        REVOKED_TOKENS_REFUSED_TOTAL,
+        "Revoked tokens refused, by where (connect, refresh, api)"
+    );
+    describe_counter!(JWKS_REFRESHES_TOTAL, "JWKS fetches by outcome");
+    describe_gauge!(JWKS_KEYS, "Keys loaded from each JWKS (set = its index)");
+    describe_counter!(
         EMIT_DROPS_TOTAL,
         "Emits dropped because a socket's buffer was full"
     );
@@ -146,6 +175,19 @@ pub fn init_node(node: &str) {
     gauge!(SOCKET_CONNECTIONS, "node" => node.to_owned()).set(0.0);
     for kind in crate::rooms::RoomKind::ALL {
         room_gauges(kind.as_str(), 0, 0);
+    }
+    // Operator and key counters start at zero, so rates and alerts have a series to read.
+    for cause in ["kick", "revocation"] {
+        counter!(KICKED_SOCKETS_TOTAL, "cause" => cause).increment(0);
+    }
+    for kind in ["user", "jti"] {
+        counter!(REVOCATIONS_TOTAL, "kind" => kind).increment(0);
+    }
+    for at in ["connect", "refresh", "api"] {
+        counter!(REVOKED_TOKENS_REFUSED_TOTAL, "at" => at).increment(0);
+    }
+    for outcome in ["ok", "error"] {
+        counter!(JWKS_REFRESHES_TOTAL, "outcome" => outcome).increment(0);
     }
 }
 
@@ -173,6 +215,31 @@ pub fn event_handled(event: &'static str, outcome: &'static str, took: Duration)
 
 pub fn emitted(event: &'static str) {
     counter!(EVENTS_EMITTED_TOTAL, "event" => event).increment(1);
+}
+
+pub fn kicked(cause: KickCause, sockets: u64) {
+    let cause = match cause {
+        KickCause::Kick => "kick",
+        KickCause::Revocation => "revocation",
+    };
+    counter!(KICKED_SOCKETS_TOTAL, "cause" => cause).increment(sockets);
+}
+
+pub fn revoked(kind: &'static str) {
+    counter!(REVOCATIONS_TOTAL, "kind" => kind).increment(1);
+}
+
+pub fn revoked_token_refused(at: &'static str) {
+    counter!(REVOKED_TOKENS_REFUSED_TOTAL, "at" => at).increment(1);
+}
+
+pub fn jwks_refresh(ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    counter!(JWKS_REFRESHES_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn jwks_keys(set: &'static str, keys: usize) {
+    gauge!(JWKS_KEYS, "set" => set).set(keys as f64);
 }
 
 pub fn emit_dropped(event: &'static str) {

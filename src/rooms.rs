@@ -3,7 +3,7 @@
 //! Every tenant room starts with `tenant:<t>:` so two tenants that reuse a user or course
 //! id can never share a room. Ids are validated newtypes (no `:`), so names cannot collide.
 
-use crate::ids::{CourseId, TenantId, UserId};
+use crate::ids::{CourseId, TenantId, TokenId, UserId};
 use crate::role::Role;
 
 /// Every socket of a tenant.
@@ -34,6 +34,12 @@ pub fn course(t: &TenantId, c: &CourseId) -> String {
 /// Instructors of a course: where progress events go.
 pub fn course_instructors(t: &TenantId, c: &CourseId) -> String {
     format!("tenant:{t}:course:{c}:instructors")
+}
+
+/// The sockets opened with one token (by the digest of its `jti`), so that revoking the
+/// token reaches them on every node. Not a kind of the room gauges.
+pub fn token(t: &TenantId, jti: &TokenId) -> String {
+    format!("tenant:{t}:jti:{}", jti.digest())
 }
 
 /// Platform-wide role room; only super admins and the service API emit to it.
@@ -135,5 +141,8 @@ mod tests {
         }
         assert_eq!(RoomKind::of("elsewhere"), None);
         assert_eq!(RoomKind::of("tenant:a:unknown:x"), None);
+        let jti = TokenId::parse("j:1").unwrap();
+        assert_eq!(RoomKind::of(&token(&t("a"), &jti)), None);
+        assert_ne!(token(&t("a"), &jti), token(&t("b"), &jti));
     }
 }

@@ -480,6 +480,51 @@ pub struct SystemAlertRequest {
     pub priority: Option<Priority>,
 }
 
+/// `DELETE /tenants/{t}/users/{u}/sockets` (§11).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct Disconnected {
+    /// Sockets disconnected, summed over every node.
+    pub disconnected: u64,
+}
+
+/// `POST /tenants/{t}/revocations` (§11): at least one of `userId` and `jti`.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevocationRequest {
+    /// Refuse this user's tokens issued at or before `before`.
+    #[serde(default)]
+    #[ts(optional, type = "string | number")]
+    pub user_id: Option<UserId>,
+    /// Refuse the token with this `jti`.
+    #[serde(default)]
+    #[ts(optional, type = "string")]
+    pub jti: Option<crate::ids::TokenId>,
+    /// Seconds since the Unix epoch; default now.
+    #[serde(default)]
+    #[ts(optional)]
+    pub before: Option<u64>,
+}
+
+/// What a revocation recorded and did.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Revoked {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub user_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "string")]
+    pub jti: Option<crate::ids::TokenId>,
+    /// The user's tokens issued at or before this time are refused (seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub before: Option<u64>,
+    /// When the record is forgotten (seconds): no token it refuses lives longer.
+    pub expires_at: u64,
+    /// Live sockets disconnected, summed over every node.
+    pub disconnected: u64,
+}
+
 #[derive(Debug, Clone, Deserialize, TS)]
 pub struct MemberRequest {
     pub role: CourseRole,

@@ -533,15 +533,6 @@ async fn while_redis_is_down_writes_fail_with_503_and_after_its_restart_everythi
     }
 }
 
-/// The value of one series in Prometheus text output (0 when absent).
-fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_node_refuses_to_start_without_redis_and_says_why() {
     let port = free_port(false);

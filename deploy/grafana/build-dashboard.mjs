@@ -157,6 +157,16 @@ const panels = [
     ts("Security events by kind", "auth_failed, tenant_mismatch, forbidden, rate_limited (alert above 1/s per kind).", "reqps",
       [[`sum by (kind) (rate(lms_security_events_total{${SEL}}[$__rate_interval]))`, "{{kind}}"]], { w: 24 }),
   ),
+  ...line(
+    8,
+    ts("Sockets kicked and revoked tokens refused", "Sockets disconnected by a kick or a revocation (cause), and revoked tokens refused at connect or refresh (docs/operations.md, kicking and revoking).", "ops",
+      [
+        [`sum by (cause) (rate(lms_kicked_sockets_total{${SEL}}[$__rate_interval]))`, "kicked ({{cause}})"],
+        [`sum by (at) (rate(lms_revoked_tokens_refused_total{${SEL}}[$__rate_interval]))`, "refused at {{at}}"],
+      ]),
+    ts("JWKS fetches by outcome", "Background refreshes and re-fetches on an unknown kid; only errors for 10 minutes raises LmsRealtimeJwksRefreshFailing.", "ops",
+      [[`sum by (outcome) (rate(lms_jwks_refreshes_total{${SEL}}[$__rate_interval]))`, "{{outcome}}"]]),
+  ),
 
   row("Store (Redis)"),
   ...line(

@@ -35,6 +35,8 @@ use crate::service::Gateway;
 use crate::store::connections::ConnectionLedger;
 use crate::store::redis::RedisStore;
 use crate::store::redis_connections::{LiveInstances, RedisLedger};
+use crate::store::redis_revocations::RedisRevocations;
+use crate::store::revocations::RevocationStore;
 use crate::store::{Store, StoreLimits};
 
 pub use driver::MeteredFredDriver;
@@ -211,6 +213,11 @@ impl Cluster {
 
     pub fn ledger(&self) -> Arc<dyn ConnectionLedger> {
         self.ledger.clone()
+    }
+
+    /// Token revocations, on the store's connection.
+    pub fn revocations(&self) -> Arc<dyn RevocationStore> {
+        Arc::new(RedisRevocations::new(self.client.clone()))
     }
 
     pub fn peers(&self) -> Arc<RedisPeers> {

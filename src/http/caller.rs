@@ -32,7 +32,7 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState<A>) -> Result<Self, Refusal> {
-        let claims = authenticate(parts, state)?;
+        let claims = authenticate(parts, state).await?;
         let key = match (&claims.role, &claims.tenant) {
             (Role::Service, Some(t)) => QuotaKey::Tenant(t.clone()),
             _ => path_tenant(parts)
@@ -65,7 +65,7 @@ async fn path_tenant(parts: &mut Parts) -> Option<TenantId> {
         .and_then(|(_, raw)| raw.parse().ok())
 }
 
-fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<Claims, ApiError> {
+async fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<Claims, ApiError> {
     {
         let route = parts.uri.path().to_owned();
         let client = parts.extensions.get::<ClientIp>().map(|c| c.to_string());
@@ -84,10 +84,19 @@ fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<Claims
                 "Authorization: Bearer <jwt> required",
             ));
         };
-        let claims = state.verifier.verify(token).map_err(|e| {
+        let claims = state.verifier.verify(token).await.map_err(|e| {
             metrics::security_event(SecurityKind::AuthFailed);
             tracing::warn!(route, client_ip = client, security = "auth_failed", reason = %e, "service API token refused");
             ApiError::from(AppError::from(e))
+        })?;
+        // A revoked service token (§11) is refused here too; a store that cannot say is a 503.
+        state.operator.check(&claims).await.map_err(|e| {
+            if e.code == ErrorCode::Unauthorized {
+                metrics::security_event(SecurityKind::AuthFailed);
+                metrics::revoked_token_refused("api");
+                tracing::warn!(route, security = "auth_failed", user = %claims.sub, "revoked service API token");
+            }
+            ApiError::from(e)
         })?;
         if !matches!(claims.role, Role::Service | Role::SuperAdmin) {
             metrics::security_event(SecurityKind::Forbidden);

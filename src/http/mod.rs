@@ -4,6 +4,7 @@
 mod caller;
 pub mod error;
 pub mod handshake;
+mod operator;
 mod ops;
 mod owned_parts;
 pub mod quota;
@@ -19,13 +20,14 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::Adapter;
 
 use crate::auth::Verifier;
 use crate::client_ip::ClientIp;
 use crate::metrics;
+use crate::operator::Operator;
 use crate::refusal_log::{LogVerdict, RefusalLog};
 use crate::service::Gateway;
 use error::RefusalNote;
@@ -35,6 +37,7 @@ use quota::ApiQuotas;
 pub struct ApiState<A: Adapter> {
     pub gateway: Gateway<A>,
     pub verifier: Verifier,
+    pub operator: Operator<A>,
     pub prometheus: PrometheusHandle,
     pub draining: Arc<AtomicBool>,
     pub quotas: Arc<ApiQuotas>,
@@ -46,6 +49,7 @@ impl<A: Adapter> Clone for ApiState<A> {
         Self {
             gateway: self.gateway.clone(),
             verifier: self.verifier.clone(),
+            operator: self.operator.clone(),
             prometheus: self.prometheus.clone(),
             draining: self.draining.clone(),
             quotas: self.quotas.clone(),
@@ -88,6 +92,11 @@ pub fn router<A: Adapter>(
         )
         .route("/tenants/{t}/users/{u}/unread", get(routes::unread::<A>))
         .route("/stats", get(routes::stats::<A>))
+        .route(
+            "/tenants/{t}/users/{u}/sockets",
+            delete(operator::kick::<A>),
+        )
+        .route("/tenants/{t}/revocations", post(operator::revoke::<A>))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     let mut router = Router::new()

@@ -16,12 +16,15 @@ use crate::error::{AppError, ErrorCode};
 use crate::ids::{CourseId, TenantId, UserId};
 use crate::types::*;
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 /// For routes that may also answer a quota refusal.
 type QuotaResult = Result<Response, Refusal>;
 
 /// Path segments are ids: parsed like any other id, so a bad one is a 400, not a room name.
-fn ids<T: std::str::FromStr<Err = crate::ids::IdError>>(field: &str, raw: &str) -> ApiResult<T> {
+pub(super) fn ids<T: std::str::FromStr<Err = crate::ids::IdError>>(
+    field: &str,
+    raw: &str,
+) -> ApiResult<T> {
     raw.parse::<T>().map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

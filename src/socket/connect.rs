@@ -155,7 +155,7 @@ async fn admit<A: Adapter>(
     let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
     let verified = match token {
         Ok(None) => Err(AuthError::Missing),
-        Ok(Some(t)) => ctx.verifier.verify(&t),
+        Ok(Some(t)) => ctx.verifier.verify(&t).await,
         Err(e) => Err(e),
     };
     let claims = match verified.and_then(|c| {
@@ -168,6 +168,13 @@ async fn admit<A: Adapter>(
         Ok(c) => c,
         Err(e) => return Err(attempt.refuse(e.code(), &e.to_string(), true)),
     };
+    if let Err(e) = ctx.operator.check(&claims).await {
+        let security = e.code == ErrorCode::Unauthorized;
+        if security {
+            metrics::revoked_token_refused("connect");
+        }
+        return Err(attempt.refuse(e.code, &e.message, security));
+    }
     // Reservations before any await: two connects racing for the last slot cannot both
     // take it. Each is given back by dropping it, on any refusal below.
     let node = ctx.admission.reserve_socket(attempt.ip).map_err(|cap| {
@@ -221,6 +228,9 @@ async fn initial_rooms<A: Adapter>(
         rooms.push(rooms::tenant_role(t, c.role));
         if matches!(c.role, Role::Admin | Role::SuperAdmin) {
             rooms.push(rooms::admins(t));
+        }
+        if let Some(jti) = &c.jti {
+            rooms.push(rooms::token(t, jti));
         }
         for (course, role) in ctx.gateway.store().user_courses(t, &c.sub).await? {
             rooms.push(rooms::course(t, &course));
@@ -282,12 +292,25 @@ fn reason_label(r: DisconnectReason) -> &'static str {
 
 /// `auth:refresh`: a valid token for the same user, tenant and role moves the expiry.
 pub async fn refresh<A: Adapter>(cx: EventCx<A>, p: RefreshPayload) -> Result<Refreshed, AppError> {
-    let claims = cx.ctx.verifier.verify(&p.token).map_err(|e| {
+    let claims = cx.ctx.verifier.verify(&p.token).await.map_err(|e| {
         cx.refuse(
             SecurityKind::AuthFailed,
             AppError::new(ErrorCode::Unauthorized, format!("refresh refused: {e}")),
         )
     })?;
+    if let Err(e) = cx.ctx.operator.check(&claims).await {
+        if e.code != ErrorCode::Unauthorized {
+            return Err(e);
+        }
+        metrics::revoked_token_refused("refresh");
+        return Err(cx.refuse(
+            SecurityKind::AuthFailed,
+            AppError::new(
+                ErrorCode::Unauthorized,
+                format!("refresh refused: {}", e.message),
+            ),
+        ));
+    }
     let current = cx.claims();
     if claims.sub != current.sub || claims.tenant != current.tenant || claims.role != current.role {
         return Err(cx.refuse(
@@ -299,6 +322,10 @@ pub async fn refresh<A: Adapter>(cx: EventCx<A>, p: RefreshPayload) -> Result<Re
         ));
     }
     cx.ctx.expiry.set(cx.socket.id, claims.exp);
+    // Revoking the new token by its `jti` must reach this socket too.
+    if let (Some(t), Some(jti)) = (&claims.tenant, &claims.jti) {
+        cx.socket.join(rooms::token(t, jti));
+    }
     Ok(Refreshed {
         expires_at: claims.exp,
     })

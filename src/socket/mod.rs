@@ -32,6 +32,7 @@ use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{TenantId, UserId};
 use crate::metrics::{self, SecurityKind, TenantGauge};
+use crate::operator::Operator;
 use crate::refusal_log::Refusal;
 use crate::service::Gateway;
 use crate::store::connections::{ConnectionLedger, LedgerCaps};
@@ -64,9 +65,12 @@ pub struct SocketCtx<A: Adapter> {
     pub expiry: expiry::ExpiryTimers,
     pub admission: Arc<Admission>,
     pub ledger: Arc<dyn ConnectionLedger>,
+    pub operator: Operator<A>,
 }
 
 impl<A: Adapter> SocketCtx<A> {
+    // One argument per shared part of the node; a parameter struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gateway: Gateway<A>,
         verifier: Verifier,
@@ -75,6 +79,7 @@ impl<A: Adapter> SocketCtx<A> {
         draining: Arc<AtomicBool>,
         admission: Arc<Admission>,
         ledger: Arc<dyn ConnectionLedger>,
+        operator: Operator<A>,
     ) -> Self {
         Self {
             expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
@@ -85,6 +90,7 @@ impl<A: Adapter> SocketCtx<A> {
             draining,
             admission,
             ledger,
+            operator,
         }
     }
 

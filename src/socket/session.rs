@@ -136,6 +136,8 @@ mod tests {
             tenant: Some(TenantId::parse("t").unwrap()),
             role: Role::Student,
             exp: u64::MAX,
+            iat: None,
+            jti: None,
         };
         Session::new(claims, rate, burst)
     }

@@ -9,7 +9,7 @@
 //! Cluster-wide bookkeeping (the node registry behind `GET /api/v1/stats`) lives under the
 //! fixed tag `lms:{cluster}:`.
 
-use crate::ids::{CourseId, TenantId, UserId};
+use crate::ids::{CourseId, TenantId, TokenId, UserId};
 
 /// The prefix shared by every key of one tenant.
 fn tenant(t: &TenantId) -> String {
@@ -55,6 +55,16 @@ pub fn course_members(t: &TenantId, c: &CourseId) -> String {
 /// The tenant's progress log: a capped stream.
 pub fn progress(t: &TenantId) -> String {
     format!("{}:progress", tenant(t))
+}
+
+/// A user's revocation: the `before` (seconds) at or before which their tokens are refused.
+pub fn revoked_user(t: &TenantId, u: &UserId) -> String {
+    format!("{}:user:{u}:revoked", tenant(t))
+}
+
+/// A revoked token, by the digest of its `jti`.
+pub fn revoked_token(t: &TenantId, jti: &TokenId) -> String {
+    format!("{}:revoked:jti:{}", tenant(t), jti.digest())
 }
 
 /// Where a tenant-less (platform) user's keys live.
@@ -121,6 +131,8 @@ mod tests {
             progress(&a),
             user_connections(Some(&a), &u),
             tenant_connections(Some(&a)),
+            revoked_user(&a, &u),
+            revoked_token(&a, &TokenId::parse("j{x}").unwrap()),
         ];
         for key in &keys {
             assert!(key.starts_with("lms:{acme}:"), "{key}");

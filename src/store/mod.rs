@@ -13,6 +13,8 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 pub mod redis_connections;
+pub mod redis_revocations;
+pub mod revocations;
 
 use async_trait::async_trait;
 

@@ -95,6 +95,15 @@ impl TestNode {
     }
 }
 
+/// The value of one series in Prometheus text output (0 when absent).
+pub fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let res = req.send().await.expect("request sent");
     let status = res.status().as_u16();
@@ -131,6 +140,28 @@ pub async fn spawn_node() -> TestNode {
 
 pub fn token(sub: &str, tenant: Option<&str>, role: Role) -> String {
     mint_hs256(SECRET, sub, tenant, role, 3600).unwrap()
+}
+
+/// A student token of `tenant` with an explicit `iat` and, when given, a `jti`.
+pub fn token_with(sub: &str, tenant: &str, iat: i64, jti: Option<&str>) -> String {
+    let mut claims = json!({
+        "sub": sub, "tenantId": tenant, "role": "student",
+        "iat": iat, "exp": chrono::Utc::now().timestamp() + 3600,
+    });
+    if let Some(j) = jti {
+        claims["jti"] = json!(j);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Now, in seconds since the epoch.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 pub fn service_token(tenant: &str) -> String {

@@ -133,6 +133,40 @@ export type MembersReplaced = { members: number, added: number, removed: number,
 
 export type CourseEventRequest = { changes: { [key in string]?: JsonValue }, };
 
+export type Disconnected = { 
+/**
+ * Sockets disconnected, summed over every node.
+ */
+disconnected: number, };
+
+export type RevocationRequest = { 
+/**
+ * Refuse this user's tokens issued at or before `before`.
+ */
+userId?: string | number, 
+/**
+ * Refuse the token with this `jti`.
+ */
+jti?: string, 
+/**
+ * Seconds since the Unix epoch; default now.
+ */
+before?: number, };
+
+export type Revoked = { userId?: string, jti?: string, 
+/**
+ * The user's tokens issued at or before this time are refused (seconds).
+ */
+before?: number, 
+/**
+ * When the record is forgotten (seconds): no token it refuses lives longer.
+ */
+expiresAt: number, 
+/**
+ * Live sockets disconnected, summed over every node.
+ */
+disconnected: number, };
+
 export type RoomStats = { rooms: number, members: number, };
 
 export type NodeStats = { node: string, connections: number, 

@@ -8,8 +8,11 @@ import type {
   CourseEventRequest,
   CourseRole,
   CourseUpdated,
+  Disconnected,
   Member,
   MembersReplaced,
+  RevocationRequest,
+  Revoked,
   SendNotificationRequest,
   SendNotificationResponse,
   SystemAlert,
@@ -107,6 +110,14 @@ export class Api {
 
   stats(): Promise<Response<ClusterStats | ApiErrorBody>> {
     return this.req("GET", "/stats");
+  }
+
+  kick(tenant: string, user: string): Promise<Response<Disconnected | ApiErrorBody>> {
+    return this.req("DELETE", `/tenants/${tenant}/users/${user}/sockets`);
+  }
+
+  revoke(tenant: string, body: RevocationRequest): Promise<Response<Revoked | ApiErrorBody>> {
+    return this.req("POST", `/tenants/${tenant}/revocations`, body);
   }
 }
 

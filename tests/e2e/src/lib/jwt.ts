@@ -19,6 +19,7 @@ export interface Claims {
   exp?: number;
   iat?: number;
   nbf?: number;
+  jti?: string;
 }
 
 function encode(header: object, claims: object): string {
