@@ -151,7 +151,11 @@ impl Application {
             node.clone(),
             parts.peers,
             Duration::from_millis(config.stats_timeout_ms),
-            config.tenant_store_concurrency,
+            crate::fair::FairShare {
+                store_concurrency: config.tenant_store_concurrency,
+                recipients_per_sec: config.tenant_notify_recipients_per_sec,
+                recipients_burst: config.tenant_notify_recipients_burst,
+            },
         );
         let operator = Operator::new(
             io.clone(),

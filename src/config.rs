@@ -218,6 +218,13 @@ pub struct Config {
     /// waits in its own line, so a noisy tenant cannot queue ahead of the others.
     #[arg(long, env = "TENANT_STORE_CONCURRENCY", default_value_t = 16)]
     pub tenant_store_concurrency: usize,
+    /// Notification recipients one tenant may store per second on this node (a token
+    /// bucket; a call over it is refused with 429 RATE_LIMITED before anything is stored).
+    #[arg(long, env = "TENANT_NOTIFY_RECIPIENTS_PER_SEC", default_value_t = 1_000)]
+    pub tenant_notify_recipients_per_sec: u32,
+    /// Burst of notification recipients one tenant may store above the sustained rate.
+    #[arg(long, env = "TENANT_NOTIFY_RECIPIENTS_BURST", default_value_t = 5_000)]
+    pub tenant_notify_recipients_burst: u32,
     /// Tokens whose `exp` lies further ahead than now plus this are refused (INVALID_TOKEN),
     /// in seconds; bounds how long a leaked token stays usable.
     #[arg(long, env = "MAX_TOKEN_LIFETIME_SECS", default_value_t = 86_400)]

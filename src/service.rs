@@ -15,8 +15,8 @@ use serde::Serialize;
 use socketioxide::{SocketIo, adapter::Adapter};
 
 use crate::auth::Role;
-use crate::error::AppError;
-use crate::fair::TenantLines;
+use crate::error::{AppError, ErrorCode};
+use crate::fair::{FairShare, RecipientBudget, TenantLines};
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms::{self, RoomKind};
@@ -56,8 +56,9 @@ const STORE_FANOUT: usize = 32;
 struct Inner<A: Adapter> {
     io: SocketIo<A>,
     store: Arc<dyn Store>,
-    /// Each tenant's share of concurrent inbox writes (`fair`).
+    /// Each tenant's share of concurrent inbox writes, and of stored recipients (`fair`).
     lines: TenantLines,
+    recipients: RecipientBudget,
     node_id: String,
     peers: Option<Arc<dyn PeerStats>>,
     stats_timeout: Duration,
@@ -83,13 +84,14 @@ impl<A: Adapter> Gateway<A> {
         node_id: String,
         peers: Option<Arc<dyn PeerStats>>,
         stats_timeout: Duration,
-        tenant_store_concurrency: usize,
+        fair: FairShare,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 io,
                 store,
-                lines: TenantLines::new(tenant_store_concurrency),
+                lines: TenantLines::new(fair.store_concurrency),
+                recipients: RecipientBudget::new(fair.recipients_per_sec, fair.recipients_burst),
                 node_id,
                 peers,
                 stats_timeout,
@@ -204,6 +206,15 @@ impl<A: Adapter> Gateway<A> {
             }
         };
         let count = users.len() as u64;
+        if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this tenant's notification volume is over its share \
+                     (TENANT_NOTIFY_RECIPIENTS_PER_SEC); retry in {retry_secs} s"
+                ),
+            ));
+        }
         let results: Vec<Result<(), AppError>> = stream::iter(users)
             .map(|user| {
                 // Per recipient only the user differs; title, message and data are shared.

@@ -254,7 +254,12 @@ impl Cluster {
         });
 
         // A gateway over the same sockets, used only for this node's local stats.
-        let local = Gateway::new(io, self.store(), node, None, stats_timeout, 1);
+        let fair = crate::fair::FairShare {
+            store_concurrency: 1,
+            recipients_per_sec: 1,
+            recipients_burst: 1,
+        };
+        let local = Gateway::new(io, self.store(), node, None, stats_timeout, fair);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(stats::HEARTBEAT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

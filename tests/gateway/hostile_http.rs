@@ -385,3 +385,34 @@ async fn a_fan_out_to_a_thousand_users_at_the_data_cap_holds_the_body_once() {
     eprintln!("RSS growth for 1000 recipients at {cap} bytes of data: {grown} KiB");
     assert!(grown < 5 * 1024, "RSS grew {grown} KiB");
 }
+
+/// Fair sharing: a call is cheap to make but may store for a thousand users; each tenant's
+/// stored recipients per second are budgeted, so its flood is refused before anything is
+/// stored and another tenant's notifications go through.
+#[tokio::test]
+async fn a_tenant_over_its_recipient_budget_gets_429_and_nothing_is_stored() {
+    let node = spawn_node_with(|c| {
+        c.tenant_notify_recipients_per_sec = 1;
+        c.tenant_notify_recipients_burst = 20;
+    })
+    .await;
+    let many = |tenant: &str, id: &str| {
+        let users: Vec<String> = (0..15).map(|i| format!("u{i}")).collect();
+        json!({
+            "tenantId": tenant,
+            "target": { "userIds": users },
+            "notification": { "id": id, "title": "t", "message": "m", "type": "GENERAL", "priority": "LOW" }
+        })
+    };
+    let busy = service_token("busy");
+    let (status, body) = node.post("/notifications", &busy, many("busy", "n1")).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = node.post("/notifications", &busy, many("busy", "n2")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    let (_, unread) = node.get("/tenants/busy/users/u0/unread", &busy).await;
+    assert_eq!(unread["unread"], 1, "the refused call stored nothing");
+    let quiet = service_token("quiet");
+    let (status, body) = node.post("/notifications", &quiet, many("quiet", "n2")).await;
+    assert_eq!(status, 202, "another tenant: {body}");
+}
