@@ -220,7 +220,11 @@ pub struct Config {
     pub tenant_store_concurrency: usize,
     /// Notification recipients one tenant may store per second on this node (a token
     /// bucket; a call over it is refused with 429 RATE_LIMITED before anything is stored).
-    #[arg(long, env = "TENANT_NOTIFY_RECIPIENTS_PER_SEC", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "TENANT_NOTIFY_RECIPIENTS_PER_SEC",
+        default_value_t = 1_000
+    )]
     pub tenant_notify_recipients_per_sec: u32,
     /// Burst of notification recipients one tenant may store above the sustained rate.
     #[arg(long, env = "TENANT_NOTIFY_RECIPIENTS_BURST", default_value_t = 5_000)]

@@ -83,7 +83,9 @@ impl RecipientBudget {
     /// Charges `recipients` to the tenant, or says in how many seconds to retry. A call
     /// larger than the whole burst is charged the burst (it needs a full bucket).
     pub fn charge(&self, tenant: &TenantId, recipients: usize) -> Result<(), u64> {
-        let n = u32::try_from(recipients).unwrap_or(u32::MAX).clamp(1, self.burst.get());
+        let n = u32::try_from(recipients)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.burst.get());
         let n = NonZeroU32::new(n).expect("clamped to at least 1");
         match self.limiter.check_key_n(tenant, n) {
             Ok(Ok(())) => Ok(()),

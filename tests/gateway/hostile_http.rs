@@ -413,6 +413,8 @@ async fn a_tenant_over_its_recipient_budget_gets_429_and_nothing_is_stored() {
     let (_, unread) = node.get("/tenants/busy/users/u0/unread", &busy).await;
     assert_eq!(unread["unread"], 1, "the refused call stored nothing");
     let quiet = service_token("quiet");
-    let (status, body) = node.post("/notifications", &quiet, many("quiet", "n2")).await;
+    let (status, body) = node
+        .post("/notifications", &quiet, many("quiet", "n2"))
+        .await;
     assert_eq!(status, 202, "another tenant: {body}");
 }
