@@ -362,7 +362,10 @@ async fn random_engine_io_and_socket_io_frames_never_take_the_node_down_or_grow_
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEED);
     println!("fuzz_frames: seed {seed} (replay with FUZZ_SEED={seed})");
-    let node = spawn_node().await;
+    // Every fuzz session comes from 127.0.0.1 and most never authenticate: lift the per-IP
+    // cap on pending sessions (tested on its own in hostile_sockets), so that the legitimate
+    // client afterwards is admitted while the fuzz sessions wait out their connect timeout.
+    let node = spawn_node_with(|c| c.max_pending_sessions_per_ip = 100_000).await;
     // Warm the node up (first connect, first notification) before measuring memory.
     let warm = connect(&node, &token("warm", Some("t-fuzz"), Role::Student)).await;
     assert_eq!(node.notify("t-fuzz", "warm", "warm-1").await.0, 202);
