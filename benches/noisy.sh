@@ -5,6 +5,8 @@
 #
 #   benches/noisy.sh            # one node (memory), then two nodes + a private redis-server
 #   MODES=cluster benches/noisy.sh
+#   SERVER_CPUS=0 LOADGEN_CPUS=1 benches/noisy.sh   # pin with taskset, so the generator's
+#                                                   # own CPU does not compete with the server
 #
 # Needs the release binaries (cargo build --release --bins). Loopback only, bounded in time
 # (about 2 minutes per mode). Prints one JSON line per mode; extra loadgen flags via NOISY_ARGS.
@@ -27,7 +29,7 @@ trap cleanup EXIT INT TERM
 
 start_node() { # port [redis-url]
   # The load generator's sockets all come from 127.0.0.1: lift the per-IP caps.
-  env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
+  ${SERVER_CPUS:+taskset -c $SERVER_CPUS} env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
     MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
     "$B/lms-realtime" >"$OUT/node-$1.log" 2>&1 &
   pids+=($!)
@@ -40,7 +42,7 @@ start_node() { # port [redis-url]
 }
 
 run() { # urls pids
-  "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
+  ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
     -n 200 -t 4 -r 20 --duration 15 --drain 10 --quiet ${NOISY_ARGS:-}
 }
 
@@ -51,7 +53,7 @@ for mode in $MODES; do
       run http://127.0.0.1:4177 "${pids[0]}"
       ;;
     cluster)
-      redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
+      ${SERVER_CPUS:+taskset -c $SERVER_CPUS} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
         --logfile "$OUT/redis.log" &
       pids+=($!)
       for _ in $(seq 50); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; sleep 0.1; done

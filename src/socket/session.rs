@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,8 @@ pub struct Session {
     pub claims: Claims,
     limiter: DefaultDirectRateLimiter,
     strikes: AtomicU32,
+    /// When the last refusal happened, in ms since [`BASE`].
+    last_strike_ms: AtomicU64,
     flooding: AtomicBool,
     video_forwarded: Mutex<HashMap<String, Instant>>,
     /// Held until disconnect; also released if the socket is dropped without one.
@@ -44,6 +46,12 @@ pub enum RateVerdict {
 /// One clock for every socket's limiter: creating a `QuantaClock` probes the CPU with
 /// CPUID, which traps to the hypervisor on a VM and showed up in the connect profile.
 static CLOCK: LazyLock<QuantaClock> = LazyLock::new(QuantaClock::default);
+
+/// The origin of every session's refusal timestamps (one per process, not per socket).
+static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// A refusal later than this after the previous one starts the strike count again.
+const STRIKE_WINDOW_MS: u64 = 1_000;
 
 /// Videos remembered per socket for the `progress:video` throttle.
 const MAX_THROTTLED_VIDEOS: usize = 256;
@@ -68,6 +76,7 @@ impl Session {
                 CLOCK.clone(),
             ),
             strikes: AtomicU32::new(0),
+            last_strike_ms: AtomicU64::new(0),
             flooding: AtomicBool::new(false),
             video_forwarded: Mutex::default(),
             reservations: Mutex::new(reservations),
@@ -93,10 +102,19 @@ impl Session {
     /// Checks the per-socket event rate.
     pub fn check_rate(&self, flood_after: u32) -> RateVerdict {
         if self.limiter.check().is_ok() {
-            self.strikes.store(0, Ordering::Relaxed);
             return RateVerdict::Allowed;
         }
-        let strikes = self.strikes.fetch_add(1, Ordering::Relaxed) + 1;
+        // Strikes run on while refusals keep coming: a socket sending five times its rate
+        // gets some events through, but is still flooding. A second without a refusal
+        // starts the count again.
+        let now = BASE.elapsed().as_millis() as u64;
+        let last = self.last_strike_ms.swap(now, Ordering::Relaxed);
+        let strikes = if now.saturating_sub(last) > STRIKE_WINDOW_MS {
+            self.strikes.store(1, Ordering::Relaxed);
+            1
+        } else {
+            self.strikes.fetch_add(1, Ordering::Relaxed) + 1
+        };
         if strikes >= flood_after.max(1) {
             RateVerdict::Flooding
         } else {
@@ -151,6 +169,29 @@ mod tests {
         assert_eq!(s.check_rate(3), RateVerdict::Limited);
         assert_eq!(s.check_rate(3), RateVerdict::Limited);
         assert_eq!(s.check_rate(3), RateVerdict::Flooding);
+    }
+
+    #[test]
+    fn a_socket_sending_far_above_its_rate_is_flagged_even_when_some_events_get_through() {
+        let s = session(50, 1);
+        let mut allowed = 0;
+        let mut flagged = false;
+        for _ in 0..400 {
+            match s.check_rate(50) {
+                RateVerdict::Allowed => allowed += 1,
+                RateVerdict::Limited => {}
+                RateVerdict::Flooding => {
+                    flagged = true;
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            flagged,
+            "{allowed} events got through, and it was never flagged"
+        );
+        assert!(allowed >= 1);
     }
 
     #[test]
