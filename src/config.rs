@@ -131,7 +131,8 @@ pub struct Config {
     /// Burst of client events allowed per socket above the sustained rate.
     #[arg(long, env = "EVENT_BURST", default_value_t = 40)]
     pub event_burst: u32,
-    /// Rate-limited events in a row after which a flooding socket is disconnected.
+    /// Rate-limited events, with no second free of refusals between them, after which a
+    /// flooding socket is disconnected.
     #[arg(long, env = "FLOOD_DISCONNECT_AFTER", default_value_t = 50)]
     pub flood_disconnect_after: u32,
     /// Largest websocket message or polling payload accepted, in bytes.
