@@ -48,8 +48,9 @@ RUN touch src/main.rs src/lib.rs \
 # --- runtime -----------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
-# ca-certificates for rediss:// (TLS to a managed Redis). Nothing else: the health
-# check uses bash's /dev/tcp instead of curl.
+# ca-certificates for fetching key sets over https (JWT_JWKS_URL, JWT_ISSUERS); this
+# build speaks plain redis:// only (docs/cluster.md). Nothing else: the health check
+# uses bash's /dev/tcp instead of curl.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

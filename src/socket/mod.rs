@@ -1,9 +1,10 @@
 //! The Socket.IO surface: authentication at connect, room placement, and the event table.
 //!
-//! [`register`] lists every client event with its handler in one place. Every handler is
-//! a named async fn taking an [`EventCx`] and a typed payload and returning a `Result`;
-//! [`on`] wraps it with the per-socket rate limit, payload validation, metrics and the ack
-//! envelope, so those rules hold for every event alike.
+//! [`dispatch`] lists every client event with its handler in one place; [`register`]
+//! installs one fallback handler per socket that routes to it. Every handler is a named
+//! async fn taking an [`EventCx`] and a typed payload and returning a `Result`; [`run`]
+//! wraps it with the per-socket rate limit (and the flood flag), payload validation,
+//! metrics and the ack envelope, so those rules hold for every event alike.
 
 mod admin;
 pub mod admission;
