@@ -283,7 +283,8 @@ for n in "${NODES[@]}"; do
   wait_for 60 "$n: the image's HEALTHCHECK" timeout 15 podman healthcheck run "$(ctr "$n")"
   wait_for 30 "$n: /readyz ready (Redis reachable)" bash -c \
     "$(declare -f in_container_get); in_container_get $(ctr "$n") /readyz | grep -q '\"status\":\"ready\"'"
-  podman logs "$(ctr "$n")" 2>&1 | grep 'gateway listening' | grep -q '"cluster":true' ||
+  podman logs "$(ctr "$n")" >"$WORK/$n.log" 2>&1 || true
+  grep 'gateway listening' "$WORK/$n.log" | grep -q '"cluster":true' ||
     fail "$n did not start in cluster mode (no 'gateway listening' line with cluster=true)"
   [ "$(timeout 15 podman exec "$(ctr "$n")" id -u)" != 0 ] || fail "$n runs as root"
 done
@@ -325,7 +326,10 @@ step "the stopped node drained and exited 0"
 victim=$(cat "$WORK/stopped")
 exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$(ctr "$victim")")
 [ "$exit_code" = 0 ] || fail "$victim exited $exit_code after SIGTERM (expected 0)"
-podman logs "$(ctr "$victim")" 2>&1 | grep -q 'draining: refusing new sockets' || fail "$victim logged no drain"
+# Logs go to a file first: with pipefail, `podman logs | grep -q` fails whenever grep
+# stops reading early (podman then dies of SIGPIPE), whatever grep found.
+podman logs "$(ctr "$victim")" >"$WORK/$victim.log" 2>&1 || true
+grep -q 'draining: refusing new sockets' "$WORK/$victim.log" || fail "$victim logged no drain"
 
 step "down"
 trap - ERR
