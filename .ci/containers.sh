@@ -284,7 +284,7 @@ for n in "${NODES[@]}"; do
   wait_for 30 "$n: /readyz ready (Redis reachable)" bash -c \
     "$(declare -f in_container_get); in_container_get $(ctr "$n") /readyz | grep -q '\"status\":\"ready\"'"
   podman logs "$(ctr "$n")" >"$WORK/$n.log" 2>&1 || true
-  grep 'gateway listening' "$WORK/$n.log" | grep -q '"cluster":true' ||
+  grep -q 'gateway listening.*"cluster":true' "$WORK/$n.log" ||
     fail "$n did not start in cluster mode (no 'gateway listening' line with cluster=true)"
   [ "$(timeout 15 podman exec "$(ctr "$n")" id -u)" != 0 ] || fail "$n runs as root"
 done
