@@ -46,6 +46,8 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
             client,
             user_agent: user_agent.as_deref(),
         })?;
+        // After the quota: a flood over its quota is refused without a store round trip.
+        check_revoked(parts, state, &claims).await?;
         Ok(Self {
             claims,
             key,
@@ -54,6 +56,23 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
             _permit: permit,
         })
     }
+}
+
+/// A revoked service token (§11) is refused here too; a store that cannot say is a 503.
+async fn check_revoked<A: Adapter>(
+    parts: &Parts,
+    state: &ApiState<A>,
+    claims: &Claims,
+) -> Result<(), ApiError> {
+    let route = parts.uri.path();
+    state.operator.check(claims).await.map_err(|e| {
+            if e.code == ErrorCode::Unauthorized {
+                metrics::security_event(SecurityKind::AuthFailed);
+                metrics::revoked_token_refused("api");
+                tracing::warn!(route, security = "auth_failed", user = %claims.sub, "revoked service API token");
+            }
+            ApiError::from(e)
+        })
 }
 
 /// The `{t}` segment of a tenant route, when it is a valid tenant id.
@@ -88,15 +107,6 @@ async fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<
             metrics::security_event(SecurityKind::AuthFailed);
             tracing::warn!(route, client_ip = client, security = "auth_failed", reason = %e, "service API token refused");
             ApiError::from(AppError::from(e))
-        })?;
-        // A revoked service token (§11) is refused here too; a store that cannot say is a 503.
-        state.operator.check(&claims).await.map_err(|e| {
-            if e.code == ErrorCode::Unauthorized {
-                metrics::security_event(SecurityKind::AuthFailed);
-                metrics::revoked_token_refused("api");
-                tracing::warn!(route, security = "auth_failed", user = %claims.sub, "revoked service API token");
-            }
-            ApiError::from(e)
         })?;
         if !matches!(claims.role, Role::Service | Role::SuperAdmin) {
             metrics::security_event(SecurityKind::Forbidden);
