@@ -80,7 +80,8 @@ impl RedisStore {
     }
 }
 
-fn unavailable(e: fred::error::Error) -> StoreError {
+/// Every Redis error or timeout is `Unavailable`: nothing was (known to be) written.
+pub(super) fn unavailable(e: fred::error::Error) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use fred::clients::Client;
 use fred::interfaces::LuaInterface;
 
+use super::StoreResult;
 use super::connections::{ConnectionLedger, Holder, LedgerCaps, LedgerRefusal};
 use super::keys;
-use super::{StoreError, StoreResult};
+use super::redis::unavailable;
 
 const RESERVE: &str = include_str!("lua/reserve_connection.lua");
 const RELEASE: &str = include_str!("lua/release_connection.lua");
@@ -69,10 +70,6 @@ fn counter_keys(holder: &Holder) -> Vec<String> {
 
 fn counts_tenant(holder: &Holder, caps: LedgerCaps) -> bool {
     holder.tenant.is_some() && caps.per_tenant > 0
-}
-
-fn unavailable(e: fred::error::Error) -> StoreError {
-    StoreError::Unavailable(format!("redis: {e}"))
 }
 
 #[async_trait]

@@ -9,9 +9,10 @@ use fred::clients::Client;
 use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::Expiration;
 
+use super::StoreResult;
 use super::keys;
+use super::redis::unavailable;
 use super::revocations::{RevocationStore, TokenFacts, issued_before};
-use super::{StoreError, StoreResult};
 use crate::ids::{TenantId, TokenId, UserId};
 
 const REVOKE_USER: &str = include_str!("lua/revoke_user.lua");
@@ -24,10 +25,6 @@ impl RedisRevocations {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
-}
-
-fn unavailable(e: fred::error::Error) -> StoreError {
-    StoreError::Unavailable(format!("redis: {e}"))
 }
 
 fn secs(d: Duration) -> i64 {
