@@ -9,8 +9,8 @@ use socketioxide::adapter::Adapter;
 use super::ApiState;
 use super::caller::Caller;
 use super::error::ApiJson;
-use super::routes::{ApiResult, ids};
-use crate::ids::{TenantId, UserId};
+use super::routes::{ApiResult, ids, tenant_user};
+use crate::ids::TenantId;
 use crate::types::{Disconnected, RevocationRequest};
 
 /// `DELETE /tenants/{t}/users/{u}/sockets`
@@ -19,8 +19,7 @@ pub async fn kick<A: Adapter>(
     Path((t, u)): Path<(String, String)>,
     caller: Caller,
 ) -> ApiResult<impl IntoResponse> {
-    let (t, u): (TenantId, UserId) = (ids("tenant", &t)?, ids("user", &u)?);
-    caller.check_tenant(&t)?;
+    let (t, u) = tenant_user(&caller, &t, &u)?;
     let disconnected = s.operator.kick_user(&t, &u).await?;
     Ok(Json(Disconnected { disconnected }))
 }

@@ -20,6 +20,13 @@ pub(super) type ApiResult<T> = Result<T, ApiError>;
 /// For routes that may also answer a quota refusal.
 type QuotaResult = Result<Response, Refusal>;
 
+/// The `{t}` and `{u}` of a user route, checked against the caller's tenant.
+pub(super) fn tenant_user(caller: &Caller, t: &str, u: &str) -> ApiResult<(TenantId, UserId)> {
+    let (t, u): (TenantId, UserId) = (ids("tenant", t)?, ids("user", u)?);
+    caller.check_tenant(&t)?;
+    Ok((t, u))
+}
+
 /// Path segments are ids: parsed like any other id, so a bad one is a 400, not a room name.
 pub(super) fn ids<T: std::str::FromStr<Err = crate::ids::IdError>>(
     field: &str,
@@ -139,8 +146,7 @@ pub async fn unread<A: Adapter>(
     Path((t, u)): Path<(String, String)>,
     caller: Caller,
 ) -> ApiResult<impl IntoResponse> {
-    let (t, u): (TenantId, UserId) = (ids("tenant", &t)?, ids("user", &u)?);
-    caller.check_tenant(&t)?;
+    let (t, u) = tenant_user(&caller, &t, &u)?;
     let unread = s.gateway.unread_count(&t, &u).await?;
     Ok(Json(UnreadCount { unread }))
 }
