@@ -40,7 +40,7 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
                 .map_or(QuotaKey::Platform, QuotaKey::Tenant),
         };
         let client = parts.extensions.get::<ClientIp>().copied();
-        let user_agent = crate::server::user_agent(&parts.headers);
+        let user_agent = crate::client_ip::user_agent(&parts.headers);
         let permit = state.quotas.admit(&Source {
             key: &key,
             client,

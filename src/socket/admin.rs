@@ -34,13 +34,7 @@ pub async fn broadcast<A: Adapter>(
             ));
         }
     };
-    let req = BroadcastRequest {
-        title: p.title,
-        message: p.message,
-        kind: p.kind,
-        priority: p.priority,
-        data: p.data,
-    };
+    let req = BroadcastRequest { content: p.content };
     cx.gateway().broadcast_to_tenant(&tenant, req).await
 }
 
@@ -54,11 +48,5 @@ pub async fn system_alert<A: Adapter>(
             AppError::forbidden("only super admins may send system alerts"),
         ));
     }
-    cx.gateway()
-        .send_system_alert(SystemAlertRequest {
-            title: p.title,
-            message: p.message,
-            priority: p.priority,
-        })
-        .await
+    cx.gateway().send_system_alert(p).await
 }

@@ -5,9 +5,8 @@ use socketioxide::adapter::Adapter;
 
 use super::EventCx;
 use crate::error::AppError;
-use crate::metrics;
 use crate::rooms;
-use crate::service::events;
+use crate::server_events as events;
 use crate::store::ListQuery;
 use crate::types::*;
 
@@ -23,13 +22,12 @@ async fn sync<A: Adapter>(
 ) -> Result<(), AppError> {
     let room = rooms::user(cx.tenant()?, &cx.claims().sub);
     if let Some((name, body)) = event {
-        metrics::emitted(name);
-        if let Err(e) = cx.socket.to(room.clone()).emit(name, &body).await {
-            tracing::warn!(event = name, error = %e, "sync emit failed");
-        }
+        cx.gateway()
+            .emit_to_others_or_log(&cx.socket, vec![room.clone()], name, &body)
+            .await;
     }
     cx.gateway()
-        .emit_to(
+        .emit_or_log(
             vec![room],
             events::NOTIFICATION_COUNT,
             &UnreadCount { unread },
@@ -45,8 +43,7 @@ pub async fn read<A: Adapter>(cx: EventCx<A>, p: ReadPayload) -> Result<UnreadCo
         Some(NotificationStatus::Dismissed) => {
             let p = DismissPayload {
                 notification_id: p.notification_id,
-                tenant_id: p.tenant_id,
-                user_id: p.user_id,
+                owner: p.owner,
             };
             return dismiss(cx, p).await;
         }
@@ -54,7 +51,7 @@ pub async fn read<A: Adapter>(cx: EventCx<A>, p: ReadPayload) -> Result<UnreadCo
             return Err(AppError::invalid("status: only READ or DISMISSED"));
         }
     }
-    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    cx.check_owner(&p.owner)?;
     let (t, u) = (cx.tenant()?, &cx.claims().sub);
     let change = cx.gateway().mark_read(t, u, &p.notification_id).await?;
     if change.changed {
@@ -72,7 +69,7 @@ pub async fn read_all<A: Adapter>(
     cx: EventCx<A>,
     p: OwnerPayload,
 ) -> Result<UnreadCount, AppError> {
-    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    cx.check_owner(&p)?;
     let changed = cx
         .gateway()
         .mark_all_read(cx.tenant()?, &cx.claims().sub)
@@ -87,7 +84,7 @@ pub async fn dismiss<A: Adapter>(
     cx: EventCx<A>,
     p: DismissPayload,
 ) -> Result<UnreadCount, AppError> {
-    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    cx.check_owner(&p.owner)?;
     let change = cx
         .gateway()
         .dismiss(cx.tenant()?, &cx.claims().sub, &p.notification_id)
@@ -99,7 +96,7 @@ pub async fn dismiss<A: Adapter>(
         // All the user's sockets, this one included, learn of the dismissal.
         let room = rooms::user(cx.tenant()?, &cx.claims().sub);
         cx.gateway()
-            .emit_to(vec![room], events::NOTIFICATION_DISMISSED, &body)
+            .emit_or_log(vec![room], events::NOTIFICATION_DISMISSED, &body)
             .await;
         sync(&cx, None, change.unread).await?;
     }
@@ -109,7 +106,7 @@ pub async fn dismiss<A: Adapter>(
 }
 
 pub async fn count<A: Adapter>(cx: EventCx<A>, p: OwnerPayload) -> Result<UnreadCount, AppError> {
-    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
+    cx.check_owner(&p)?;
     let unread = cx
         .gateway()
         .unread_count(cx.tenant()?, &cx.claims().sub)
