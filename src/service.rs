@@ -15,7 +15,7 @@ use serde::Serialize;
 use socketioxide::{SocketIo, adapter::Adapter};
 
 use crate::auth::Role;
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 use crate::fair::{FairShare, RecipientBudget, TenantLines};
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::metrics;
@@ -207,12 +207,12 @@ impl<A: Adapter> Gateway<A> {
         };
         let count = users.len() as u64;
         if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
-            return Err(AppError::new(
-                ErrorCode::RateLimited,
+            return Err(AppError::rate_limited(
                 format!(
                     "this tenant's notification volume is over its share \
                      (TENANT_NOTIFY_RECIPIENTS_PER_SEC); retry in {retry_secs} s"
                 ),
+                retry_secs,
             ));
         }
         let results: Vec<Result<(), AppError>> = stream::iter(users)

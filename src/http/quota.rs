@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -63,10 +63,8 @@ impl Reason {
 #[derive(Debug)]
 pub enum Refusal {
     Api(ApiError),
-    Quota {
-        error: ApiError,
-        retry_after_secs: Option<u64>,
-    },
+    /// Its `Retry-After`, when it has one, rides in the error.
+    Quota(ApiError),
 }
 
 impl From<ApiError> for Refusal {
@@ -85,17 +83,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Self::Api(e) => e.into_response(),
-            Self::Quota {
-                error,
-                retry_after_secs,
-            } => {
-                let mut res = error.into_unlogged_response();
-                if let Some(secs) = retry_after_secs {
-                    res.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
-                res
-            }
+            Self::Quota(error) => error.into_unlogged_response(),
         }
     }
 }
@@ -147,11 +135,8 @@ impl ApiQuotas {
                 ErrorCode::RateLimited,
                 format!("rate limit of this tenant reached; retry in {secs} s"),
             );
-            if let Refusal::Quota {
-                retry_after_secs, ..
-            } = &mut refusal
-            {
-                *retry_after_secs = Some(secs);
+            if let Refusal::Quota(error) = &mut refusal {
+                error.error.retry_after_secs = Some(secs);
             }
             return Err(refusal);
         }
@@ -199,10 +184,7 @@ impl ApiQuotas {
                 "service API call refused by a quota"
             );
         }
-        Refusal::Quota {
-            error: ApiError::new(status, code, message),
-            retry_after_secs: None,
-        }
+        Refusal::Quota(ApiError::new(status, code, message))
     }
 }
 
@@ -276,7 +258,7 @@ mod tests {
             .expect("past the burst")
             .into_response();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(refused.headers()[axum::http::header::RETRY_AFTER], "1");
         assert!(q.admit(&source(&b)).is_ok());
     }
 

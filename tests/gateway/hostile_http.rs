@@ -390,7 +390,7 @@ async fn a_fan_out_to_a_thousand_users_at_the_data_cap_holds_the_body_once() {
 /// stored recipients per second are budgeted, so its flood is refused before anything is
 /// stored and another tenant's notifications go through.
 #[tokio::test]
-async fn a_tenant_over_its_recipient_budget_gets_429_and_nothing_is_stored() {
+async fn a_tenant_over_its_recipient_budget_gets_429_with_retry_after_and_nothing_is_stored() {
     let node = spawn_node_with(|c| {
         c.tenant_notify_recipients_per_sec = 1;
         c.tenant_notify_recipients_burst = 20;
@@ -407,8 +407,21 @@ async fn a_tenant_over_its_recipient_budget_gets_429_and_nothing_is_stored() {
     let busy = service_token("busy");
     let (status, body) = node.post("/notifications", &busy, many("busy", "n1")).await;
     assert_eq!(status, 202, "{body}");
-    let (status, body) = node.post("/notifications", &busy, many("busy", "n2")).await;
-    assert_eq!(status, 429, "{body}");
+    let res = node
+        .call(reqwest::Method::POST, "/notifications", &busy)
+        .json(&many("busy", "n2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 15 recipients at 1/s with 5 left in the bucket: 10 s to wait.
+    assert!((9..=11).contains(&retry), "Retry-After {retry}");
+    let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
     let (_, unread) = node.get("/tenants/busy/users/u0/unread", &busy).await;
     assert_eq!(unread["unread"], 1, "the refused call stored nothing");
