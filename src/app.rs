@@ -22,7 +22,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::emit;
-use crate::http::quota::ApiQuotas;
+use crate::http::quota::{ApiQuotas, QuotaSettings};
 use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
 use crate::operator::Operator;
@@ -199,11 +199,13 @@ impl Application {
             operator,
             prometheus,
             draining: draining.clone(),
-            quotas: ApiQuotas::new(
-                config.api_rate_per_sec,
-                config.api_burst,
-                config.api_max_in_flight,
-            ),
+            quotas: ApiQuotas::new(QuotaSettings {
+                rate_per_sec: config.api_rate_per_sec,
+                burst: config.api_burst,
+                max_in_flight: config.api_max_in_flight,
+                refusal_hold: Duration::from_millis(config.api_refusal_hold_ms),
+                max_held_refusals: config.api_max_held_refusals,
+            }),
             max_notification_data_bytes: config.max_notification_data_bytes,
         };
         let metrics_on = match config.metrics_port {

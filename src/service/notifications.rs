@@ -4,7 +4,7 @@ use futures::{StreamExt, stream};
 use socketioxide::adapter::Adapter;
 
 use super::{Gateway, new_notification_id, now_rfc3339};
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms;
@@ -69,12 +69,12 @@ impl<A: Adapter> Gateway<A> {
         };
         let count = users.len() as u64;
         if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
-            return Err(AppError::new(
-                ErrorCode::RateLimited,
+            return Err(AppError::rate_limited(
                 format!(
                     "this tenant's notification volume is over its share \
                      (TENANT_NOTIFY_RECIPIENTS_PER_SEC); retry in {retry_secs} s"
                 ),
+                retry_secs,
             ));
         }
         let results: Vec<Result<(), AppError>> = stream::iter(users)
