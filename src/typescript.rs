@@ -57,7 +57,6 @@ fn type_decls() -> Vec<String> {
         Refreshed,
         Joined,
         Target,
-        NotificationContent,
         NotificationInput,
         SendNotificationRequest,
         SendNotificationResponse,

@@ -47,7 +47,7 @@ pub async fn send_notification<A: Adapter>(
     ApiJson(req): ApiJson<SendNotificationRequest>,
 ) -> QuotaResult {
     caller.check_tenant(&req.tenant_id)?;
-    caller.check_data_size(&s, req.notification.content.data.as_ref())?;
+    caller.check_data_size(&s, req.notification.data.as_ref())?;
     let recipients = req.target.into_recipients()?;
     let res = s
         .gateway
@@ -64,8 +64,11 @@ pub async fn broadcast<A: Adapter>(
 ) -> QuotaResult {
     let t: TenantId = ids("tenant", &t)?;
     caller.check_tenant(&t)?;
-    caller.check_data_size(&s, req.content.data.as_ref())?;
-    let n = s.gateway.broadcast_to_tenant(&t, req).await?;
+    caller.check_data_size(&s, req.data.as_ref())?;
+    let n = s
+        .gateway
+        .broadcast_to_tenant(&t, req.into_content())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "id": n.id })),

@@ -37,9 +37,9 @@ impl<A: Adapter> Gateway<A> {
         recipients: Recipients,
         input: NotificationInput,
     ) -> Result<SendNotificationResponse, AppError> {
-        let content = input.content;
+        let id = input.id.clone().unwrap_or_else(new_notification_id);
+        let content = input.into_content();
         validate_text("notification.", &content.title, &content.message)?;
-        let id = input.id.unwrap_or_else(new_notification_id);
         let template = content.into_notification(
             id.clone(),
             tenant.clone(),
@@ -160,9 +160,8 @@ impl<A: Adapter> Gateway<A> {
     pub async fn broadcast_to_tenant(
         &self,
         tenant: &TenantId,
-        req: BroadcastRequest,
+        content: NotificationContent,
     ) -> Result<Notification, AppError> {
-        let content = req.content;
         validate_text("", &content.title, &content.message)?;
         let n = content.into_notification(
             new_notification_id(),

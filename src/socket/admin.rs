@@ -34,8 +34,9 @@ pub async fn broadcast<A: Adapter>(
             ));
         }
     };
-    let req = BroadcastRequest { content: p.content };
-    cx.gateway().broadcast_to_tenant(&tenant, req).await
+    cx.gateway()
+        .broadcast_to_tenant(&tenant, p.into_content())
+        .await
 }
 
 pub async fn system_alert<A: Adapter>(

@@ -32,13 +32,13 @@ use socketioxide::extract::{Event, SocketRef};
 use crate::auth::{Claims, Verifier};
 use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
-use crate::ids::TenantId;
+use crate::ids::{TenantId, UserId};
 use crate::metrics::{self, SecurityKind, TenantGauge};
 use crate::operator::Operator;
 use crate::refusal_log::Refusal;
 use crate::service::Gateway;
 use crate::store::connections::{ConnectionLedger, LedgerCaps};
-use crate::types::{OwnerPayload, parse_payload};
+use crate::types::parse_payload;
 
 use admission::Admission;
 
@@ -169,14 +169,18 @@ impl<A: Adapter> EventCx<A> {
 
     /// Checks the ids a payload names against the socket's own: another tenant is a
     /// `TENANT_MISMATCH`, another user a `FORBIDDEN`; both are security events.
-    pub fn check_owner(&self, owner: &OwnerPayload) -> Result<(), AppError> {
+    pub fn check_owner(
+        &self,
+        tenant: Option<&TenantId>,
+        user: Option<&UserId>,
+    ) -> Result<(), AppError> {
         let c = self.claims();
-        if let Some(t) = &owner.tenant_id
+        if let Some(t) = tenant
             && c.tenant.as_ref() != Some(t)
         {
             return Err(self.refuse(SecurityKind::TenantMismatch, AppError::tenant_mismatch()));
         }
-        if let Some(u) = &owner.user_id
+        if let Some(u) = user
             && *u != c.sub
         {
             return Err(self.refuse(

@@ -43,7 +43,8 @@ pub async fn read<A: Adapter>(cx: EventCx<A>, p: ReadPayload) -> Result<UnreadCo
         Some(NotificationStatus::Dismissed) => {
             let p = DismissPayload {
                 notification_id: p.notification_id,
-                owner: p.owner,
+                tenant_id: p.tenant_id,
+                user_id: p.user_id,
             };
             return dismiss(cx, p).await;
         }
@@ -51,7 +52,7 @@ pub async fn read<A: Adapter>(cx: EventCx<A>, p: ReadPayload) -> Result<UnreadCo
             return Err(AppError::invalid("status: only READ or DISMISSED"));
         }
     }
-    cx.check_owner(&p.owner)?;
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
     let (t, u) = (cx.tenant()?, &cx.claims().sub);
     let change = cx.gateway().mark_read(t, u, &p.notification_id).await?;
     if change.changed {
@@ -69,7 +70,7 @@ pub async fn read_all<A: Adapter>(
     cx: EventCx<A>,
     p: OwnerPayload,
 ) -> Result<UnreadCount, AppError> {
-    cx.check_owner(&p)?;
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
     let changed = cx
         .gateway()
         .mark_all_read(cx.tenant()?, &cx.claims().sub)
@@ -84,7 +85,7 @@ pub async fn dismiss<A: Adapter>(
     cx: EventCx<A>,
     p: DismissPayload,
 ) -> Result<UnreadCount, AppError> {
-    cx.check_owner(&p.owner)?;
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
     let change = cx
         .gateway()
         .dismiss(cx.tenant()?, &cx.claims().sub, &p.notification_id)
@@ -106,7 +107,7 @@ pub async fn dismiss<A: Adapter>(
 }
 
 pub async fn count<A: Adapter>(cx: EventCx<A>, p: OwnerPayload) -> Result<UnreadCount, AppError> {
-    cx.check_owner(&p)?;
+    cx.check_owner(p.tenant_id.as_ref(), p.user_id.as_ref())?;
     let unread = cx
         .gateway()
         .unread_count(cx.tenant()?, &cx.claims().sub)

@@ -1,30 +1,29 @@
 //! Live-only broadcasts: a tenant's announcement (admin event or service API) and the
-//! platform's system alert. Both carry [`NotificationContent`], shared through
-//! `#[serde(flatten)]`.
+//! platform's system alert. Both announcement bodies carry a [`NotificationContent`].
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::{NotificationContent, Priority};
+use super::{NotificationContent, NotificationType, Priority};
 use crate::ids::TenantId;
 
-/// `admin:broadcast`: the content, and the tenant for a super admin.
-#[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminBroadcastPayload {
-    /// Required for a super admin; an admin may only name its own tenant.
-    #[serde(default)]
-    #[ts(optional)]
-    pub tenant_id: Option<TenantId>,
-    #[serde(flatten)]
-    pub content: NotificationContent,
+with_notification_content! {
+    /// `admin:broadcast`: the content, and the tenant for a super admin.
+    #[derive(Debug, Clone, Deserialize, TS)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AdminBroadcastPayload {
+        /// Required for a super admin; an admin may only name its own tenant.
+        #[serde(default)]
+        #[ts(optional)]
+        pub tenant_id: Option<TenantId>,
+    }
 }
 
-/// `POST /tenants/{t}/broadcast`.
-#[derive(Debug, Clone, Deserialize, TS)]
-pub struct BroadcastRequest {
-    #[serde(flatten)]
-    pub content: NotificationContent,
+with_notification_content! {
+    /// `POST /tenants/{t}/broadcast`.
+    #[derive(Debug, Clone, Deserialize, TS)]
+    #[serde(rename_all = "camelCase")]
+    pub struct BroadcastRequest {}
 }
 
 /// `POST /system/alerts` and `admin:system_alert` alike.

@@ -76,15 +76,15 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationInput {
-    /// Idempotency key; generated when absent.
-    #[serde(default)]
-    #[ts(optional, type = "string | number")]
-    pub id: Option<NotificationId>,
-    #[serde(flatten)]
-    pub content: NotificationContent,
+with_notification_content! {
+    #[derive(Debug, Clone, Deserialize, TS)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NotificationInput {
+        /// Idempotency key; generated when absent.
+        #[serde(default)]
+        #[ts(optional, type = "string | number")]
+        pub id: Option<NotificationId>,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]

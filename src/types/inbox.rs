@@ -10,8 +10,12 @@ use crate::ids::{NotificationId, TenantId, UserId};
 #[serde(rename_all = "camelCase")]
 pub struct ReadPayload {
     pub notification_id: NotificationId,
-    #[serde(flatten)]
-    pub owner: OwnerPayload,
+    #[serde(default)]
+    #[ts(optional)]
+    pub tenant_id: Option<TenantId>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub user_id: Option<UserId>,
     /// `READ` (the default) or `DISMISSED`.
     #[serde(default)]
     #[ts(optional)]
@@ -22,12 +26,15 @@ pub struct ReadPayload {
 #[serde(rename_all = "camelCase")]
 pub struct DismissPayload {
     pub notification_id: NotificationId,
-    #[serde(flatten)]
-    pub owner: OwnerPayload,
+    #[serde(default)]
+    #[ts(optional)]
+    pub tenant_id: Option<TenantId>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub user_id: Option<UserId>,
 }
 
-/// Whose inbox an event acts on (`notification:read_all`, `notification:count`, and
-/// flattened into the others): optional ids, checked against the socket's own.
+/// `notification:read_all`; the optional ids are checked against the socket's own.
 #[derive(Debug, Clone, Default, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnerPayload {

@@ -70,21 +70,15 @@ pub struct Notification {
 }
 
 /// What a notification says, whoever sends it: the service API (`NotificationInput`), a
-/// tenant broadcast (`BroadcastRequest`) or an admin's event (`AdminBroadcastPayload`)
-/// each flatten it into their own body.
-#[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
+/// tenant broadcast (`BroadcastRequest`) or an admin's event (`AdminBroadcastPayload`).
+/// Each of those bodies declares these fields through `with_notification_content!` and
+/// hands them over with `into_content`.
+#[derive(Debug, Clone)]
 pub struct NotificationContent {
     pub title: String,
     pub message: String,
-    #[serde(rename = "type", default)]
-    #[ts(optional)]
     pub kind: Option<NotificationType>,
-    #[serde(default)]
-    #[ts(optional)]
     pub priority: Option<Priority>,
-    #[serde(default)]
-    #[ts(optional)]
     pub data: Option<serde_json::Value>,
 }
 

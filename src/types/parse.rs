@@ -165,6 +165,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_bad_value_in_shared_notification_content_is_named_with_its_path() {
+        let err = parse_payload::<SendNotificationRequest>(json!({
+            "tenantId": "t",
+            "target": { "userId": "u" },
+            "notification": { "title": "t", "message": "m", "type": "NOPE" },
+        }))
+        .unwrap_err();
+        assert!(
+            err.message
+                .starts_with("notification.type: unknown variant"),
+            "{}",
+            err.message
+        );
+        let err = parse_payload::<AdminBroadcastPayload>(
+            json!({ "title": "t", "message": "m", "priority": 5 }),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("priority: "), "{}", err.message);
+    }
+
+    #[test]
     fn a_missing_field_is_named_in_the_error() {
         let err = parse_payload::<ReadPayload>(json!({})).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidPayload);

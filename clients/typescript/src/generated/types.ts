@@ -21,11 +21,11 @@ createdAt: string, };
 
 export type CourseRole = "student" | "instructor";
 
-export type ReadPayload = { notificationId: string, 
+export type ReadPayload = { notificationId: string, tenantId?: string, userId?: string, 
 /**
  * `READ` (the default) or `DISMISSED`.
  */
-status?: NotificationStatus, tenantId?: string, userId?: string, };
+status?: NotificationStatus, };
 
 export type DismissPayload = { notificationId: string, tenantId?: string, userId?: string, };
 
@@ -102,8 +102,6 @@ expiresAt: number, };
 export type Joined = { courseId: string, };
 
 export type Target = { userId?: string | number, userIds?: Array<string | number>, courseId?: string | number, role?: Role, };
-
-export type NotificationContent = { title: string, message: string, type?: NotificationType, priority?: Priority, data?: JsonValue, };
 
 export type NotificationInput = { 
 /**
