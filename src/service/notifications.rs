@@ -82,7 +82,14 @@ impl<A: Adapter> Gateway<A> {
                 // Per recipient only the user differs; title, message and data are shared.
                 let mut n = template.clone();
                 n.user_id = Some(user);
-                async move { self.store_and_deliver(n).await }
+                async move {
+                    let stored = self.store_and_deliver(n).await;
+                    // One recipient per turn: a large fan-out goes to the back of the run
+                    // queue after each, so it cannot hold a worker for a whole batch while
+                    // another tenant's notification waits (issue 10, fair sharing).
+                    tokio::task::yield_now().await;
+                    stored
+                }
             })
             .buffer_unordered(STORE_FANOUT)
             .collect()
