@@ -35,6 +35,8 @@ pub mod events {
     pub const PROGRESS_VIDEO: &str = "progress:video";
     pub const SYSTEM_ALERT: &str = "system:alert";
     pub const AUTH_EXPIRED: &str = "auth:expired";
+    pub const PRESENCE_JOIN: &str = "presence:join";
+    pub const PRESENCE_LEAVE: &str = "presence:leave";
     pub const ERROR: &str = "error";
 }
 

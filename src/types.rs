@@ -15,6 +15,9 @@ use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::role::Role;
 
+mod presence;
+pub use presence::*;
+
 /// Longest notification or alert title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest notification or alert message, in characters.

@@ -69,6 +69,12 @@ fn type_decls() -> Vec<String> {
         Disconnected,
         RevocationRequest,
         Revoked,
+        PresenceQuery,
+        PresenceUser,
+        CoursePresence,
+        PresenceCount,
+        TenantPresence,
+        PresenceChange,
         RoomStats,
         NodeStats,
         ClusterStats,
@@ -107,6 +113,8 @@ const CLIENT_EVENTS: &[(&str, Option<&str>, &str)] = &[
         "SystemAlert",
     ),
     ("auth:refresh", Some("RefreshPayload"), "Refreshed"),
+    ("presence:list", Some("PresenceQuery"), "CoursePresence"),
+    ("presence:count", Some("PresenceQuery"), "PresenceCount"),
 ];
 
 /// Server → client events: (name, payload type).
@@ -121,6 +129,8 @@ const SERVER_EVENTS: &[(&str, &str)] = &[
     ("progress:video", "ProgressVideoEvent"),
     ("system:alert", "SystemAlert"),
     ("auth:expired", "AuthExpired"),
+    ("presence:join", "PresenceChange"),
+    ("presence:leave", "PresenceChange"),
     ("error", "ErrorEvent"),
 ];
 

@@ -13,6 +13,7 @@ mod connect;
 mod courses;
 mod expiry;
 mod notifications;
+pub mod presence;
 mod progress;
 pub mod reply;
 pub mod session;
@@ -67,6 +68,7 @@ pub struct SocketCtx<A: Adapter> {
     pub admission: Arc<Admission>,
     pub ledger: Arc<dyn ConnectionLedger>,
     pub operator: Operator<A>,
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 impl<A: Adapter> SocketCtx<A> {
@@ -81,6 +83,7 @@ impl<A: Adapter> SocketCtx<A> {
         admission: Arc<Admission>,
         ledger: Arc<dyn ConnectionLedger>,
         operator: Operator<A>,
+        presence: Arc<crate::presence::Presence>,
     ) -> Self {
         Self {
             expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
@@ -92,6 +95,7 @@ impl<A: Adapter> SocketCtx<A> {
             admission,
             ledger,
             operator,
+            presence,
         }
     }
 
@@ -236,6 +240,8 @@ async fn dispatch<A: Adapter>(name: &str, i: Incoming<A>) {
         "admin:broadcast" => run("admin:broadcast", i, admin::broadcast).await,
         "admin:system_alert" => run("admin:system_alert", i, admin::system_alert).await,
         "auth:refresh" => run("auth:refresh", i, connect::refresh).await,
+        "presence:list" => run("presence:list", i, presence::list).await,
+        "presence:count" => run("presence:count", i, presence::count).await,
         _ => run("unknown", i, unknown).await,
     }
 }
