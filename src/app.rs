@@ -177,6 +177,7 @@ impl Application {
                 gateway: gateway.clone(),
             }),
             PresenceSettings {
+                enabled: config.presence_enabled,
                 debounce: Duration::from_millis(config.presence_debounce_ms),
                 upkeep_every: Duration::from_millis((config.presence_ttl_ms / 3).max(100)),
                 tenant_metric_cap: config.tenant_metric_cap,

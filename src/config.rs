@@ -150,6 +150,11 @@ pub struct Config {
     /// At most one `progress:video` per video per socket is forwarded in this interval.
     #[arg(long, env = "PROGRESS_VIDEO_INTERVAL_MS", default_value_t = 5_000)]
     pub progress_video_interval_ms: u64,
+    /// Presence (§10) on or off. Off: sockets are not tracked, nothing is written to the
+    /// store for them, and presence queries answer `UNAVAILABLE` (for deployments that do
+    /// not use it, and to measure what it costs).
+    #[arg(long, env = "PRESENCE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub presence_enabled: bool,
     /// `presence:join` / `presence:leave` go out at most once per user and course in this
     /// many milliseconds; changes in between are held back and the final state is sent.
     #[arg(long, env = "PRESENCE_DEBOUNCE_MS", default_value_t = 2_000)]

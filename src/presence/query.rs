@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat};
 
 use super::{Presence, PresentUser, Scope};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::ids::{CourseId, TenantId};
 use crate::types::{CoursePresence, PresenceCount, PresenceUser, TenantPresence};
 
@@ -31,12 +31,24 @@ fn wire(users: Vec<PresentUser>) -> Vec<PresenceUser> {
 }
 
 impl Presence {
+    fn check_enabled(&self) -> Result<(), AppError> {
+        if self.enabled() {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorCode::Unavailable,
+                "presence is disabled on this gateway (PRESENCE_ENABLED=false)",
+            ))
+        }
+    }
+
     /// The online users of a course.
     pub async fn course_list(
         &self,
         t: &TenantId,
         c: &CourseId,
     ) -> Result<CoursePresence, AppError> {
+        self.check_enabled()?;
         let scope = Scope::Course(t.clone(), c.clone());
         let users = self.store().list(&scope, COURSE_LIST_MAX).await?;
         let count = if users.len() < COURSE_LIST_MAX {
@@ -57,6 +69,7 @@ impl Presence {
         t: &TenantId,
         c: &CourseId,
     ) -> Result<PresenceCount, AppError> {
+        self.check_enabled()?;
         let count = self
             .store()
             .count(&Scope::Course(t.clone(), c.clone()))
@@ -70,6 +83,7 @@ impl Presence {
     /// How many users are online in a tenant, and with `list` up to
     /// [`TENANT_LIST_MAX`] of them.
     pub async fn tenant(&self, t: &TenantId, list: bool) -> Result<TenantPresence, AppError> {
+        self.check_enabled()?;
         let scope = Scope::Tenant(t.clone());
         let count = self.store().count(&scope).await?;
         let users = if list {

@@ -67,6 +67,7 @@ struct Local {
 /// Presence settings from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct PresenceSettings {
+    pub enabled: bool,
     pub debounce: Duration,
     /// How often this node refreshes its entries and looks for dead nodes.
     pub upkeep_every: Duration,
@@ -83,6 +84,7 @@ pub struct Presence {
     pending: Mutex<HashSet<(Scope, UserId)>>,
     /// This presence itself, for the settle timers (which must not keep it alive).
     me: std::sync::Weak<Presence>,
+    enabled: bool,
 }
 
 impl Presence {
@@ -109,6 +111,7 @@ impl Presence {
             debounce_ms: settings.debounce.as_millis() as u64,
             pending: Mutex::default(),
             me: me.clone(),
+            enabled: settings.enabled,
         });
         for rx in receivers {
             let worker = Worker {
@@ -124,6 +127,11 @@ impl Presence {
 
     pub fn store(&self) -> &Arc<dyn PresenceStore> {
         &self.store
+    }
+
+    /// Whether this node tracks presence (`PRESENCE_ENABLED`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     fn rules(&self) -> Rules {

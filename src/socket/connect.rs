@@ -201,7 +201,7 @@ async fn admit<A: Adapter>(
     };
     s.join(rooms);
     // Nothing below refuses: the socket is online from here.
-    if let Some(t) = &claims.tenant {
+    if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {
         let courses = courses
             .into_iter()
             .map(|(c, r)| (c, r.as_str().to_owned()))
