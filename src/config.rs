@@ -163,7 +163,8 @@ pub struct Config {
     /// every third of it); a crashed node's users stop counting within this plus a third.
     #[arg(long, env = "PRESENCE_TTL_MS", default_value_t = 15_000)]
     pub presence_ttl_ms: u64,
-    /// Distinct tenants that get their own `lms_tenant_connections` series.
+    /// Distinct tenants that get their own `lms_tenant_connections` and
+    /// `lms_presence_online_users` series.
     #[arg(long, env = "TENANT_METRIC_CAP", default_value_t = 100)]
     pub tenant_metric_cap: usize,
     /// Time given to sockets and in-flight requests on SIGTERM before the process exits.
