@@ -2,9 +2,8 @@
 //! course, and how many (and with `?list=1` up to 1000 of whom) in a tenant.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::IntoResponse;
-use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 
 use super::ApiState;
@@ -24,9 +23,23 @@ pub async fn course<A: Adapter>(
     Ok(Json(s.presence.course_list(&t, &c).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct TenantQuery {
-    list: Option<String>,
+/// `?list=`: `1`/`true` lists, `0`/`false` or absent does not; anything else is refused.
+/// Read by hand so that a bad query gets the API's error envelope, like any other input.
+fn wants_list(query: Option<&str>) -> Result<bool, AppError> {
+    let mut list = false;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("list", "1" | "true") => list = true,
+            ("list", "0" | "false") => list = false,
+            ("list", _) => return Err(AppError::invalid("list: 1 or 0")),
+            _ => {}
+        }
+    }
+    Ok(list)
 }
 
 /// `GET /tenants/{t}/presence[?list=1]`
@@ -34,14 +47,31 @@ pub async fn tenant<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path(t): Path<String>,
     caller: Caller,
-    Query(q): Query<TenantQuery>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let t: TenantId = ids("tenant", &t)?;
     caller.check_tenant(&t)?;
-    let list = match q.list.as_deref() {
-        None | Some("0" | "false") => false,
-        Some("1" | "true") => true,
-        Some(_) => return Err(AppError::invalid("list: 1 or 0").into()),
-    };
+    let list = wants_list(query.as_deref())?;
     Ok(Json(s.presence.tenant(&t, list).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_list_1_or_true_lists_and_a_bad_value_is_refused() {
+        for (q, want) in [
+            (None, false),
+            (Some("list=1"), true),
+            (Some("list=true"), true),
+            (Some("list=0"), false),
+            (Some("other=x&list=1"), true),
+            (Some(""), false),
+        ] {
+            assert_eq!(wants_list(q).unwrap(), want, "{q:?}");
+        }
+        assert!(wants_list(Some("list=yes")).is_err());
+        assert!(wants_list(Some("list")).is_err());
+    }
 }
