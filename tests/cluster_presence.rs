@@ -55,14 +55,6 @@ async fn spawn(url: &str, id: &str) -> TestNode {
     .await
 }
 
-fn about(c: &TestClient, event: &str, user: &str) -> usize {
-    c.inbox
-        .all(event)
-        .iter()
-        .filter(|v| v["userId"] == user)
-        .count()
-}
-
 async fn course_count(node: &TestNode, t: &str) -> Value {
     let (status, body) = node
         .get(

@@ -17,15 +17,6 @@ async fn node_with_debounce(ms: u64) -> TestNode {
     .await
 }
 
-/// The `event`s about `user` an inbox holds.
-fn about(c: &TestClient, event: &str, user: &str) -> usize {
-    c.inbox
-        .all(event)
-        .iter()
-        .filter(|v| v["userId"] == user)
-        .count()
-}
-
 fn users_of(v: &Value) -> Vec<String> {
     let mut users: Vec<String> = v["users"]
         .as_array()
