@@ -26,10 +26,14 @@ use crate::http::quota::{ApiQuotas, QuotaSettings};
 use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
 use crate::operator::Operator;
+use crate::presence::memory::MemoryPresence;
+use crate::presence::tracker::PresenceSettings;
+use crate::presence::{Presence, PresenceStore};
 use crate::server::{HttpServer, Timeouts};
 use crate::server_events as events;
 use crate::service::{Gateway, PeerStats};
 use crate::socket::admission::{Admission, AdmissionLimits};
+use crate::socket::presence::RoomAnnouncer;
 use crate::socket::{self, SocketCtx, SocketLimits};
 use crate::store::connections::{ConnectionLedger, MemoryLedger};
 use crate::store::instrumented::Instrumented;
@@ -66,6 +70,7 @@ pub struct NodeParts {
     pub ledger: Arc<dyn ConnectionLedger>,
     pub peers: Option<Arc<dyn PeerStats>>,
     pub revocations: Arc<dyn RevocationStore>,
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 impl Application {
@@ -84,6 +89,7 @@ impl Application {
             ledger: Arc::new(MemoryLedger::default()),
             peers: None,
             revocations: Arc::new(MemoryRevocations::default()),
+            presence: Arc::new(MemoryPresence::default()),
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -100,6 +106,7 @@ impl Application {
             ledger: cluster.ledger(),
             peers: Some(cluster.peers()),
             revocations: cluster.revocations(),
+            presence: cluster.presence(Duration::from_millis(config.presence_ttl_ms)),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -164,6 +171,20 @@ impl Application {
             Duration::from_secs(config.max_token_lifetime_secs),
             Duration::from_secs(config.jwt_leeway_secs),
         );
+        let shutdown = ShutdownHandle::default();
+        let presence = Presence::start(
+            parts.presence,
+            Arc::new(RoomAnnouncer {
+                gateway: gateway.clone(),
+            }),
+            PresenceSettings {
+                enabled: config.presence_enabled,
+                debounce: Duration::from_millis(config.presence_debounce_ms),
+                upkeep_every: Duration::from_millis((config.presence_ttl_ms / 3).max(100)),
+                tenant_metric_cap: config.tenant_metric_cap,
+            },
+            shutdown.0.clone(),
+        );
         let draining = Arc::new(AtomicBool::new(false));
         let trusted = Arc::new(TrustedProxies::parse(&config.trusted_proxies)?);
         let admission = Admission::new(AdmissionLimits {
@@ -190,6 +211,7 @@ impl Application {
             admission.clone(),
             parts.ledger,
             operator.clone(),
+            presence.clone(),
         ));
         init(socket::serve(&io, ctx)).await;
 
@@ -197,6 +219,7 @@ impl Application {
             gateway,
             verifier,
             operator,
+            presence,
             prometheus,
             draining: draining.clone(),
             quotas: ApiQuotas::new(QuotaSettings {
@@ -271,7 +294,7 @@ impl Application {
             listener,
             server: HttpServer::new(router, proxies, timeouts),
             metrics,
-            shutdown: ShutdownHandle::default(),
+            shutdown,
             draining,
             close_sockets,
             drain_timeout: config.drain_timeout(),

@@ -150,7 +150,21 @@ pub struct Config {
     /// At most one `progress:video` per video per socket is forwarded in this interval.
     #[arg(long, env = "PROGRESS_VIDEO_INTERVAL_MS", default_value_t = 5_000)]
     pub progress_video_interval_ms: u64,
-    /// Distinct tenants that get their own `lms_tenant_connections` series.
+    /// Presence (§10) on or off. Off: sockets are not tracked, nothing is written to the
+    /// store for them, and presence queries answer `UNAVAILABLE` (for deployments that do
+    /// not use it, and to measure what it costs).
+    #[arg(long, env = "PRESENCE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub presence_enabled: bool,
+    /// `presence:join` / `presence:leave` go out at most once per user and course in this
+    /// many milliseconds; changes in between are held back and the final state is sent.
+    #[arg(long, env = "PRESENCE_DEBOUNCE_MS", default_value_t = 2_000)]
+    pub presence_debounce_ms: u64,
+    /// Cluster: how long a node's presence entries outlive its last heartbeat (refreshed
+    /// every third of it); a crashed node's users stop counting within this plus a third.
+    #[arg(long, env = "PRESENCE_TTL_MS", default_value_t = 15_000)]
+    pub presence_ttl_ms: u64,
+    /// Distinct tenants that get their own `lms_tenant_connections` and
+    /// `lms_presence_online_users` series.
     #[arg(long, env = "TENANT_METRIC_CAP", default_value_t = 100)]
     pub tenant_metric_cap: usize,
     /// Time given to sockets and in-flight requests on SIGTERM before the process exits.

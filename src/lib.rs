@@ -17,6 +17,7 @@ pub mod ids;
 pub mod jwks;
 pub mod metrics;
 pub mod operator;
+pub mod presence;
 pub mod refusal_log;
 pub mod role;
 pub mod rooms;

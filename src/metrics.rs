@@ -51,6 +51,15 @@ pub const JWKS_REFRESHES_TOTAL: &str = "lms_jwks_refreshes_total";
 /// Keys in each JWKS, by set (the index of the set in configuration, never its URL).
 pub const JWKS_KEYS: &str = "lms_jwks_keys";
 
+/// Users online per tenant, cluster-wide (each node reports the tenants it has users
+/// of; take the max per tenant), under the tenant-label cap.
+pub const PRESENCE_ONLINE_USERS: &str = "lms_presence_online_users";
+/// `presence:join` / `presence:leave` decisions, by `event` and `outcome` (`announced`,
+/// or `debounced` when the debounce held it back).
+pub const PRESENCE_EVENTS_TOTAL: &str = "lms_presence_events_total";
+/// Presence updates given up after retries (the store was unreachable).
+pub const PRESENCE_STORE_FAILURES_TOTAL: &str = "lms_presence_store_failures_total";
+
 /// Why sockets were disconnected by an operator.
 #[derive(Debug, Clone, Copy)]
 pub enum KickCause {
@@ -171,6 +180,18 @@ fn describe() {
     );
     describe_counter!(JWKS_REFRESHES_TOTAL, "JWKS fetches by outcome");
     describe_gauge!(JWKS_KEYS, "Keys loaded from each JWKS (set = its index)");
+    describe_gauge!(
+        PRESENCE_ONLINE_USERS,
+        "Online users per tenant, cluster-wide (max over nodes)"
+    );
+    describe_counter!(
+        PRESENCE_EVENTS_TOTAL,
+        "Presence join/leave decisions by event and outcome (announced, debounced)"
+    );
+    describe_counter!(
+        PRESENCE_STORE_FAILURES_TOTAL,
+        "Presence updates given up because the store was unreachable"
+    );
     describe_counter!(
         EMIT_DROPS_TOTAL,
         "Emits dropped because a socket's buffer was full"
@@ -196,6 +217,12 @@ pub fn init_node(node: &str) {
     for outcome in ["ok", "error"] {
         counter!(JWKS_REFRESHES_TOTAL, "outcome" => outcome).increment(0);
     }
+    for event in ["join", "leave"] {
+        for outcome in ["announced", "debounced"] {
+            counter!(PRESENCE_EVENTS_TOTAL, "event" => event, "outcome" => outcome).increment(0);
+        }
+    }
+    counter!(PRESENCE_STORE_FAILURES_TOTAL).increment(0);
 }
 
 pub fn connection_opened(node: &str) {
@@ -249,6 +276,14 @@ pub fn jwks_keys(set: &'static str, keys: usize) {
     gauge!(JWKS_KEYS, "set" => set).set(keys as f64);
 }
 
+pub fn presence_event(event: &'static str, outcome: &'static str) {
+    counter!(PRESENCE_EVENTS_TOTAL, "event" => event, "outcome" => outcome).increment(1);
+}
+
+pub fn presence_store_failed() {
+    counter!(PRESENCE_STORE_FAILURES_TOTAL).increment(1);
+}
+
 pub fn emit_dropped(event: &'static str) {
     counter!(EMIT_DROPS_TOTAL, "event" => event).increment(1);
 }
@@ -293,22 +328,35 @@ pub fn room_gauges(kind: &'static str, rooms: u64, members: u64) {
     gauge!(ROOM_MEMBERS, "kind" => kind).set(members as f64);
 }
 
-/// Per-tenant connection gauge whose label set is capped: the first `cap` tenants seen get
-/// their own series, every later one is counted under `other`.
+/// Per-tenant gauge whose label set is capped: the first `cap` tenants seen get their own
+/// series, every later one is counted under `other`.
 pub struct TenantGauge {
+    name: &'static str,
     cap: usize,
     labels: Mutex<HashMap<TenantId, &'static str>>,
 }
 
 impl TenantGauge {
+    /// Sockets per tenant (`lms_tenant_connections`).
     pub fn new(cap: usize) -> Self {
+        Self::named(TENANT_CONNECTIONS, cap)
+    }
+
+    /// Online users per tenant (`lms_presence_online_users`).
+    pub fn online_users(cap: usize) -> Self {
+        Self::named(PRESENCE_ONLINE_USERS, cap)
+    }
+
+    fn named(name: &'static str, cap: usize) -> Self {
         Self {
+            name,
             cap,
             labels: Mutex::default(),
         }
     }
 
-    fn label(&self, t: &TenantId) -> &'static str {
+    /// The tenant's label: its id, or `other` past the cap.
+    pub fn label(&self, t: &TenantId) -> &'static str {
         let mut labels = self.labels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = labels.get(t) {
             return l;
@@ -323,7 +371,20 @@ impl TenantGauge {
     }
 
     pub fn add(&self, t: &TenantId, delta: f64) {
-        gauge!(TENANT_CONNECTIONS, "tenant" => self.label(t)).increment(delta);
+        gauge!(self.name, "tenant" => self.label(t)).increment(delta);
+    }
+
+    /// Sets the given labels' values (from [`label`](Self::label)); every other label
+    /// seen before drops to zero.
+    pub fn set_all(&self, values: HashMap<&'static str, f64>) {
+        let known: Vec<&'static str> = {
+            let labels = self.labels.lock().unwrap_or_else(|p| p.into_inner());
+            labels.values().copied().chain(["other"]).collect()
+        };
+        for label in known {
+            let v = values.get(label).copied().unwrap_or(0.0);
+            gauge!(self.name, "tenant" => label).set(v);
+        }
     }
 }
 

@@ -45,6 +45,9 @@ pub enum Scenario {
     /// alone ("quiet") and once while one noisy tenant floods the service API and its sockets
     /// flood events; the victims' notification p50/p99 of both phases and the p99 ratio.
     Noisy(NoisyArgs),
+    /// Presence: one course of N students and its instructor; CPU per connect and per
+    /// disconnect, presence updates/s (course leave + join), `presence:list` latency.
+    Presence(PresenceArgs),
 }
 
 /// Flags every scenario takes.
@@ -245,6 +248,21 @@ pub struct NoisyArgs {
     /// `notification:count` events per second each noisy socket offers.
     #[arg(long, default_value_t = 100.0)]
     pub noise_event_rate: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct PresenceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// `--connections` is the course size (one tenant; `--tenants` is ignored).
+    #[command(flatten)]
+    pub pop: Population,
+    /// `course:leave` + `course:join` pairs per second from random students.
+    #[arg(long, short = 'r', default_value_t = 200.0)]
+    pub rate: f64,
+    /// `presence:list` calls per second from the instructor.
+    #[arg(long, default_value_t = 5.0)]
+    pub list_rate: f64,
 }
 
 /// Checks the noisy scenario's own bounds.

@@ -89,6 +89,7 @@ fn parts(s: &Scenario) -> (&Common, &Population, Vec<f64>) {
                 a.broadcast_rate,
             ],
         ),
+        Scenario::Presence(a) => (&a.common, &a.pop, vec![a.rate, a.list_rate]),
         // The victims' notify stream runs twice (quiet, then noisy): its ledger needs room
         // for both phases.
         Scenario::Noisy(a) => (
@@ -107,6 +108,7 @@ fn name(s: &Scenario) -> &'static str {
         Scenario::Churn(_) => "churn",
         Scenario::Mixed(_) => "mixed",
         Scenario::Noisy(_) => "noisy",
+        Scenario::Presence(_) => "presence",
     }
 }
 
@@ -159,7 +161,7 @@ async fn start(scenario: &Scenario) -> anyhow::Result<String> {
     // Hard deadline: the ramp at its rate, the phase, the drain, plus room for setup and closing.
     let ramp_s =
         pop.connections as f64 / pop.connect_rate + common.connect_timeout_ms as f64 / 1000.0;
-    let phases = if matches!(scenario, Scenario::Noisy(_)) {
+    let phases = if matches!(scenario, Scenario::Noisy(_) | Scenario::Presence(_)) {
         2
     } else {
         1
@@ -174,6 +176,7 @@ async fn start(scenario: &Scenario) -> anyhow::Result<String> {
             Scenario::Churn(a) => scenarios::churn::run(&ctx, a).await,
             Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await,
             Scenario::Noisy(a) => scenarios::noisy::run(&ctx, a).await,
+            Scenario::Presence(a) => scenarios::presence::run(&ctx, a).await,
         }
     })
     .await;

@@ -48,14 +48,18 @@ impl StreamStats {
 #[derive(Clone, Copy, Debug)]
 pub enum AckKind {
     CourseJoin,
+    CourseLeave,
+    PresenceList,
     Progress,
     Count,
     AdminBroadcast,
 }
 
 impl AckKind {
-    pub const ALL: [AckKind; 4] = [
+    pub const ALL: [AckKind; 6] = [
         AckKind::CourseJoin,
+        AckKind::CourseLeave,
+        AckKind::PresenceList,
         AckKind::Progress,
         AckKind::Count,
         AckKind::AdminBroadcast,
@@ -64,6 +68,8 @@ impl AckKind {
     pub fn event(self) -> &'static str {
         match self {
             AckKind::CourseJoin => "course:join",
+            AckKind::CourseLeave => "course:leave",
+            AckKind::PresenceList => "presence:list",
             AckKind::Progress => "progress:content",
             AckKind::Count => "notification:count",
             AckKind::AdminBroadcast => "admin:broadcast",
@@ -113,7 +119,7 @@ pub struct Stats {
     pub closed: AtomicU64,
     pub connect_latency: Latency,
     pub streams: [StreamStats; 3],
-    pub acks: [AckStats; 4],
+    pub acks: [AckStats; AckKind::ALL.len()],
     /// Every event frame received, measured or not.
     pub events_received: AtomicU64,
     /// Deliveries seen by sockets that are not accounted (churning clients).

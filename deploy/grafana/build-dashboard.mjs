@@ -168,6 +168,18 @@ const panels = [
       [[`sum by (outcome) (rate(lms_jwks_refreshes_total{${SEL}}[$__rate_interval]))`, "{{outcome}}"]]),
   ),
 
+  row("Presence"),
+  ...line(
+    8,
+    ts("Online users per tenant (top 20)", "lms_presence_online_users: users with a socket on any node, cluster-wide (every node reports the tenants it has users of; max over nodes). Capped tenant labels, the rest as other.", "short",
+      [[`topk(20, max by (tenant) (lms_presence_online_users{${SEL}}))`, "{{tenant}}"]]),
+    ts("Presence join/leave by outcome", "presence:join / presence:leave sent to instructors (announced) or held back by PRESENCE_DEBOUNCE_MS (debounced); store failures raise LmsRealtimePresenceStoreFailures.", "ops",
+      [
+        [`sum by (event, outcome) (rate(lms_presence_events_total{${SEL}}[$__rate_interval]))`, "{{event}} {{outcome}}"],
+        [`sum(rate(lms_presence_store_failures_total{${SEL}}[$__rate_interval]))`, "store failures"],
+      ]),
+  ),
+
   row("Store (Redis)"),
   ...line(
     8,
@@ -210,7 +222,7 @@ const panels = [
 const dashboard = {
   uid: "lms-realtime",
   title: "lms-realtime",
-  description: "Socket.IO gateway: connections, rooms, events, security, store, cluster adapter, HTTP. Runbook: docs/operations.md",
+  description: "Socket.IO gateway: connections, rooms, events, security, presence, store, cluster adapter, HTTP. Runbook: docs/operations.md",
   tags: ["lms-realtime"],
   timezone: "browser",
   editable: true,

@@ -31,6 +31,8 @@ use socketioxide::SocketIo;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio_util::sync::CancellationToken;
 
+use crate::presence::PresenceStore;
+use crate::presence::redis::RedisPresence;
 use crate::service::stats::local_stats;
 use crate::store::connections::ConnectionLedger;
 use crate::store::redis::RedisStore;
@@ -143,6 +145,8 @@ pub struct Cluster {
     store: Arc<RedisStore>,
     ledger: Arc<RedisLedger>,
     peers: Arc<RedisPeers>,
+    /// This process: the node id and a boot id.
+    instance: String,
 }
 
 impl Cluster {
@@ -192,7 +196,7 @@ impl Cluster {
         let peers = Arc::new(RedisPeers::new(
             client.clone(),
             node.to_owned(),
-            instance,
+            instance.clone(),
             live,
         ));
         Ok((
@@ -202,6 +206,7 @@ impl Cluster {
                 store,
                 ledger,
                 peers,
+                instance,
             },
             ctr,
         ))
@@ -218,6 +223,16 @@ impl Cluster {
     /// Token revocations, on the store's connection.
     pub fn revocations(&self) -> Arc<dyn RevocationStore> {
         Arc::new(RedisRevocations::new(self.client.clone()))
+    }
+
+    /// Presence, its entries owned by this process and expiring `ttl` after its last
+    /// upkeep.
+    pub fn presence(&self, ttl: Duration) -> Arc<dyn PresenceStore> {
+        Arc::new(RedisPresence::new(
+            self.client.clone(),
+            self.instance.clone(),
+            ttl,
+        ))
     }
 
     pub fn peers(&self) -> Arc<RedisPeers> {

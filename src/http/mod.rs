@@ -7,6 +7,7 @@ pub mod handshake;
 mod operator;
 mod ops;
 mod owned_parts;
+mod presence;
 pub mod quota;
 mod routes;
 
@@ -28,6 +29,7 @@ use crate::auth::Verifier;
 use crate::client_ip::ClientIp;
 use crate::metrics;
 use crate::operator::Operator;
+use crate::presence::Presence;
 use crate::refusal_log::{LogVerdict, RefusalLog};
 use crate::service::Gateway;
 use error::RefusalNote;
@@ -38,6 +40,7 @@ pub struct ApiState<A: Adapter> {
     pub gateway: Gateway<A>,
     pub verifier: Verifier,
     pub operator: Operator<A>,
+    pub presence: Arc<Presence>,
     pub prometheus: PrometheusHandle,
     pub draining: Arc<AtomicBool>,
     pub quotas: Arc<ApiQuotas>,
@@ -50,6 +53,7 @@ impl<A: Adapter> Clone for ApiState<A> {
             gateway: self.gateway.clone(),
             verifier: self.verifier.clone(),
             operator: self.operator.clone(),
+            presence: self.presence.clone(),
             prometheus: self.prometheus.clone(),
             draining: self.draining.clone(),
             quotas: self.quotas.clone(),
@@ -97,6 +101,11 @@ pub fn router<A: Adapter>(
             delete(operator::kick::<A>),
         )
         .route("/tenants/{t}/revocations", post(operator::revoke::<A>))
+        .route(
+            "/tenants/{t}/courses/{c}/presence",
+            get(presence::course::<A>),
+        )
+        .route("/tenants/{t}/presence", get(presence::tenant::<A>))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     let mut router = Router::new()

@@ -5,7 +5,7 @@
 
 use socketioxide::adapter::Adapter;
 
-use super::{EventCx, Incoming, admin, connect, courses, notifications, progress, run};
+use super::{EventCx, Incoming, admin, connect, courses, notifications, presence, progress, run};
 use crate::error::AppError;
 use crate::types::*;
 
@@ -59,6 +59,8 @@ client_events! {
     "admin:broadcast" => admin::broadcast(AdminBroadcastPayload) -> Notification,
     "admin:system_alert" => admin::system_alert(SystemAlertPayload) -> SystemAlert,
     "auth:refresh" => connect::refresh(RefreshPayload) -> Refreshed,
+    "presence:list" => presence::list(PresenceQuery) -> CoursePresence,
+    "presence:count" => presence::count(PresenceQuery) -> PresenceCount,
 }
 
 async fn unknown<A: Adapter>(_: EventCx<A>, _: serde_json::Value) -> Result<(), AppError> {

@@ -20,7 +20,9 @@ use super::{EventCx, SocketCtx, client_of, register};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
 use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
+use crate::ids::CourseId;
 use crate::metrics::{self, SecurityKind};
+use crate::presence::SocketPresence;
 use crate::refusal_log::Refusal as LogLine;
 use crate::rooms;
 use crate::store::connections::{Holder, LedgerSlot};
@@ -193,11 +195,25 @@ async fn admit<A: Adapter>(
         Ok(Err(cap)) => return Err(attempt.refuse(ErrorCode::RateLimited, cap.reason(), true)),
         Err(e) => return Err(attempt.refuse(ErrorCode::Unavailable, &e.to_string(), false)),
     };
-    let rooms = match initial_rooms(ctx, &claims).await {
+    let (rooms, courses) = match initial_rooms(ctx, &claims).await {
         Ok(r) => r,
         Err(e) => return Err(attempt.refuse(e.code, &e.message, false)),
     };
     s.join(rooms);
+    // Nothing below refuses: the socket is online from here.
+    if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {
+        let courses = courses
+            .into_iter()
+            .map(|(c, r)| (c, r.as_str().to_owned()))
+            .collect();
+        s.extensions.insert(Arc::new(SocketPresence::open(
+            ctx.presence.clone(),
+            t.clone(),
+            claims.sub.clone(),
+            claims.role.as_str(),
+            courses,
+        )));
+    }
     let limits = &ctx.limits;
     let session = Arc::new(Session::with_reservations(
         claims,
@@ -216,12 +232,13 @@ async fn admit<A: Adapter>(
     Ok(())
 }
 
-/// The rooms a socket belongs to from the start (§2).
+/// The rooms a socket belongs to from the start (§2), and the courses among them.
 async fn initial_rooms<A: Adapter>(
     ctx: &SocketCtx<A>,
     c: &Claims,
-) -> Result<Vec<String>, AppError> {
+) -> Result<(Vec<String>, Vec<(CourseId, CourseRole)>), AppError> {
     let mut rooms = vec![rooms::platform_role(c.role)];
+    let mut courses = Vec::new();
     if let Some(t) = &c.tenant {
         rooms.push(rooms::tenant(t));
         rooms.push(rooms::user(t, &c.sub));
@@ -237,9 +254,10 @@ async fn initial_rooms<A: Adapter>(
             if role == CourseRole::Instructor {
                 rooms.push(rooms::course_instructors(t, &course));
             }
+            courses.push((course, role));
         }
     }
-    Ok(rooms)
+    Ok((rooms, courses))
 }
 
 fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
@@ -269,6 +287,9 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         let claims = &session.claims;
         ctx.expiry.cancel(s.id);
         session.release();
+        if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
+            p.close();
+        }
         metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
         if let Some(t) = &claims.tenant {
             ctx.tenants.add(t, -1.0);

@@ -1,11 +1,14 @@
 //! `course:*` events: joining after a membership check, leaving, and instructors' updates.
 
+use std::sync::Arc;
+
 use socketioxide::adapter::Adapter;
 
 use super::EventCx;
 use crate::auth::Role;
 use crate::error::AppError;
 use crate::metrics::SecurityKind;
+use crate::presence::SocketPresence;
 use crate::rooms;
 use crate::types::{CourseRef, CourseRole, CourseUpdatePayload, CourseUpdated, Joined};
 
@@ -17,18 +20,24 @@ pub async fn join<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, Ap
         .course_role(&t, &course, &cx.claims().sub)
         .await?;
     let mut join = vec![rooms::course(&t, &course)];
-    match (role, cx.claims().role) {
-        (Some(CourseRole::Instructor), _) => join.push(rooms::course_instructors(&t, &course)),
-        (Some(CourseRole::Student), _) => {}
-        (None, Role::Admin | Role::SuperAdmin) => {}
+    let present_as = match (role, cx.claims().role) {
+        (Some(r @ CourseRole::Instructor), _) => {
+            join.push(rooms::course_instructors(&t, &course));
+            r.as_str()
+        }
+        (Some(r @ CourseRole::Student), _) => r.as_str(),
+        (None, r @ (Role::Admin | Role::SuperAdmin)) => r.as_str(),
         (None, _) => {
             return Err(cx.refuse(
                 SecurityKind::Forbidden,
                 AppError::forbidden(format!("not enrolled in or teaching course {course}")),
             ));
         }
-    }
+    };
     cx.socket.join(join);
+    if let Some(p) = presence_of(&cx) {
+        p.enter_course(&course, present_as);
+    }
     Ok(Joined { course_id: course })
 }
 
@@ -39,7 +48,15 @@ pub async fn leave<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, A
         rooms::course(t, &course),
         rooms::course_instructors(t, &course),
     ]);
+    if let Some(p) = presence_of(&cx) {
+        p.leave_course(&course);
+    }
     Ok(Joined { course_id: course })
+}
+
+/// The socket's presence (every socket with a tenant has one).
+fn presence_of<A: Adapter>(cx: &EventCx<A>) -> Option<Arc<SocketPresence>> {
+    cx.socket.extensions.get::<Arc<SocketPresence>>()
 }
 
 pub async fn update<A: Adapter>(

@@ -14,6 +14,7 @@ mod connect;
 mod courses;
 mod expiry;
 mod notifications;
+pub mod presence;
 mod progress;
 pub mod reply;
 pub mod session;
@@ -68,6 +69,7 @@ pub struct SocketCtx<A: Adapter> {
     pub admission: Arc<Admission>,
     pub ledger: Arc<dyn ConnectionLedger>,
     pub operator: Operator<A>,
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 impl<A: Adapter> SocketCtx<A> {
@@ -82,6 +84,7 @@ impl<A: Adapter> SocketCtx<A> {
         admission: Arc<Admission>,
         ledger: Arc<dyn ConnectionLedger>,
         operator: Operator<A>,
+        presence: Arc<crate::presence::Presence>,
     ) -> Self {
         Self {
             expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
@@ -93,6 +96,7 @@ impl<A: Adapter> SocketCtx<A> {
             admission,
             ledger,
             operator,
+            presence,
         }
     }
 

@@ -386,6 +386,15 @@ impl TestClient {
     }
 }
 
+/// How many `event`s about `user` (their `userId`) a client received.
+pub fn about(c: &TestClient, event: &str, user: &str) -> usize {
+    c.inbox
+        .all(event)
+        .iter()
+        .filter(|v| v["userId"] == user)
+        .count()
+}
+
 /// The error code of a failed ack.
 pub fn code(ack: &Value) -> &str {
     assert_eq!(ack["ok"], false, "expected a failed ack, got {ack}");

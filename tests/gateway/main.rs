@@ -13,5 +13,6 @@ mod jwks;
 mod limits;
 mod notifications;
 mod operator;
+mod presence;
 mod raw;
 mod shutdown;

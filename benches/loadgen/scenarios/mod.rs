@@ -1,4 +1,5 @@
-//! The five scenarios of the benchmark issue and `noisy` (fair sharing, issue 10), one module
+//! The five scenarios of the benchmark issue, `noisy` (fair sharing, issue 10) and `presence`
+//! (issue 13), one module
 //! each; they share `run` for ramping, pacing and metering, and each returns its own JSON
 //! section for the result line.
 
@@ -8,6 +9,7 @@ pub mod fanout;
 pub mod mixed;
 pub mod noisy;
 pub mod notify;
+pub mod presence;
 
 use crate::run::{Ctx, Spec};
 

@@ -16,6 +16,8 @@ export interface ServerToClientEvents {
   "progress:video": (payload: T.ProgressVideoEvent) => void;
   "system:alert": (payload: T.SystemAlert) => void;
   "auth:expired": (payload: T.AuthExpired) => void;
+  "presence:join": (payload: T.PresenceChange) => void;
+  "presence:leave": (payload: T.PresenceChange) => void;
   "error": (payload: T.ErrorEvent) => void;
 }
 
@@ -34,6 +36,8 @@ export interface ClientToServerEvents {
   "admin:broadcast": (payload: T.AdminBroadcastPayload, ack: (response: Ack<T.Notification>) => void) => void;
   "admin:system_alert": (payload: T.SystemAlertPayload, ack: (response: Ack<T.SystemAlert>) => void) => void;
   "auth:refresh": (payload: T.RefreshPayload, ack: (response: Ack<T.Refreshed>) => void) => void;
+  "presence:list": (payload: T.PresenceQuery, ack: (response: Ack<T.CoursePresence>) => void) => void;
+  "presence:count": (payload: T.PresenceQuery, ack: (response: Ack<T.PresenceCount>) => void) => void;
 }
 
 /** The `connect_error` messages of a refused connection. */

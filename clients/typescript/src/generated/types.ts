@@ -165,6 +165,31 @@ expiresAt: number,
  */
 disconnected: number, };
 
+export type PresenceQuery = { courseId: string | number, };
+
+export type PresenceUser = { userId: string, 
+/**
+ * The course role (`student`, `instructor`), or the token's role (`admin`) of a
+ * tenant admin who joined the course room.
+ */
+role: string, 
+/**
+ * When the user's first socket came online (RFC 3339).
+ */
+since: string, };
+
+export type CoursePresence = { courseId: string, users: Array<PresenceUser>, count: number, };
+
+export type PresenceCount = { courseId: string, count: number, };
+
+export type TenantPresence = { count: number, users?: Array<PresenceUser>, };
+
+export type PresenceChange = { courseId: string, userId: string, role: string, 
+/**
+ * RFC 3339.
+ */
+at: string, };
+
 export type RoomStats = { rooms: number, members: number, };
 
 export type NodeStats = { node: string, connections: number, 

@@ -6,6 +6,7 @@ import type {
   BroadcastRequest,
   ClusterStats,
   CourseEventRequest,
+  CoursePresence,
   CourseRole,
   CourseUpdated,
   Disconnected,
@@ -17,6 +18,7 @@ import type {
   SendNotificationResponse,
   SystemAlert,
   SystemAlertRequest,
+  TenantPresence,
   UnreadCount,
 } from "@lms-realtime/client-types";
 
@@ -118,6 +120,14 @@ export class Api {
 
   revoke(tenant: string, body: RevocationRequest): Promise<Response<Revoked | ApiErrorBody>> {
     return this.req("POST", `/tenants/${tenant}/revocations`, body);
+  }
+
+  coursePresence(tenant: string, course: string): Promise<Response<CoursePresence | ApiErrorBody>> {
+    return this.req("GET", `/tenants/${tenant}/courses/${course}/presence`);
+  }
+
+  tenantPresence(tenant: string, list = false): Promise<Response<TenantPresence | ApiErrorBody>> {
+    return this.req("GET", `/tenants/${tenant}/presence${list ? "?list=1" : ""}`);
   }
 }
 

@@ -32,6 +32,8 @@ export const SERVER_EVENTS = [
   "progress:video",
   "system:alert",
   "auth:expired",
+  "presence:join",
+  "presence:leave",
   "error",
 ] as const satisfies readonly ServerEvent[];
 type MissingServerEvents = Exclude<ServerEvent, (typeof SERVER_EVENTS)[number]>;

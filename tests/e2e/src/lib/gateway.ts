@@ -109,6 +109,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
 export interface GatewayOptions {
   /** Extra environment for every node (e.g. PROGRESS_VIDEO_INTERVAL_MS). */
   env?: Record<string, string>;
+  /** Variables the nodes must not get (e.g. JWT_SECRET, for a node keyed by a JWKS). */
+  unset?: string[];
 }
 
 /** The gateway(s) one test file runs against. */
@@ -188,6 +190,7 @@ export class Gateway {
         ...(this.redisUrl ? { REDIS_URL: this.redisUrl } : {}),
         ...this.opts.env,
       };
+      for (const name of this.opts.unset ?? []) delete env[name];
       const { child, log } = this.spawnChild(id, this.bin, [], env);
       const url = `http://127.0.0.1:${port}`;
       try {

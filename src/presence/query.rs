@@ -1,0 +1,106 @@
+//! The read side of presence, shared by the socket events and the service API: who is
+//! online in a course or a tenant, as the wire types of §10. Callers check who may ask.
+
+use chrono::{DateTime, SecondsFormat};
+
+use super::{Presence, PresentUser, Scope};
+use crate::error::{AppError, ErrorCode};
+use crate::ids::{CourseId, TenantId};
+use crate::types::{CoursePresence, PresenceCount, PresenceUser, TenantPresence};
+
+/// Most users a tenant-wide list carries (`?list=1`); the count is always exact.
+pub const TENANT_LIST_MAX: usize = 1_000;
+/// Most users a course list carries; the count is always exact.
+pub const COURSE_LIST_MAX: usize = 20_000;
+
+fn rfc3339(ms: u64) -> String {
+    DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0))
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn wire(users: Vec<PresentUser>) -> Vec<PresenceUser> {
+    users
+        .into_iter()
+        .map(|u| PresenceUser {
+            user_id: u.user,
+            role: u.role,
+            since: rfc3339(u.since_ms),
+        })
+        .collect()
+}
+
+impl Presence {
+    fn check_enabled(&self) -> Result<(), AppError> {
+        if self.enabled() {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorCode::Unavailable,
+                "presence is disabled on this gateway (PRESENCE_ENABLED=false)",
+            ))
+        }
+    }
+
+    /// The online users of a course.
+    pub async fn course_list(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+    ) -> Result<CoursePresence, AppError> {
+        self.check_enabled()?;
+        let scope = Scope::Course(t.clone(), c.clone());
+        let users = self.store().list(&scope, COURSE_LIST_MAX).await?;
+        let count = if users.len() < COURSE_LIST_MAX {
+            users.len() as u64
+        } else {
+            self.store().count(&scope).await?
+        };
+        Ok(CoursePresence {
+            course_id: c.clone(),
+            users: wire(users),
+            count,
+        })
+    }
+
+    /// How many users are online in a course.
+    pub async fn course_count(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+    ) -> Result<PresenceCount, AppError> {
+        self.check_enabled()?;
+        let count = self
+            .store()
+            .count(&Scope::Course(t.clone(), c.clone()))
+            .await?;
+        Ok(PresenceCount {
+            course_id: c.clone(),
+            count,
+        })
+    }
+
+    /// How many users are online in a tenant, and with `list` up to
+    /// [`TENANT_LIST_MAX`] of them.
+    pub async fn tenant(&self, t: &TenantId, list: bool) -> Result<TenantPresence, AppError> {
+        self.check_enabled()?;
+        let scope = Scope::Tenant(t.clone());
+        let count = self.store().count(&scope).await?;
+        let users = if list {
+            Some(wire(self.store().list(&scope, TENANT_LIST_MAX).await?))
+        } else {
+            None
+        };
+        Ok(TenantPresence { count, users })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_rfc3339_in_utc_with_milliseconds() {
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,190 @@
+//! Presence across a cluster (§10) against a real `redis-server`: join and leave reach a
+//! course's instructors on another node, a tab on a second node is not a new user, a
+//! crashed node's users drop (a killed node process), and the Redis engine passes the
+//! shared presence suite with one and with two node processes.
+
+#[allow(dead_code)]
+#[path = "gateway/helpers.rs"]
+mod helpers;
+
+#[allow(dead_code)]
+mod cluster_support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::interfaces::ClientLike;
+use lms_realtime::auth::Role;
+use lms_realtime::cluster;
+use lms_realtime::config::Secret;
+use lms_realtime::presence::conformance;
+use lms_realtime::presence::redis::RedisPresence;
+use serde_json::Value;
+
+use cluster_support::*;
+use helpers::*;
+
+async fn redis_client(url: &str) -> fred::clients::Client {
+    let (config, perf, connection, policy) = cluster::client_config(url).unwrap();
+    let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
+    client.init().await.expect("connects to the test redis");
+    client
+}
+
+#[tokio::test]
+async fn the_redis_presence_passes_the_presence_suite() {
+    let redis = RedisServer::start();
+    let client = redis_client(&redis.url()).await;
+    let ttl = Duration::from_secs(15);
+    let one = Arc::new(RedisPresence::new(client.clone(), "solo#1".into(), ttl));
+    conformance::run_single(one).await;
+    let a = Arc::new(RedisPresence::new(client.clone(), "node-a#1".into(), ttl));
+    let b = Arc::new(RedisPresence::new(client, "node-b#1".into(), ttl));
+    conformance::run_two_nodes(a, b, ttl.as_millis() as u64).await;
+}
+
+async fn spawn(url: &str, id: &str) -> TestNode {
+    let (url, id) = (url.to_owned(), id.to_owned());
+    spawn_node_with(move |c| {
+        c.redis_url = Some(Secret(url));
+        c.node_id = Some(id);
+        c.presence_debounce_ms = 0;
+        c.presence_ttl_ms = 1_500;
+    })
+    .await
+}
+
+async fn course_count(node: &TestNode, t: &str) -> Value {
+    let (status, body) = node
+        .get(
+            &format!("/tenants/{t}/courses/c1/presence"),
+            &service_token(t),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["count"].clone()
+}
+
+#[tokio::test]
+async fn join_and_leave_reach_instructors_on_another_node_once_per_user() {
+    let redis = RedisServer::start();
+    let prefix = format!("pr{}", fastrand::u32(..));
+    let a = spawn(&redis.url(), &format!("{prefix}-a")).await;
+    let b = spawn(&redis.url(), &format!("{prefix}-b")).await;
+    let t = tenant();
+    a.enroll(&t, "c1", "i1", "instructor").await;
+    a.enroll(&t, "c1", "s1", "student").await;
+    let instructor = connect(&a, &token("i1", Some(&t), Role::Instructor)).await;
+
+    let on_b = connect(&b, &token("s1", Some(&t), Role::Student)).await;
+    let joined = instructor
+        .inbox
+        .wait_for("presence:join", |v| v["userId"] == "s1")
+        .await;
+    assert_eq!(joined["role"], "student");
+    let on_a = connect(&a, &token("s1", Some(&t), Role::Student)).await;
+    eventually("both nodes count s1 once", || async {
+        course_count(&a, &t).await == 2 && course_count(&b, &t).await == 2
+    })
+    .await;
+
+    on_b.disconnect().await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        about(&instructor, "presence:join", "s1"),
+        1,
+        "a second tab is not a new user"
+    );
+    assert_eq!(
+        about(&instructor, "presence:leave", "s1"),
+        0,
+        "s1 is still online on a"
+    );
+
+    on_a.disconnect().await;
+    instructor
+        .inbox
+        .wait_for("presence:leave", |v| v["userId"] == "s1")
+        .await;
+    assert_eq!(course_count(&b, &t).await, 1, "only the instructor is left");
+}
+
+/// A node process of the real binary, killed without a chance to clean up.
+struct ChildNode {
+    child: Child,
+    node: TestNode,
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_process(url: &str, id: &str) -> ChildNode {
+    let port = free_port(false);
+    let child = Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
+        .env("JWT_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env("REDIS_URL", url)
+        .env("NODE_ID", id)
+        .env("PRESENCE_DEBOUNCE_MS", "0")
+        .env("PRESENCE_TTL_MS", "1500")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn lms-realtime");
+    let node = TestNode {
+        port,
+        metrics_addr: None,
+        shutdown: Default::default(),
+        task: tokio::spawn(async { Ok(()) }),
+        http: reqwest::Client::new(),
+    };
+    let mut child = ChildNode { child, node };
+    let url = format!("{}/healthz", child.node.url());
+    eventually("the node process serves", || {
+        let (http, url) = (child.node.http.clone(), url.clone());
+        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "the node process exited"
+    );
+    child
+}
+
+#[tokio::test]
+async fn a_crashed_nodes_users_drop_and_their_instructors_hear_it() {
+    let redis = RedisServer::start();
+    let prefix = format!("pc{}", fastrand::u32(..));
+    let live = spawn(&redis.url(), &format!("{prefix}-live")).await;
+    let mut doomed = spawn_process(&redis.url(), &format!("{prefix}-doomed")).await;
+    let t = tenant();
+    live.enroll(&t, "c1", "i1", "instructor").await;
+    live.enroll(&t, "c1", "s1", "student").await;
+    let instructor = connect(&live, &token("i1", Some(&t), Role::Instructor)).await;
+    let _s1 = connect(&doomed.node, &token("s1", Some(&t), Role::Student)).await;
+    instructor
+        .inbox
+        .wait_for("presence:join", |v| v["userId"] == "s1")
+        .await;
+    assert_eq!(course_count(&live, &t).await, 2);
+
+    doomed.child.kill().expect("kill -9 the node process");
+    doomed.child.wait().unwrap();
+    instructor
+        .inbox
+        .wait_for("presence:leave", |v| v["userId"] == "s1")
+        .await;
+    assert_eq!(course_count(&live, &t).await, 1);
+    let (_, tenant_wide) = live
+        .get(&format!("/tenants/{t}/presence"), &service_token(&t))
+        .await;
+    assert_eq!(tenant_wide["count"], 1);
+}
