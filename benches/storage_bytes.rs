@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fred::clients::Client;
 use fred::interfaces::{
-    ClientLike, HashesInterface, KeysInterface, ServerInterface, SetsInterface, SortedSetsInterface,
+    ClientLike, HashesInterface, KeysInterface, SetsInterface, SortedSetsInterface,
 };
 use fred::types::{InfoKind, Value};
 use lms_realtime::ids::{TenantId, UserId};
@@ -67,19 +67,37 @@ fn big_notification(t: &TenantId, id: &str) -> lms_realtime::types::Notification
     n
 }
 
-/// One notification with 2 KB of data to 1000 fresh users, through the store.
-async fn current_per_recipient(c: &Client, store: &RedisStore) -> f64 {
+/// One notification with 2 KB of data to 1000 users, through the store: users whose
+/// inboxes already exist (the steady state), and users notified for the first time (their
+/// two inbox keys are created). Also the idempotency record's share, per recipient.
+async fn current_per_recipient(c: &Client, store: &RedisStore) -> (f64, f64, f64) {
     let t = fresh_tenant();
-    let before = used_memory(c).await;
-    let fanout = store
-        .open_fanout(&big_notification(&t, "n-1"))
+    let send = async |id: &str| {
+        let before = used_memory(c).await;
+        let fanout = store.open_fanout(&big_notification(&t, id)).await.unwrap();
+        for u in users(RECIPIENTS) {
+            store.insert(&u, &fanout.body).await.unwrap();
+            store.mark_delivered(&t, &fanout.body.id, &u).await.unwrap();
+        }
+        (used_memory(c).await - before) as f64 / RECIPIENTS as f64
+    };
+    let first = send("n-0").await;
+    let steady = send("n-1").await;
+    let usage = fred::types::CustomCommand::new_static("MEMORY", None, false);
+    let id = lms_realtime::ids::NotificationId::parse("n-1").unwrap();
+    let sent: Option<i64> = c
+        .custom(
+            usage,
+            vec![
+                "USAGE".to_owned(),
+                keys::sent(&t, &id),
+                "SAMPLES".into(),
+                "0".into(),
+            ],
+        )
         .await
         .unwrap();
-    for u in users(RECIPIENTS) {
-        store.insert(&u, &fanout.body).await.unwrap();
-        store.mark_delivered(&t, &fanout.body.id, &u).await.unwrap();
-    }
-    (used_memory(c).await - before) as f64 / RECIPIENTS as f64
+    (steady, first, sent.unwrap_or(0) as f64 / RECIPIENTS as f64)
 }
 
 /// The same, written the way the old layout stored it.
@@ -167,9 +185,13 @@ fn main() {
             .trim()
             .to_owned();
         println!("redis {version}; {RECIPIENTS} recipients, {DATA_BYTES} B of data");
-        let now = current_per_recipient(&c, &store).await;
+        let (steady, first, sent) = current_per_recipient(&c, &store).await;
         let old = old_per_recipient(&c).await;
-        println!("per recipient, one notification: now {now:.0} B, old layout {old:.0} B");
+        println!(
+            "per recipient, one notification: now {steady:.0} B to existing inboxes \
+             ({sent:.0} B of it the idempotency record, gone after IDEMPOTENCY_WINDOW), \
+             {first:.0} B to users notified for the first time; old layout {old:.0} B"
+        );
         let (user_now, refs) = current_per_full_user(&c, &store).await;
         let user_old = old_per_full_user(&c).await;
         println!(
