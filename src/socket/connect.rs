@@ -23,7 +23,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::metrics::{self, SecurityKind};
 use crate::refusal_log::Refusal as LogLine;
 use crate::rooms;
-use crate::service::events;
+use crate::server_events as events;
 use crate::store::connections::{Holder, LedgerSlot};
 use crate::types::{CourseRole, RefreshPayload, Refreshed, UnreadCount};
 
@@ -233,7 +233,7 @@ async fn initial_rooms<A: Adapter>(
         if let Some(jti) = &c.jti {
             rooms.push(rooms::token(t, jti));
         }
-        for (course, role) in ctx.gateway.store().user_courses(t, &c.sub).await? {
+        for (course, role) in ctx.gateway.user_courses(t, &c.sub).await? {
             rooms.push(rooms::course(t, &course));
             if role == CourseRole::Instructor {
                 rooms.push(rooms::course_instructors(t, &course));

@@ -19,7 +19,9 @@ pub fn spawn(store: Arc<dyn Store>, interval: Duration, stop: CancellationToken)
     tokio::spawn(async move {
         loop {
             let quarter = interval / 4;
-            let wait = interval - quarter + quarter.mul_f64(2.0 * fastrand::f64());
+            // Random enough to spread nodes apart; uuid is already a dependency.
+            let spread = (uuid::Uuid::new_v4().as_u128() % 1_000) as f64 / 1_000.0;
+            let wait = interval - quarter + quarter.mul_f64(2.0 * spread);
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}

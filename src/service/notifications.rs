@@ -1,17 +1,15 @@
-//! Sending a notification: its body stored once, a reference per recipient, each pushed
-//! live exactly once however often the id is sent (see `InboxStore::open_fanout`).
-
-use std::sync::Arc;
+//! Notifications (stored per recipient, then delivered) and live-only broadcasts.
 
 use futures::{StreamExt, stream};
 use socketioxide::adapter::Adapter;
 
-use super::{Gateway, events, new_notification_id, now_rfc3339};
-use crate::error::{AppError, ErrorCode};
-use crate::ids::{TenantId, UserId};
+use super::{Gateway, new_notification_id, now_rfc3339};
+use crate::error::AppError;
+use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms;
-use crate::store::{Fanout, InsertOutcome};
+use crate::server_events as events;
+use crate::store::{Fanout, InsertOutcome, ListQuery, Page, StatusChange};
 use crate::types::*;
 
 /// How many store writes one notification fans out concurrently.
@@ -39,23 +37,15 @@ impl<A: Adapter> Gateway<A> {
         recipients: Recipients,
         input: NotificationInput,
     ) -> Result<SendNotificationResponse, AppError> {
-        validate_text("notification.", &input.title, &input.message)?;
-        let id = match input.id.clone() {
-            Some(id) => id,
-            None => new_notification_id(),
-        };
-        let template = Notification {
-            id: id.clone(),
-            tenant_id: tenant.clone(),
-            user_id: None,
-            title: input.title.into(),
-            message: input.message.into(),
-            kind: input.kind.unwrap_or_default(),
-            priority: input.priority.unwrap_or_default(),
-            status: NotificationStatus::Unread,
-            data: input.data.map(Arc::new),
-            created_at: now_rfc3339(),
-        };
+        let id = input.id.clone().unwrap_or_else(new_notification_id);
+        let content = input.into_content();
+        validate_text("notification.", &content.title, &content.message)?;
+        let template = content.into_notification(
+            id.clone(),
+            tenant.clone(),
+            NotificationType::default(),
+            now_rfc3339(),
+        );
         let users = match recipients {
             Recipients::User(u) => vec![u],
             Recipients::Users(us) => us,
@@ -68,7 +58,7 @@ impl<A: Adapter> Gateway<A> {
                 .map(|m| m.user_id)
                 .collect(),
             Recipients::Role(role) => {
-                self.emit_live(
+                self.emit_or_unavailable(
                     vec![rooms::tenant_role(tenant, role)],
                     events::NOTIFICATION_NEW,
                     &template,
@@ -79,12 +69,12 @@ impl<A: Adapter> Gateway<A> {
         };
         let count = users.len() as u64;
         if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
-            return Err(AppError::new(
-                ErrorCode::RateLimited,
+            return Err(AppError::rate_limited(
                 format!(
                     "this tenant's notification volume is over its share \
                      (TENANT_NOTIFY_RECIPIENTS_PER_SEC); retry in {retry_secs} s"
                 ),
+                retry_secs,
             ));
         }
         let fanout = self.inner.store.open_fanout(&template).await?;
@@ -93,7 +83,14 @@ impl<A: Adapter> Gateway<A> {
             .filter(|user| futures::future::ready(!fanout.delivered.contains(user)))
             .map(|user| {
                 let fanout = &fanout;
-                async move { self.store_and_deliver(&user, fanout).await }
+                async move {
+                    let stored = self.store_and_deliver(&user, fanout).await;
+                    // One recipient per turn: a large fan-out goes to the back of the run
+                    // queue after each, so it cannot hold a worker for a whole batch while
+                    // another tenant's notification waits (issue 10, fair sharing).
+                    tokio::task::yield_now().await;
+                    stored
+                }
             })
             .buffer_unordered(STORE_FANOUT)
             .collect()
@@ -136,9 +133,9 @@ impl<A: Adapter> Gateway<A> {
         let mut n = (**body).clone();
         n.user_id = Some(user.clone());
         let room = rooms::user(&n.tenant_id, user);
-        self.emit_to(vec![room.clone()], events::NOTIFICATION_NEW, &n)
+        self.emit_or_log(vec![room.clone()], events::NOTIFICATION_NEW, &n)
             .await;
-        self.emit_to(
+        self.emit_or_log(
             vec![room],
             events::NOTIFICATION_COUNT,
             &UnreadCount { unread },
@@ -154,5 +151,77 @@ impl<A: Adapter> Gateway<A> {
             tracing::warn!(tenant = %n.tenant_id, notification = %n.id, error = %e, "could not record a delivery; a retry may push it again");
         }
         Ok(())
+    }
+
+    pub async fn mark_read(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> Result<StatusChange, AppError> {
+        Ok(self.inner.store.mark_read(t, u, id).await?)
+    }
+
+    pub async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
+        Ok(self.inner.store.mark_all_read(t, u).await?)
+    }
+
+    pub async fn dismiss(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> Result<StatusChange, AppError> {
+        Ok(self.inner.store.dismiss(t, u, id).await?)
+    }
+
+    pub async fn unread_count(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
+        Ok(self.inner.store.unread_count(t, u).await?)
+    }
+
+    pub async fn list_notifications(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        q: &ListQuery,
+    ) -> Result<Page, AppError> {
+        Ok(self.inner.store.list(t, u, q).await?)
+    }
+
+    // ------------------------------------------------------------ broadcasts
+
+    /// `notification:new` to every socket of a tenant; live only, stored for nobody.
+    pub async fn broadcast_to_tenant(
+        &self,
+        tenant: &TenantId,
+        content: NotificationContent,
+    ) -> Result<Notification, AppError> {
+        validate_text("", &content.title, &content.message)?;
+        let n = content.into_notification(
+            new_notification_id(),
+            tenant.clone(),
+            NotificationType::Announcement,
+            now_rfc3339(),
+        );
+        self.emit_or_unavailable(vec![rooms::tenant(tenant)], events::NOTIFICATION_NEW, &n)
+            .await?;
+        Ok(n)
+    }
+
+    /// `system:alert` to every socket of every tenant, on every node.
+    pub async fn send_system_alert(
+        &self,
+        req: SystemAlertRequest,
+    ) -> Result<SystemAlert, AppError> {
+        validate_text("", &req.title, &req.message)?;
+        let alert = SystemAlert {
+            title: req.title,
+            message: req.message,
+            priority: req.priority.unwrap_or(Priority::High),
+            at: now_rfc3339(),
+        };
+        self.emit_or_unavailable(vec![], events::SYSTEM_ALERT, &alert)
+            .await?;
+        Ok(alert)
     }
 }
