@@ -9,7 +9,7 @@ use lms_realtime::auth::{KeySource, Role, Verifier, mint_hs256};
 use lms_realtime::ids::{CourseId, TenantId, UserId};
 use lms_realtime::rooms;
 use lms_realtime::store::memory::MemoryStore;
-use lms_realtime::store::{ListQuery, Store, StoreLimits, conformance};
+use lms_realtime::store::{InboxStore, ListQuery, StoreLimits, conformance};
 
 fn token_verification(c: &mut Criterion) {
     let verifier = Verifier::new(
@@ -78,7 +78,7 @@ fn memory_store(c: &mut Criterion) {
             i += 1;
             let u = UserId::parse(format!("u{}", i % 1000)).unwrap();
             let n = conformance::notification(&t, &u, &format!("n{i}"));
-            rt.block_on(store.insert_notification(&n)).unwrap()
+            rt.block_on(conformance::deliver(&store, &n)).unwrap()
         })
     });
     let u = UserId::parse("u1").unwrap();

@@ -77,10 +77,7 @@ impl Application {
     /// Builds a node from configuration: embedded (in memory) without `REDIS_URL`, a
     /// cluster node (Redis store and adapter) with it.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let limits = StoreLimits {
-            inbox_cap: config.inbox_cap,
-            progress_log_cap: config.progress_log_cap,
-        };
+        let limits = config.store_limits();
         if let Some(url) = config.redis_url.clone() {
             return Self::build_cluster(config, &url.0, limits).await;
         }
@@ -153,6 +150,12 @@ impl Application {
         let node = config.node_id();
         metrics::init_node(&node);
         let store: Arc<dyn Store> = Arc::new(Instrumented::new(parts.store));
+        let shutdown = ShutdownHandle::default();
+        crate::store::sweeper::spawn(
+            store.clone(),
+            config.retention_sweep_interval,
+            shutdown.0.clone(),
+        );
         let gateway = Gateway::new(
             io.clone(),
             store,

@@ -147,6 +147,26 @@ pub struct Config {
     /// Entries kept in each tenant's progress log.
     #[arg(long, env = "PROGRESS_LOG_CAP", default_value_t = 10_000)]
     pub progress_log_cap: usize,
+    /// Inbox entries (and stored notification bodies) older than this are dropped
+    /// (`90d`, `12h`, `30s`).
+    #[arg(long, env = "INBOX_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub inbox_retention: Duration,
+    /// Every key of a user's inbox is removed after this long without activity.
+    #[arg(long, env = "INACTIVE_USER_RETENTION", default_value = "180d", value_parser = humantime::parse_duration)]
+    pub inactive_user_retention: Duration,
+    /// Dismissed inbox entries are dropped this long after their dismissal.
+    #[arg(long, env = "DISMISSED_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub dismissed_retention: Duration,
+    /// How long a notification id is remembered: a send with the same id within it finishes
+    /// the first one instead of sending again.
+    #[arg(long, env = "IDEMPOTENCY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub idempotency_window: Duration,
+    /// Progress log entries older than this are dropped.
+    #[arg(long, env = "PROGRESS_LOG_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub progress_log_retention: Duration,
+    /// How often each node runs the retention sweep over the inboxes (with jitter).
+    #[arg(long, env = "RETENTION_SWEEP_INTERVAL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub retention_sweep_interval: Duration,
     /// At most one `progress:video` per video per socket is forwarded in this interval.
     #[arg(long, env = "PROGRESS_VIDEO_INTERVAL_MS", default_value_t = 5_000)]
     pub progress_video_interval_ms: u64,
@@ -293,6 +313,19 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "node".into())
         })
+    }
+
+    /// The bounds every store engine keeps.
+    pub fn store_limits(&self) -> crate::store::StoreLimits {
+        crate::store::StoreLimits {
+            inbox_cap: self.inbox_cap,
+            progress_log_cap: self.progress_log_cap,
+            inbox_retention: self.inbox_retention,
+            inactive_user_retention: self.inactive_user_retention,
+            dismissed_retention: self.dismissed_retention,
+            idempotency_window: self.idempotency_window,
+            progress_retention: self.progress_log_retention,
+        }
     }
 
     pub fn drain_timeout(&self) -> Duration {

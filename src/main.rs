@@ -37,6 +37,14 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// Copy the old Redis key layout (one hash tag per tenant) into the current one (tags
+    /// per user, course and notification; bodies stored once). Needs REDIS_URL; safe on a
+    /// live cluster and safe to repeat. See docs/cluster.md.
+    MigrateKeys {
+        /// Delete each old key once it is copied.
+        #[arg(long)]
+        delete_old: bool,
+    },
     /// Write the TypeScript declarations generated from the Rust types.
     GenTs {
         #[arg(long, default_value = "clients/typescript/src/generated")]
@@ -76,8 +84,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::MigrateKeys { delete_old }) => migrate_keys(cli.config, delete_old).await,
         None => serve(cli.config).await,
     }
+}
+
+async fn migrate_keys(config: Config, delete_old: bool) -> anyhow::Result<()> {
+    use fred::interfaces::ClientLike;
+    let url = config
+        .redis_url
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("migrate-keys needs REDIS_URL"))?;
+    let (fred_config, perf, connection, policy) = lms_realtime::cluster::client_config(&url.0)?;
+    let client =
+        fred::clients::Client::new(fred_config, Some(perf), Some(connection), Some(policy));
+    client.init().await?;
+    let store = lms_realtime::store::redis::RedisStore::new(client, config.store_limits());
+    let report = lms_realtime::store::migrate::migrate_keys(&store, delete_old).await?;
+    println!(
+        "migrated {} inboxes ({} entries) and {} courses ({} memberships); {} unreadable left in place",
+        report.inboxes, report.entries, report.courses, report.memberships, report.unreadable
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

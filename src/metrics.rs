@@ -24,6 +24,8 @@ pub const EVENT_DURATION_SECONDS: &str = "lms_event_duration_seconds";
 pub const SECURITY_EVENTS_TOTAL: &str = "lms_security_events_total";
 pub const NOTIFICATIONS_STORED_TOTAL: &str = "lms_notifications_stored_total";
 pub const STORE_OPERATION_DURATION_SECONDS: &str = "lms_store_operation_duration_seconds";
+pub const STORE_ENTRIES_SKIPPED_TOTAL: &str = "lms_store_entries_skipped_total";
+pub const STORE_SWEPT_TOTAL: &str = "lms_store_swept_total";
 pub const STORE_ERRORS_TOTAL: &str = "lms_store_errors_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "lms_http_requests_total";
 /// Not in the contract's table: whether this node's store answered its last check (1/0).
@@ -145,6 +147,14 @@ fn describe() {
         "Store call latency by operation"
     );
     describe_counter!(STORE_ERRORS_TOTAL, "Store calls that failed, by operation");
+    describe_counter!(
+        STORE_ENTRIES_SKIPPED_TOTAL,
+        "Inbox entries a list could not read (a key or body missing) and left out"
+    );
+    describe_counter!(
+        STORE_SWEPT_TOTAL,
+        "Inbox entries removed by the retention sweep"
+    );
     describe_counter!(
         HTTP_REQUESTS_TOTAL,
         "Service API requests by route and status"
@@ -297,6 +307,16 @@ pub fn store_op(op: &'static str, took: Duration, ok: bool) {
     if !ok {
         counter!(STORE_ERRORS_TOTAL, "op" => op).increment(1);
     }
+}
+
+/// Inbox entries a read could not show (a key or body missing) and left out.
+pub fn store_entries_skipped(n: u64) {
+    counter!(STORE_ENTRIES_SKIPPED_TOTAL).increment(n);
+}
+
+/// Inbox entries removed by the retention sweep.
+pub fn store_swept(n: u64) {
+    counter!(STORE_SWEPT_TOTAL).increment(n);
 }
 
 pub fn store_up(up: bool) {

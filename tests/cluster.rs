@@ -11,32 +11,49 @@ mod cluster_support;
 
 use std::time::Duration;
 
-use fred::interfaces::ClientLike;
+use fred::interfaces::{ClientLike, StreamsInterface};
 use futures::future::join_all;
 use lms_realtime::auth::Role;
 use lms_realtime::cluster;
 use lms_realtime::store::redis::RedisStore;
-use lms_realtime::store::{StoreLimits, conformance};
+use lms_realtime::store::{StoreLimits, conformance, keys};
 use serde_json::{Value, json};
 
 use cluster_support::*;
 use helpers::*;
 
-async fn redis_store(url: &str, limits: StoreLimits) -> RedisStore {
+async fn redis_client(url: &str) -> fred::clients::Client {
     let (config, perf, connection, policy) = cluster::client_config(url).unwrap();
     let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
     client.init().await.expect("connects to the test redis");
-    RedisStore::new(client, limits)
+    client
+}
+
+async fn redis_store(url: &str, limits: StoreLimits) -> RedisStore {
+    RedisStore::new(redis_client(url).await, limits)
+}
+
+/// The whole store suite, the progress log's bound read with XLEN.
+async fn redis_conformance(url: &str, limits: StoreLimits) {
+    let store = redis_store(url, limits).await;
+    conformance::run_all(&store, limits).await;
+    let client = redis_client(url).await;
+    conformance::the_progress_log_is_bounded(&store, limits, async |t| {
+        client.xlen::<usize, _>(keys::progress(t)).await.unwrap()
+    })
+    .await;
 }
 
 const SMALL: StoreLimits = StoreLimits {
     inbox_cap: 5,
     progress_log_cap: 3,
+    ..StoreLimits::DEFAULT
 };
 
 const ROOMY: StoreLimits = StoreLimits {
     inbox_cap: 100,
     progress_log_cap: 100,
+    ..StoreLimits::DEFAULT
 };
 
 fn student(t: &str, u: &str) -> String {
@@ -76,8 +93,7 @@ fn has_id(id: &str) -> impl Fn(&Value) -> bool + '_ {
 #[tokio::test]
 async fn the_redis_store_passes_the_conformance_suite_and_stays_exact_across_two_instances() {
     let redis = RedisServer::start();
-    let store = redis_store(&redis.url(), SMALL).await;
-    conformance::run_all(&store, SMALL).await;
+    redis_conformance(&redis.url(), SMALL).await;
     // Two clients, as two nodes would hold.
     let (a, b) = (
         redis_store(&redis.url(), ROOMY).await,
@@ -631,8 +647,7 @@ async fn a_killed_nodes_users_find_their_state_on_another_node_and_it_leaves_the
 async fn on_a_redis_cluster_the_store_conforms_and_nodes_deliver_to_each_other() {
     let redis = RedisCluster::start();
     let url = redis.url();
-    let store = redis_store(&url, SMALL).await;
-    conformance::run_all(&store, SMALL).await;
+    redis_conformance(&url, SMALL).await;
     let (a, b) = (
         redis_store(&url, ROOMY).await,
         redis_store(&url, ROOMY).await,

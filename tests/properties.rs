@@ -264,12 +264,11 @@ proptest! {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Inbox(TenantId, UserId),
-    Entries(TenantId, UserId),
-    Statuses(TenantId, UserId),
-    Unread(TenantId, UserId),
-    InboxSeq(TenantId, UserId),
+    InboxState(TenantId, UserId),
     UserCourses(TenantId, UserId),
     CourseMembers(TenantId, CourseId),
+    Body(TenantId, NotificationId),
+    Sent(TenantId, NotificationId),
     Progress(TenantId),
 }
 
@@ -277,12 +276,11 @@ impl Key {
     fn name(&self) -> String {
         match self {
             Self::Inbox(t, u) => keys::inbox(t, u),
-            Self::Entries(t, u) => keys::entries(t, u),
-            Self::Statuses(t, u) => keys::statuses(t, u),
-            Self::Unread(t, u) => keys::unread(t, u),
-            Self::InboxSeq(t, u) => keys::inbox_seq(t, u),
+            Self::InboxState(t, u) => keys::inbox_state(t, u),
             Self::UserCourses(t, u) => keys::user_courses(t, u),
             Self::CourseMembers(t, c) => keys::course_members(t, c),
+            Self::Body(t, n) => keys::body(t, n),
+            Self::Sent(t, n) => keys::sent(t, n),
             Self::Progress(t) => keys::progress(t),
         }
     }
@@ -290,26 +288,28 @@ impl Key {
     fn tenant(&self) -> &TenantId {
         match self {
             Self::Inbox(t, _)
-            | Self::Entries(t, _)
-            | Self::Statuses(t, _)
-            | Self::Unread(t, _)
-            | Self::InboxSeq(t, _)
+            | Self::InboxState(t, _)
             | Self::UserCourses(t, _)
             | Self::CourseMembers(t, _)
+            | Self::Body(t, _)
+            | Self::Sent(t, _)
             | Self::Progress(t) => t,
         }
     }
 }
 
+fn notification_id() -> impl Strategy<Value = NotificationId> {
+    small_id().prop_map(|s| NotificationId::parse(s).unwrap())
+}
+
 fn key() -> impl Strategy<Value = Key> {
     prop_oneof![
         (tenant(), user()).prop_map(|(t, u)| Key::Inbox(t, u)),
-        (tenant(), user()).prop_map(|(t, u)| Key::Entries(t, u)),
-        (tenant(), user()).prop_map(|(t, u)| Key::Statuses(t, u)),
-        (tenant(), user()).prop_map(|(t, u)| Key::Unread(t, u)),
-        (tenant(), user()).prop_map(|(t, u)| Key::InboxSeq(t, u)),
+        (tenant(), user()).prop_map(|(t, u)| Key::InboxState(t, u)),
         (tenant(), user()).prop_map(|(t, u)| Key::UserCourses(t, u)),
         (tenant(), course()).prop_map(|(t, c)| Key::CourseMembers(t, c)),
+        (tenant(), notification_id()).prop_map(|(t, n)| Key::Body(t, n)),
+        (tenant(), notification_id()).prop_map(|(t, n)| Key::Sent(t, n)),
         tenant().prop_map(Key::Progress),
     ]
 }
@@ -330,13 +330,15 @@ proptest! {
     }
 
     #[test]
-    fn every_key_is_prefixed_and_hash_tagged_by_its_tenant(k in key(), other in tenant()) {
+    fn every_key_is_tagged_within_its_tenant_and_no_other(k in key(), other in tenant()) {
         let name = k.name();
         let t = k.tenant();
-        prop_assert!(name.starts_with(&format!("lms:{{{t}}}:")), "{}", name);
-        prop_assert_eq!(hash_tag(&name), Some(t.as_str()));
+        // The tag is the tenant, or the tenant then `:` and a user, course or notification.
+        let tag = hash_tag(&name).unwrap();
+        prop_assert!(tag == t.as_str() || tag.starts_with(&format!("{t}:")), "{}", name);
+        prop_assert!(name.starts_with(&format!("lms:{{{tag}}}:")), "{}", name);
         if &other != t {
-            prop_assert!(!name.starts_with(&format!("lms:{{{other}}}")), "{}", name);
+            prop_assert!(tag != other.as_str() && !tag.starts_with(&format!("{other}:")), "{}", name);
         }
         // Not even a tenant named `cluster` can reach the node registry's keys.
         prop_assert_ne!(name.as_str(), keys::node_registry());

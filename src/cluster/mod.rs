@@ -39,7 +39,7 @@ use crate::store::redis::RedisStore;
 use crate::store::redis_connections::{LiveInstances, RedisLedger};
 use crate::store::redis_revocations::RedisRevocations;
 use crate::store::revocations::RevocationStore;
-use crate::store::{Store, StoreLimits};
+use crate::store::{Health, Store, StoreLimits};
 
 pub use driver::MeteredFredDriver;
 pub use stats::RedisPeers;

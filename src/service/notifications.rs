@@ -9,7 +9,7 @@ use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms;
 use crate::server_events as events;
-use crate::store::{InsertOutcome, ListQuery, Page, StatusChange};
+use crate::store::{Fanout, InsertOutcome, ListQuery, Page, StatusChange};
 use crate::types::*;
 
 /// How many store writes one notification fans out concurrently.
@@ -77,13 +77,14 @@ impl<A: Adapter> Gateway<A> {
                 retry_secs,
             ));
         }
+        let fanout = self.inner.store.open_fanout(&template).await?;
         let results: Vec<Result<(), AppError>> = stream::iter(users)
+            // Exact idempotency: whoever already got this id live is skipped.
+            .filter(|user| futures::future::ready(!fanout.delivered.contains(user)))
             .map(|user| {
-                // Per recipient only the user differs; title, message and data are shared.
-                let mut n = template.clone();
-                n.user_id = Some(user);
+                let fanout = &fanout;
                 async move {
-                    let stored = self.store_and_deliver(n).await;
+                    let stored = self.store_and_deliver(&user, fanout).await;
                     // One recipient per turn: a large fan-out goes to the back of the run
                     // queue after each, so it cannot hold a worker for a whole batch while
                     // another tenant's notification waits (issue 10, fair sharing).
@@ -101,27 +102,53 @@ impl<A: Adapter> Gateway<A> {
         })
     }
 
-    async fn store_and_deliver(&self, n: Notification) -> Result<(), AppError> {
-        let user = n.user_id.clone().expect("set by the caller");
-        let slot = self.inner.lines.acquire(&n.tenant_id).await;
-        let outcome = self.inner.store.insert_notification(&n).await;
+    /// Stores one recipient's reference and pushes it live. A duplicate is pushed only on a
+    /// retry (stored by a send that died before its push). The push is claimed first, so
+    /// that concurrent sends of one id push it once, and recorded after, so that no later
+    /// retry repeats it.
+    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<(), AppError> {
+        let body = &fanout.body;
+        let slot = self.inner.lines.acquire(&body.tenant_id).await;
+        let outcome = self.inner.store.insert(user, body).await;
         drop(slot);
-        match outcome? {
+        let unread = match outcome? {
             InsertOutcome::Inserted { unread } => {
                 metrics::notifications_stored(1);
-                let room = rooms::user(&n.tenant_id, &user);
-                self.emit_or_log(vec![room.clone()], events::NOTIFICATION_NEW, &n)
-                    .await;
-                self.emit_or_log(
-                    vec![room],
-                    events::NOTIFICATION_COUNT,
-                    &UnreadCount { unread },
-                )
-                .await;
+                unread
             }
+            InsertOutcome::Duplicate { unread } if fanout.retry => unread,
             InsertOutcome::Duplicate { .. } => {
-                tracing::debug!(tenant = %n.tenant_id, notification = %n.id, "duplicate notification id ignored");
+                tracing::debug!(tenant = %body.tenant_id, notification = %body.id, "duplicate notification id ignored");
+                return Ok(());
             }
+        };
+        if !self
+            .inner
+            .store
+            .claim_delivery(&body.tenant_id, &body.id, user)
+            .await?
+        {
+            return Ok(());
+        }
+        let mut n = (**body).clone();
+        n.user_id = Some(user.clone());
+        let room = rooms::user(&n.tenant_id, user);
+        self.emit_or_log(vec![room.clone()], events::NOTIFICATION_NEW, &n)
+            .await;
+        self.emit_or_log(
+            vec![room],
+            events::NOTIFICATION_COUNT,
+            &UnreadCount { unread },
+        )
+        .await;
+        // Stored and pushed: failing the call now would make the sender retry a success.
+        if let Err(e) = self
+            .inner
+            .store
+            .mark_delivered(&n.tenant_id, &n.id, user)
+            .await
+        {
+            tracing::warn!(tenant = %n.tenant_id, notification = %n.id, error = %e, "could not record a delivery; a retry may push it again");
         }
         Ok(())
     }

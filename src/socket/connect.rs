@@ -25,8 +25,9 @@ use crate::metrics::{self, SecurityKind};
 use crate::presence::SocketPresence;
 use crate::refusal_log::Refusal as LogLine;
 use crate::rooms;
+use crate::server_events as events;
 use crate::store::connections::{Holder, LedgerSlot};
-use crate::types::{CourseRole, RefreshPayload, Refreshed};
+use crate::types::{CourseRole, RefreshPayload, Refreshed, UnreadCount};
 
 /// A refused connection; its Display is the `connect_error` message the client sees.
 #[derive(Debug)]
@@ -281,6 +282,7 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         "socket connected"
     );
     ctx.expiry.set(s.id, claims.exp);
+    push_unread_count(&s, &ctx, claims);
 
     let ctx = ctx.clone();
     s.on_disconnect(move |s: SocketRef<A>, reason: DisconnectReason| async move {
@@ -295,6 +297,28 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
             ctx.tenants.add(t, -1.0);
         }
         tracing::info!(sid = %s.id, user = %claims.sub, reason = reason_label(reason), "socket disconnected");
+    });
+}
+
+/// A pushed count can be lost (a node died between a store write and its emit), so a
+/// socket that connects with unread notifications is told its count at once. Zero is a new
+/// client's starting state, and is not sent.
+fn push_unread_count<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, claims: &Claims) {
+    let Some(t) = claims.tenant.clone() else {
+        return;
+    };
+    let (s, gateway, user) = (s.clone(), ctx.gateway.clone(), claims.sub.clone());
+    tokio::spawn(async move {
+        match gateway.unread_count(&t, &user).await {
+            Ok(0) => {}
+            Ok(unread) => {
+                metrics::emitted(events::NOTIFICATION_COUNT);
+                if let Err(e) = s.emit(events::NOTIFICATION_COUNT, &UnreadCount { unread }) {
+                    tracing::debug!(sid = %s.id, error = %e, "count on connect not sent");
+                }
+            }
+            Err(e) => tracing::warn!(sid = %s.id, error = %e.message, "count on connect not read"),
+        }
     });
 }
 

@@ -33,9 +33,31 @@ async fn timed<T>(op: &'static str, fut: impl Future<Output = StoreResult<T>>) -
 }
 
 #[async_trait]
-impl Store for Instrumented {
-    async fn insert_notification(&self, n: &Notification) -> StoreResult<InsertOutcome> {
-        timed("insert_notification", self.inner.insert_notification(n)).await
+impl InboxStore for Instrumented {
+    async fn open_fanout(&self, n: &Notification) -> StoreResult<Fanout> {
+        timed("open_fanout", self.inner.open_fanout(n)).await
+    }
+    async fn insert(&self, to: &UserId, body: &Arc<Notification>) -> StoreResult<InsertOutcome> {
+        timed("insert_notification", self.inner.insert(to, body)).await
+    }
+    async fn claim_delivery(
+        &self,
+        t: &TenantId,
+        id: &NotificationId,
+        to: &UserId,
+    ) -> StoreResult<bool> {
+        timed("claim_delivery", self.inner.claim_delivery(t, id, to)).await
+    }
+    async fn mark_delivered(
+        &self,
+        t: &TenantId,
+        id: &NotificationId,
+        to: &UserId,
+    ) -> StoreResult<()> {
+        timed("mark_delivered", self.inner.mark_delivered(t, id, to)).await
+    }
+    async fn sweep(&self) -> StoreResult<SweepReport> {
+        timed("sweep", self.inner.sweep()).await
     }
     async fn mark_read(
         &self,
@@ -62,6 +84,10 @@ impl Store for Instrumented {
     async fn list(&self, t: &TenantId, u: &UserId, q: &ListQuery) -> StoreResult<Page> {
         timed("list", self.inner.list(t, u, q)).await
     }
+}
+
+#[async_trait]
+impl MembershipStore for Instrumented {
     async fn set_member(
         &self,
         t: &TenantId,
@@ -105,19 +131,17 @@ impl Store for Instrumented {
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>> {
         timed("course_members", self.inner.course_members(t, c)).await
     }
-    async fn course_exists(&self, t: &TenantId, c: &CourseId) -> StoreResult<bool> {
-        timed("course_exists", self.inner.course_exists(t, c)).await
-    }
+}
+
+#[async_trait]
+impl ProgressLog for Instrumented {
     async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
         timed("append_progress", self.inner.append_progress(t, r)).await
     }
-    async fn recent_progress(
-        &self,
-        t: &TenantId,
-        limit: usize,
-    ) -> StoreResult<Vec<ProgressRecord>> {
-        timed("recent_progress", self.inner.recent_progress(t, limit)).await
-    }
+}
+
+#[async_trait]
+impl Health for Instrumented {
     async fn ping(&self) -> StoreResult<()> {
         timed("ping", self.inner.ping()).await
     }

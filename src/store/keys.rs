@@ -1,58 +1,70 @@
 //! Redis key names: the one place that spells them.
 //!
-//! Every tenant key starts with `lms:{<tenant>}:`. The braces are a Redis Cluster hash
-//! tag: all of a tenant's keys hash to one slot, so a cluster shards by tenant and every
-//! multi-key script of the store touches a single slot. Ids are validated newtypes that
+//! The braces in a key are its Redis Cluster hash tag: keys with the same tag share a slot.
+//! Tags are per user (`lms:{<tenant>:u:<user>}:…`), per course (`lms:{<tenant>:c:<course>}:…`)
+//! and per notification (`lms:{<tenant>:n:<id>}:…`), so one tenant's data spreads over every
+//! master of a cluster, while every script of the store still touches one slot. The tenant is
+//! in every key name, so isolation holds by construction. Ids are validated newtypes that
 //! admit neither `:` nor `{}`, so one tenant's id can never forge another tenant's key or
 //! move a key to another slot.
 //!
-//! Cluster-wide bookkeeping (the node registry behind `GET /api/v1/stats`) lives under the
-//! fixed tag `lms:{cluster}:`.
+//! Small per-tenant state (the progress log, the connection counters, revocations) keeps the
+//! tenant tag `lms:{<tenant>}:`, and cluster-wide bookkeeping (the node registry behind
+//! `GET /api/v1/stats`) lives under the fixed tag `lms:{cluster}:`. [`legacy`] spells the
+//! layout before per-user tags, for `lms-realtime migrate-keys`.
 
-use crate::ids::{CourseId, TenantId, TokenId, UserId};
+use crate::ids::{CourseId, NotificationId, TenantId, TokenId, UserId};
 
-/// The prefix shared by every key of one tenant.
+/// The prefix shared by the tenant-wide keys of one tenant.
 fn tenant(t: &TenantId) -> String {
     format!("lms:{{{t}}}")
 }
 
-/// A user's inbox order: sorted set of notification ids, score = per-user sequence
-/// (the paging cursor).
+/// The prefix of one user's keys: hash tag per user, tenant in the name.
+fn user(t: &TenantId, u: &UserId) -> String {
+    format!("lms:{{{t}:u:{u}}}")
+}
+
+/// A user's inbox order: sorted set of notification ids, score = the paging cursor, which is
+/// the insert time in µs (made unique per user), so trimming by age is a range of scores.
 pub fn inbox(t: &TenantId, u: &UserId) -> String {
-    format!("{}:user:{u}:inbox", tenant(t))
+    format!("{}:inbox", user(t, u))
 }
 
-/// A user's inbox entries: hash notification id → the notification as JSON.
-pub fn entries(t: &TenantId, u: &UserId) -> String {
-    format!("{}:user:{u}:entries", tenant(t))
+/// A user's inbox state: hash notification id → `U` | `R` | `D<dismissed at, ms>`, plus the
+/// fields `:unread` (the exact unread count) and `:dmin` (oldest dismissal, ms). Field names
+/// that start with `:` can never be ids.
+pub fn inbox_state(t: &TenantId, u: &UserId) -> String {
+    format!("{}:state", user(t, u))
 }
 
-/// A user's entry statuses: hash notification id → `UNREAD` | `READ` | `DISMISSED`.
-pub fn statuses(t: &TenantId, u: &UserId) -> String {
-    format!("{}:user:{u}:status", tenant(t))
-}
-
-/// A user's unread ids: a set, so the unread count is its exact cardinality.
-pub fn unread(t: &TenantId, u: &UserId) -> String {
-    format!("{}:user:{u}:unread", tenant(t))
-}
-
-/// A user's inbox sequence counter (INCR).
-pub fn inbox_seq(t: &TenantId, u: &UserId) -> String {
-    format!("{}:user:{u}:seq", tenant(t))
-}
-
-/// The courses of a user: hash course id → role.
+/// The courses of a user: hash course id → role. An index of the course hashes, repaired
+/// from them when read (see `redis_membership`).
 pub fn user_courses(t: &TenantId, u: &UserId) -> String {
-    format!("{}:user:{u}:courses", tenant(t))
+    format!("{}:courses", user(t, u))
 }
 
-/// The members of a course: hash user id → role.
+/// The members of a course: hash user id → role. The authority on membership.
 pub fn course_members(t: &TenantId, c: &CourseId) -> String {
-    format!("{}:course:{c}:members", tenant(t))
+    format!("lms:{{{t}:c:{c}}}:members")
 }
 
-/// The tenant's progress log: a capped stream.
+/// A notification's body, stored once for every recipient: JSON without the fields the
+/// keys already say (tenant, user, status, id).
+pub fn body(t: &TenantId, id: &NotificationId) -> String {
+    format!("lms:{{{t}:n:{id}}}:body")
+}
+
+/// The idempotency record of a notification id: set of the users it was delivered to, plus
+/// the member `:open`; expires after `IDEMPOTENCY_WINDOW`.
+pub fn sent(t: &TenantId, id: &NotificationId) -> String {
+    format!("lms:{{{t}:n:{id}}}:sent")
+}
+
+/// What `SCAN` matches to find every user inbox state (the retention sweep).
+pub const INBOX_STATE_PATTERN: &str = "lms:{*:u:*}:state";
+
+/// The tenant's progress log: a stream capped by count and by age.
 pub fn progress(t: &TenantId) -> String {
     format!("{}:progress", tenant(t))
 }
@@ -101,6 +113,37 @@ pub fn node_stats(node: &str) -> String {
     format!("lms:{{cluster}}:node:{node}")
 }
 
+/// The layout before per-user hash tags: every key of a tenant under `lms:{<tenant>}:`.
+pub mod legacy {
+    /// Matches every old inbox order key; the tenant and user are parsed back with
+    /// [`parse_user_key`].
+    pub const INBOX_PATTERN: &str = "lms:{*}:user:*:inbox";
+    /// Matches every old course membership key.
+    pub const COURSE_PATTERN: &str = "lms:{*}:course:*:members";
+
+    /// The old key of `part` (`inbox`, `entries`, `status`, `unread`, `seq`, `courses`) of
+    /// a user.
+    pub fn user_key(tenant: &str, user: &str, part: &str) -> String {
+        format!("lms:{{{tenant}}}:user:{user}:{part}")
+    }
+
+    /// (tenant, user) of an old `lms:{t}:user:<u>:<part>` key.
+    pub fn parse_user_key(key: &str) -> Option<(&str, &str)> {
+        let rest = key.strip_prefix("lms:{")?;
+        let (tenant, rest) = rest.split_once("}:user:")?;
+        let (user, _) = rest.rsplit_once(':')?;
+        Some((tenant, user))
+    }
+
+    /// (tenant, course) of an old `lms:{t}:course:<c>:members` key.
+    pub fn parse_course_key(key: &str) -> Option<(&str, &str)> {
+        let rest = key.strip_prefix("lms:{")?;
+        let (tenant, rest) = rest.split_once("}:course:")?;
+        let course = rest.strip_suffix(":members")?;
+        Some((tenant, course))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,31 +160,43 @@ mod tests {
     }
 
     #[test]
-    fn every_key_of_a_tenant_is_hash_tagged_by_that_tenant() {
+    fn every_key_names_its_tenant_and_is_tagged_by_user_course_or_notification() {
         let (u, c) = (UserId::parse("u1").unwrap(), CourseId::parse("c1").unwrap());
+        let n = NotificationId::parse("n1").unwrap();
         let a = t("acme");
-        let keys = [
-            inbox(&a, &u),
-            entries(&a, &u),
-            statuses(&a, &u),
-            unread(&a, &u),
-            inbox_seq(&a, &u),
-            user_courses(&a, &u),
-            course_members(&a, &c),
-            progress(&a),
-            user_connections(Some(&a), &u),
-            tenant_connections(Some(&a)),
-            revoked_user(&a, &u),
-            revoked_token(&a, &TokenId::parse("j{x}").unwrap()),
+        let tagged = [
+            (inbox(&a, &u), "acme:u:u1"),
+            (inbox_state(&a, &u), "acme:u:u1"),
+            (user_courses(&a, &u), "acme:u:u1"),
+            (course_members(&a, &c), "acme:c:c1"),
+            (body(&a, &n), "acme:n:n1"),
+            (sent(&a, &n), "acme:n:n1"),
+            (progress(&a), "acme"),
+            (user_connections(Some(&a), &u), "acme"),
+            (tenant_connections(Some(&a)), "acme"),
+            (revoked_user(&a, &u), "acme"),
+            (revoked_token(&a, &TokenId::parse("j{x}").unwrap()), "acme"),
         ];
-        for key in &keys {
-            assert!(key.starts_with("lms:{acme}:"), "{key}");
-            assert_eq!(hash_tag(key), "acme");
+        for (key, tag) in &tagged {
+            assert!(key.starts_with("lms:{acme"), "{key}");
+            assert_eq!(hash_tag(key), *tag);
         }
-        assert_eq!(inbox(&a, &u), "lms:{acme}:user:u1:inbox");
+        assert_eq!(inbox(&a, &u), "lms:{acme:u:u1}:inbox");
         assert_ne!(inbox(&a, &u), inbox(&t("other"), &u));
-        let unique: std::collections::HashSet<_> = keys.iter().collect();
-        assert_eq!(unique.len(), keys.len());
+        let unique: std::collections::HashSet<_> = tagged.iter().map(|(k, _)| k).collect();
+        assert_eq!(unique.len(), tagged.len());
+    }
+
+    #[test]
+    fn old_keys_parse_back_to_their_tenant_and_ids() {
+        let key = legacy::user_key("acme", "u-1", "inbox");
+        assert_eq!(key, "lms:{acme}:user:u-1:inbox");
+        assert_eq!(legacy::parse_user_key(&key), Some(("acme", "u-1")));
+        assert_eq!(
+            legacy::parse_course_key("lms:{acme}:course:c.1:members"),
+            Some(("acme", "c.1"))
+        );
+        assert_eq!(legacy::parse_user_key("lms:{acme:u:u1}:inbox"), None);
     }
 
     #[test]

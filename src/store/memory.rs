@@ -1,53 +1,18 @@
-//! The embedded engine: everything in this process, for a single node and fast tests.
+//! The embedded engine: everything in this process, for one node, development and fast
+//! tests, not for production scale (nothing survives a restart). It follows the same bounds
+//! as Redis; a background task calls [`InboxStore::sweep`] for what expires by time.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
+use super::memory_inbox::{Inboxes, SentRecords};
 use super::*;
 
 type UserKey = (TenantId, UserId);
 type CourseKey = (TenantId, CourseId);
-
-#[derive(Default)]
-struct Inbox {
-    next_seq: u64,
-    entries: BTreeMap<u64, Notification>,
-    by_id: HashMap<NotificationId, u64>,
-    unread: u64,
-}
-
-impl Inbox {
-    fn set_status(
-        &mut self,
-        id: &NotificationId,
-        to: NotificationStatus,
-    ) -> StoreResult<StatusChange> {
-        let seq = *self
-            .by_id
-            .get(id)
-            .ok_or_else(|| StoreError::NotFound(format!("notification {id}")))?;
-        let entry = self.entries.get_mut(&seq).expect("by_id and entries agree");
-        let from = entry.status;
-        let changed = match (from, to) {
-            (a, b) if a == b => false,
-            // A read or dismissed notification never becomes "read" again.
-            (NotificationStatus::Dismissed, NotificationStatus::Read) => false,
-            _ => true,
-        };
-        if changed {
-            entry.status = to;
-            if from == NotificationStatus::Unread {
-                self.unread -= 1;
-            }
-        }
-        Ok(StatusChange {
-            changed,
-            unread: self.unread,
-        })
-    }
-}
 
 #[derive(Default)]
 struct Membership {
@@ -93,10 +58,11 @@ impl Membership {
 
 /// Everything in memory behind short-lived mutexes; no call awaits while holding one.
 pub struct MemoryStore {
-    limits: StoreLimits,
-    inboxes: Mutex<HashMap<UserKey, Inbox>>,
+    pub(super) limits: StoreLimits,
+    inboxes: Mutex<Inboxes>,
+    sent: Mutex<SentRecords>,
     members: Mutex<Membership>,
-    progress: Mutex<HashMap<TenantId, VecDeque<ProgressRecord>>>,
+    progress: Mutex<HashMap<TenantId, VecDeque<(Instant, ProgressRecord)>>>,
 }
 
 impl MemoryStore {
@@ -104,123 +70,27 @@ impl MemoryStore {
         Self {
             limits,
             inboxes: Mutex::default(),
+            sent: Mutex::default(),
             members: Mutex::default(),
             progress: Mutex::default(),
         }
     }
 
-    fn with_inbox<R>(&self, t: &TenantId, u: &UserId, f: impl FnOnce(&mut Inbox) -> R) -> R {
-        let mut inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        f(inboxes.entry((t.clone(), u.clone())).or_default())
+    pub(super) fn inboxes(&self) -> MutexGuard<'_, Inboxes> {
+        self.inboxes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, Membership> {
+    pub(super) fn sent(&self) -> MutexGuard<'_, SentRecords> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn members(&self) -> MutexGuard<'_, Membership> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[async_trait]
-impl Store for MemoryStore {
-    async fn insert_notification(&self, n: &Notification) -> StoreResult<InsertOutcome> {
-        let user = n
-            .user_id
-            .as_ref()
-            .ok_or_else(|| StoreError::NotFound("an inbox entry needs a recipient".into()))?;
-        let cap = self.limits.inbox_cap.max(1);
-        Ok(self.with_inbox(&n.tenant_id, user, |inbox| {
-            if inbox.by_id.contains_key(&n.id) {
-                return InsertOutcome::Duplicate {
-                    unread: inbox.unread,
-                };
-            }
-            inbox.next_seq += 1;
-            let seq = inbox.next_seq;
-            inbox.by_id.insert(n.id.clone(), seq);
-            if n.status == NotificationStatus::Unread {
-                inbox.unread += 1;
-            }
-            inbox.entries.insert(seq, n.clone());
-            while inbox.entries.len() > cap {
-                let (_, old) = inbox.entries.pop_first().expect("non-empty");
-                inbox.by_id.remove(&old.id);
-                if old.status == NotificationStatus::Unread {
-                    inbox.unread -= 1;
-                }
-            }
-            InsertOutcome::Inserted {
-                unread: inbox.unread,
-            }
-        }))
-    }
-
-    async fn mark_read(
-        &self,
-        t: &TenantId,
-        u: &UserId,
-        id: &NotificationId,
-    ) -> StoreResult<StatusChange> {
-        self.with_inbox(t, u, |inbox| inbox.set_status(id, NotificationStatus::Read))
-    }
-
-    async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
-        Ok(self.with_inbox(t, u, |inbox| {
-            let mut changed = 0;
-            for n in inbox.entries.values_mut() {
-                if n.status == NotificationStatus::Unread {
-                    n.status = NotificationStatus::Read;
-                    changed += 1;
-                }
-            }
-            inbox.unread = 0;
-            changed
-        }))
-    }
-
-    async fn dismiss(
-        &self,
-        t: &TenantId,
-        u: &UserId,
-        id: &NotificationId,
-    ) -> StoreResult<StatusChange> {
-        self.with_inbox(t, u, |inbox| {
-            inbox.set_status(id, NotificationStatus::Dismissed)
-        })
-    }
-
-    async fn unread_count(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
-        let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(inboxes.get(&(t.clone(), u.clone())).map_or(0, |i| i.unread))
-    }
-
-    async fn list(&self, t: &TenantId, u: &UserId, q: &ListQuery) -> StoreResult<Page> {
-        let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(inbox) = inboxes.get(&(t.clone(), u.clone())) else {
-            return Ok(Page {
-                items: vec![],
-                next_cursor: None,
-            });
-        };
-        let upper = q.before.unwrap_or(u64::MAX);
-        let mut items = Vec::with_capacity(q.limit);
-        let mut last_seq = None;
-        let mut more = false;
-        for (seq, n) in inbox.entries.range(..upper).rev() {
-            if q.status.is_some_and(|s| s != n.status) {
-                continue;
-            }
-            if items.len() == q.limit {
-                more = true;
-                break;
-            }
-            items.push(n.clone());
-            last_seq = Some(*seq);
-        }
-        Ok(Page {
-            items,
-            next_cursor: if more { last_seq } else { None },
-        })
-    }
-
+impl MembershipStore for MemoryStore {
     async fn set_member(
         &self,
         t: &TenantId,
@@ -314,36 +184,29 @@ impl Store for MemoryStore {
             })
             .unwrap_or_default())
     }
+}
 
-    async fn course_exists(&self, t: &TenantId, c: &CourseId) -> StoreResult<bool> {
-        Ok(self
-            .members()
-            .by_course
-            .contains_key(&(t.clone(), c.clone())))
-    }
-
+#[async_trait]
+impl ProgressLog for MemoryStore {
     async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
         let mut logs = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
         let log = logs.entry(t.clone()).or_default();
-        log.push_back(r.clone());
-        while log.len() > self.limits.progress_log_cap.max(1) {
+        log.push_back((now, r.clone()));
+        let keep = self.limits.progress_retention;
+        while log.len() > self.limits.progress_log_cap.max(1)
+            || log
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > keep)
+        {
             log.pop_front();
         }
         Ok(())
     }
+}
 
-    async fn recent_progress(
-        &self,
-        t: &TenantId,
-        limit: usize,
-    ) -> StoreResult<Vec<ProgressRecord>> {
-        let logs = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(logs
-            .get(t)
-            .map(|l| l.iter().rev().take(limit).cloned().collect())
-            .unwrap_or_default())
-    }
-
+#[async_trait]
+impl Health for MemoryStore {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -353,22 +216,28 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
 
-    fn store() -> MemoryStore {
-        MemoryStore::new(StoreLimits {
-            inbox_cap: 5,
-            progress_log_cap: 3,
-        })
-    }
+    const SMALL: StoreLimits = StoreLimits {
+        inbox_cap: 5,
+        progress_log_cap: 3,
+        ..StoreLimits::DEFAULT
+    };
 
     #[tokio::test]
     async fn the_memory_store_passes_the_conformance_suite() {
-        conformance::run_all(
-            &store(),
-            StoreLimits {
-                inbox_cap: 5,
-                progress_log_cap: 3,
-            },
-        )
+        conformance::run_all(&MemoryStore::new(SMALL), SMALL).await;
+        let s = MemoryStore::new(SMALL);
+        conformance::the_progress_log_is_bounded(&s, SMALL, async |t| {
+            s.progress.lock().unwrap().get(t).map_or(0, |l| l.len())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_follows_the_retention_rules() {
+        let s = MemoryStore::new(conformance::lifecycle::SHORT);
+        conformance::lifecycle::retention_rules_hold(&s, async |t, u| {
+            !s.inboxes().contains_key(&(t.clone(), u.clone()))
+        })
         .await;
     }
 }

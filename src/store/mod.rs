@@ -1,20 +1,31 @@
-//! The state that must survive a node: inboxes, unread counts, course membership and the
-//! progress log, behind one trait.
+//! The state that must survive a node, behind four narrow traits: [`InboxStore`] (inboxes,
+//! unread counts, notification bodies and their idempotency records), [`MembershipStore`],
+//! [`ProgressLog`] and [`Health`]; [`Store`] is all four.
 //!
-//! Two engines implement it, chosen at start by configuration (like Centrifugo's engines):
-//! [`memory::MemoryStore`] for the embedded single node and [`redis`] for a cluster. Both
-//! pass the same suite ([`conformance`]). Every method is keyed by tenant first, so an
-//! implementation can never reach across tenants by accident.
+//! Two engines implement them, chosen at start by configuration (like Centrifugo's engines):
+//! [`memory::MemoryStore`] for the embedded single node and development, and [`redis`] for a
+//! cluster. Both pass the same suite ([`conformance`]). Every method is keyed by tenant
+//! first, so an implementation can never reach across tenants by accident. Everything
+//! stored is bounded by count and by age ([`StoreLimits`]).
 
 pub mod conformance;
 pub mod connections;
 pub mod instrumented;
 pub mod keys;
 pub mod memory;
+pub mod memory_inbox;
+pub mod migrate;
 pub mod redis;
 pub mod redis_connections;
+pub mod redis_inbox;
+pub mod redis_membership;
 pub mod redis_revocations;
 pub mod revocations;
+pub mod sweeper;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -43,12 +54,25 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// A delivery of one notification id, opened by [`InboxStore::open_fanout`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fanout {
+    /// The body as stored (on a retry, the first send's), shared by every recipient.
+    pub body: Arc<Notification>,
+    /// True when the id was already sent within the idempotency window.
+    pub retry: bool,
+    /// Recipients who already got it live, or are getting it from a send in flight (only
+    /// on a retry): they are skipped.
+    pub delivered: HashSet<UserId>,
+}
+
 /// What inserting a notification did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
     /// Stored and counted unread; the user's unread count after it.
     Inserted { unread: u64 },
     /// The id was already in this user's inbox: nothing stored or counted twice.
+    /// On a retry ([`Fanout::retry`]) it may not have been pushed yet.
     Duplicate { unread: u64 },
 }
 
@@ -72,6 +96,8 @@ pub struct ListQuery {
 pub struct Page {
     pub items: Vec<Notification>,
     pub next_cursor: Option<u64>,
+    /// Entries that could not be read (a key or body missing) and were left out.
+    pub skipped: u64,
 }
 
 /// One entry of the progress log.
@@ -95,29 +121,88 @@ pub struct MembershipDiff {
     pub removed: Vec<Member>,
 }
 
-/// Bounds every engine keeps.
-#[derive(Debug, Clone, Copy)]
+/// Bounds every engine keeps: by count and by age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
     /// Entries kept per user inbox; older ones are dropped (and stop counting unread).
     pub inbox_cap: usize,
     /// Entries kept in each tenant's progress log.
     pub progress_log_cap: usize,
+    /// Inbox entries (and notification bodies) older than this are dropped.
+    pub inbox_retention: Duration,
+    /// A user's inbox with no activity (insert, read, dismiss) for this long is removed whole.
+    pub inactive_user_retention: Duration,
+    /// Dismissed entries are dropped this long after their dismissal.
+    pub dismissed_retention: Duration,
+    /// How long a notification id is remembered for exact idempotency.
+    pub idempotency_window: Duration,
+    /// Progress log entries older than this are dropped.
+    pub progress_retention: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// How long a claimed push ([`InboxStore::claim_delivery`]) blocks other sends of the same id
+/// before a retry may take it over.
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(30);
+
+impl StoreLimits {
+    /// The defaults of the configuration, usable in `const` items.
+    pub const DEFAULT: Self = Self {
+        inbox_cap: 500,
+        progress_log_cap: 10_000,
+        inbox_retention: Duration::from_secs(90 * DAY),
+        inactive_user_retention: Duration::from_secs(180 * DAY),
+        dismissed_retention: Duration::from_secs(7 * DAY),
+        idempotency_window: Duration::from_secs(DAY),
+        progress_retention: Duration::from_secs(7 * DAY),
+    };
+
+    /// How long an inbox lives without activity: never shorter than its entries' retention,
+    /// so that an entry is never lost to idleness before its age.
+    pub fn inbox_idle_ttl(&self) -> Duration {
+        self.inactive_user_retention.max(Duration::from_secs(1))
+    }
 }
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        Self {
-            inbox_cap: 500,
-            progress_log_cap: 10_000,
-        }
+        Self::DEFAULT
     }
 }
 
+/// What one retention sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub inboxes: u64,
+    pub trimmed: u64,
+}
+
+/// A user's inbox: stored entries, their status and the exact unread count.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Stores one inbox entry (its `user_id` is the recipient) and counts it unread,
-    /// unless its id is already in that inbox.
-    async fn insert_notification(&self, n: &Notification) -> StoreResult<InsertOutcome>;
+pub trait InboxStore: Send + Sync + 'static {
+    /// Stores the body of a notification once per tenant and id (first send wins) and opens
+    /// or resumes its idempotency record.
+    async fn open_fanout(&self, n: &Notification) -> StoreResult<Fanout>;
+    /// Stores a reference to an opened body in `to`'s inbox and counts it unread, unless the
+    /// id is already there. The recipient is an argument, so an entry without one cannot
+    /// exist.
+    async fn insert(&self, to: &UserId, body: &Arc<Notification>) -> StoreResult<InsertOutcome>;
+    /// Claims the live push to `to`: true for exactly one of several concurrent sends of an
+    /// id (a claim older than [`DELIVERY_LEASE`] can be taken over: its node died).
+    async fn claim_delivery(
+        &self,
+        t: &TenantId,
+        id: &NotificationId,
+        to: &UserId,
+    ) -> StoreResult<bool>;
+    /// Records that `to` got the notification live, so that a retry does not push it again.
+    async fn mark_delivered(
+        &self,
+        t: &TenantId,
+        id: &NotificationId,
+        to: &UserId,
+    ) -> StoreResult<()>;
     /// UNREAD → READ. `NotFound` when the id is not in the inbox.
     async fn mark_read(
         &self,
@@ -135,8 +220,15 @@ pub trait Store: Send + Sync + 'static {
         id: &NotificationId,
     ) -> StoreResult<StatusChange>;
     async fn unread_count(&self, t: &TenantId, u: &UserId) -> StoreResult<u64>;
+    /// A page, newest first; what cannot be read is skipped and counted in [`Page::skipped`].
     async fn list(&self, t: &TenantId, u: &UserId, q: &ListQuery) -> StoreResult<Page>;
+    /// One pass of the retention rules over every inbox. Safe on every node at once.
+    async fn sweep(&self) -> StoreResult<SweepReport>;
+}
 
+/// Course membership, readable by course (fan-out, role checks) and by user (rooms).
+#[async_trait]
+pub trait MembershipStore: Send + Sync + 'static {
     /// Adds or updates a member; returns the previous role.
     async fn set_member(
         &self,
@@ -171,15 +263,24 @@ pub trait Store: Send + Sync + 'static {
         u: &UserId,
     ) -> StoreResult<Vec<(CourseId, CourseRole)>>;
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>>;
-    /// Whether the course has any member (admins may join only a known course).
-    async fn course_exists(&self, t: &TenantId, c: &CourseId) -> StoreResult<bool>;
+}
 
-    /// Appends to the tenant's bounded progress log.
+/// The tenant's progress log: written by every progress event, bounded by count and age.
+/// Nothing in the gateway reads it yet; the export API (issue 14) will.
+#[async_trait]
+pub trait ProgressLog: Send + Sync + 'static {
     async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()>;
-    /// The newest progress entries of a tenant, newest first.
-    async fn recent_progress(&self, t: &TenantId, limit: usize)
-    -> StoreResult<Vec<ProgressRecord>>;
+}
 
+/// Whether the engine can be reached at all.
+#[async_trait]
+pub trait Health: Send + Sync + 'static {
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 }
+
+/// Every part of the store, as one handle for the gateway. Implemented for anything that
+/// implements the four parts.
+pub trait Store: InboxStore + MembershipStore + ProgressLog + Health {}
+
+impl<S: InboxStore + MembershipStore + ProgressLog + Health + ?Sized> Store for S {}

@@ -131,6 +131,13 @@ impl RedisServer {
         });
     }
 
+    /// How many keys this server holds (`DBSIZE`).
+    pub fn dbsize(&self) -> u64 {
+        raw(self.port, "DBSIZE")
+            .and_then(|r| r.trim().trim_start_matches(':').parse().ok())
+            .expect("DBSIZE answers")
+    }
+
     fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -28,6 +28,19 @@ async fn a_notification_reaches_every_socket_of_the_user_with_its_count() {
 }
 
 #[tokio::test]
+async fn a_socket_that_connects_with_unread_notifications_is_told_its_count() {
+    let node = spawn_node().await;
+    assert_eq!(node.notify("t1", "u1", "while-away").await.0, 202);
+    let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;
+    assert_eq!(
+        c.inbox.next("notification:count").await,
+        json!({ "unread": 1 })
+    );
+    let fresh = connect(&node, &token("u2", Some("t1"), Role::Student)).await;
+    fresh.inbox.assert_none("notification:count").await;
+}
+
+#[tokio::test]
 async fn a_repeated_notification_id_is_stored_and_counted_once() {
     let node = spawn_node().await;
     let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;

@@ -1,26 +1,69 @@
--- Insert idempotent on the id, count, and cap trim, in one step.
--- KEYS: inbox, entries, statuses, unread, seq. ARGV: id, json, status, cap.
--- Returns {inserted 0|1, unread}.
+-- Inserts one reference into a user's inbox (idempotent on the id), counts it unread, and
+-- trims: entries older than the retention, dismissed entries older than theirs, and the
+-- oldest past the cap. An insert is activity: every key of the inbox gets the same idle TTL
+-- here, so a user's inbox expires as a whole. With an empty id it only trims (before a read,
+-- and in the retention sweep), which is not activity.
+--
+-- KEYS[1]  inbox (zset id → µs score)     KEYS[2]  state (hash id → U|R|D<ms>, :unread, :dmin)
+-- ARGV[1]  id or ""      ARGV[2]  now, ms      ARGV[3]  cap
+-- ARGV[4]  inbox retention, ms       ARGV[5]  dismissed retention, ms
+-- ARGV[6]  idle TTL of the inbox, ms      ARGV[7]  1 when this is activity (sets the TTL)
+-- Returns {inserted 0|1, unread, trimmed}.
 
-local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[2], id) == 1 then
-  return {0, redis.call('SCARD', KEYS[4])}
-end
-local seq = redis.call('INCR', KEYS[5])
-redis.call('ZADD', KEYS[1], seq, id)
-redis.call('HSET', KEYS[2], id, ARGV[2])
-redis.call('HSET', KEYS[3], id, ARGV[3])
-if ARGV[3] == 'UNREAD' then
-  redis.call('SADD', KEYS[4], id)
-end
-local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if excess > 0 then
-  local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
-  for _, o in ipairs(old) do
-    redis.call('HDEL', KEYS[2], o)
-    redis.call('HDEL', KEYS[3], o)
-    redis.call('SREM', KEYS[4], o)
+local inbox, state = KEYS[1], KEYS[2]
+local id, now = ARGV[1], tonumber(ARGV[2])
+local cap, keep, dkeep, idle = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local trimmed = 0
+
+local function forget(ids)
+  for _, old in ipairs(ids) do
+    local st = redis.call('HGET', state, old)
+    redis.call('HDEL', state, old)
+    redis.call('ZREM', inbox, old)
+    if st == 'U' then redis.call('HINCRBY', state, ':unread', -1) end
+    trimmed = trimmed + 1
   end
 end
-return {1, redis.call('SCARD', KEYS[4])}
+
+forget(redis.call('ZRANGEBYSCORE', inbox, '-inf', '(' .. string.format('%.0f', (now - keep) * 1000)))
+
+local dmin = tonumber(redis.call('HGET', state, ':dmin') or '')
+if dmin and now - dmin > dkeep then
+  local flat, expired, oldest = redis.call('HGETALL', state), {}, nil
+  for i = 1, #flat, 2 do
+    local f, v = flat[i], flat[i + 1]
+    if string.sub(v, 1, 1) == 'D' and string.sub(f, 1, 1) ~= ':' then
+      local at = tonumber(string.sub(v, 2)) or 0
+      if now - at > dkeep then
+        table.insert(expired, f)
+      elseif not oldest or at < oldest then
+        oldest = at
+      end
+    end
+  end
+  forget(expired)
+  if oldest then redis.call('HSET', state, ':dmin', oldest) else redis.call('HDEL', state, ':dmin') end
+end
+
+local inserted = 0
+if id ~= '' and redis.call('HEXISTS', state, id) == 0 then
+  local score = now * 1000
+  local last = redis.call('ZRANGE', inbox, -1, -1, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
+  redis.call('ZADD', inbox, string.format('%.0f', score), id)
+  redis.call('HSET', state, id, 'U')
+  redis.call('HINCRBY', state, ':unread', 1)
+  local excess = redis.call('ZCARD', inbox) - cap
+  if excess > 0 then forget(redis.call('ZRANGE', inbox, 0, excess - 1)) end
+  inserted = 1
+end
+
+local unread = tonumber(redis.call('HGET', state, ':unread') or '0')
+if redis.call('ZCARD', inbox) == 0 then
+  redis.call('DEL', inbox, state)
+  unread = 0
+elseif ARGV[7] == '1' then
+  redis.call('PEXPIRE', inbox, idle)
+  redis.call('PEXPIRE', state, idle)
+end
+return {inserted, unread, trimmed}

@@ -1,24 +1,31 @@
--- A page, newest first, from one consistent snapshot.
--- KEYS: inbox, entries, statuses. ARGV: max score ("+inf" or "(<before>"), limit, status or "".
--- Returns {more 0|1, seq, json, status, seq, json, status, ...}.
+-- A page of references, newest first, from one consistent snapshot. An id in the order
+-- without a state (a partial inbox) is skipped and counted, never an error.
+--
+-- KEYS[1]  inbox     KEYS[2]  state
+-- ARGV[1]  max score ("+inf" or "(<before>")   ARGV[2]  limit   ARGV[3]  U | R | D | ""
+-- Returns {more 0|1, skipped, score, id, status, score, id, status, ...}, status U | R | D.
 
 local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES')
-local limit = tonumber(ARGV[2])
-local want = ARGV[3]
-local out = {0}
+local limit, want = tonumber(ARGV[2]), ARGV[3]
+local out = {0, 0}
 local taken = 0
 for i = 1, #ids, 2 do
   local id = ids[i]
-  local st = redis.call('HGET', KEYS[3], id)
-  if st and (want == '' or st == want) then
-    if taken == limit then
-      out[1] = 1
-      break
+  local st = redis.call('HGET', KEYS[2], id)
+  if not st then
+    out[2] = out[2] + 1
+  else
+    st = string.sub(st, 1, 1)
+    if want == '' or st == want then
+      if taken == limit then
+        out[1] = 1
+        break
+      end
+      table.insert(out, ids[i + 1])
+      table.insert(out, id)
+      table.insert(out, st)
+      taken = taken + 1
     end
-    table.insert(out, ids[i + 1])
-    table.insert(out, redis.call('HGET', KEYS[2], id))
-    table.insert(out, st)
-    taken = taken + 1
   end
 end
 return out

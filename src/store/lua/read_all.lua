@@ -1,8 +1,18 @@
--- Every unread entry → READ. KEYS: statuses, unread. Returns how many changed.
+-- Every unread entry → READ.
+-- KEYS[1]  inbox     KEYS[2]  state      ARGV[1]  idle TTL, ms
+-- Returns how many changed.
 
-local ids = redis.call('SMEMBERS', KEYS[2])
-for _, id in ipairs(ids) do
-  redis.call('HSET', KEYS[1], id, 'READ')
+local flat = redis.call('HGETALL', KEYS[2])
+local changed = 0
+for i = 1, #flat, 2 do
+  if flat[i + 1] == 'U' and string.sub(flat[i], 1, 1) ~= ':' then
+    redis.call('HSET', KEYS[2], flat[i], 'R')
+    changed = changed + 1
+  end
 end
-redis.call('DEL', KEYS[2])
-return #ids
+if changed > 0 then
+  redis.call('HSET', KEYS[2], ':unread', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return changed
