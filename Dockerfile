@@ -20,17 +20,21 @@ WORKDIR /build
 # --- dependency layer --------------------------------------------------------------
 COPY deploy/docker/strip-manifest.awk /usr/local/share/lms/strip-manifest.awk
 COPY Cargo.toml Cargo.lock ./
+# The load generator is the workspace's other member: cargo needs its manifest to load the
+# workspace (and Cargo.lock to stay --locked), never its sources; a stub stands in for them.
+COPY benches/loadgen/Cargo.toml ./benches/loadgen/Cargo.toml
 # The patched socketioxide (docs/vendor.md), a path dependency through [patch.crates-io].
 COPY vendor ./vendor
-# Stub lib and bin. Targets other than the lib and the lms-realtime binary (benches,
-# tests, examples, the load generator) are dropped from this copy of the manifest:
-# their files are not in the build context. Dev-dependencies are not built.
+# Stub lib and bins. Targets other than the lib and the lms-realtime binary (benches,
+# tests, examples) are dropped from this copy of the manifest: their files are not in the
+# build context. Dev-dependencies are not built.
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && : > src/lib.rs \
+ && echo 'fn main() {}' > benches/loadgen/loadgen.rs \
  && awk -f /usr/local/share/lms/strip-manifest.awk Cargo.toml > Cargo.toml.deps \
  && mv Cargo.toml.deps Cargo.toml \
- && cargo build --release --locked --bin lms-realtime \
+ && cargo build --release --locked -p lms-realtime --bin lms-realtime \
  && rm -rf src target/release/lms-realtime* target/release/deps/lms_realtime-* target/release/deps/liblms_realtime-* \
            target/release/.fingerprint/lms-realtime-*
 
@@ -42,7 +46,7 @@ COPY src ./src
 RUN touch src/main.rs src/lib.rs \
  && awk -f /usr/local/share/lms/strip-manifest.awk Cargo.toml > Cargo.toml.bin \
  && mv Cargo.toml.bin Cargo.toml \
- && cargo build --release --locked --bin lms-realtime \
+ && cargo build --release --locked -p lms-realtime --bin lms-realtime \
  && install -D -m 0755 target/release/lms-realtime /out/lms-realtime
 
 # --- runtime -----------------------------------------------------------------------

@@ -113,17 +113,25 @@ validate_hpa_component() {
 # its dependency-layer trick yields a manifest cargo accepts with stub sources, and
 # .dockerignore lets through everything the Dockerfile copies and src/ includes.
 dockerfile_static() {
-  local d="$WORK/docker-deps"; mkdir -p "$d/src"
+  local d="$WORK/docker-deps"; mkdir -p "$d/src" "$d/benches/loadgen"
   cp Cargo.toml Cargo.lock "$d/"
+  cp benches/loadgen/Cargo.toml "$d/benches/loadgen/"
+  ln -sfn "$ROOT/vendor" "$d/vendor"
   echo 'fn main() {}' >"$d/src/main.rs"; : >"$d/src/lib.rs"
+  echo 'fn main() {}' >"$d/benches/loadgen/loadgen.rs"
   # The manifest filter the Dockerfile uses; every target left must be a stub file.
   grep -q 'strip-manifest.awk Cargo.toml' Dockerfile || { echo "Dockerfile no longer uses strip-manifest.awk"; return 1; }
+  grep -q '^COPY benches/loadgen/Cargo.toml' Dockerfile || { echo "Dockerfile no longer copies the load generator's manifest (a workspace member)"; return 1; }
   awk -f deploy/docker/strip-manifest.awk Cargo.toml >"$d/Cargo.toml"
+  # --locked: the stub workspace must resolve to the very Cargo.lock the image builds with
+  # (dropping a member, say, would change it and fail the image build).
+  cargo tree --offline --locked --depth 0 -p lms-realtime --manifest-path "$d/Cargo.toml" >/dev/null || return 1
   cargo metadata --offline --format-version 1 --no-deps --manifest-path "$d/Cargo.toml" >"$d/meta.json" || return 1
   node -e '
     const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const dir = process.argv[2];
-    const targets = m.packages[0].targets;
+    const gateway = m.packages.find((p) => p.name === "lms-realtime" && !p.source);
+    const targets = gateway.targets;
     const bad = targets.filter((t) => !t.src_path.startsWith(dir + "/src/"));
     if (bad.length) { console.error("targets outside src/ left in the stub manifest:", bad.map((t) => t.name)); process.exit(1); }
     if (!targets.some((t) => t.kind.includes("bin") && t.name === "lms-realtime")) { console.error("stub manifest lost the lms-realtime binary"); process.exit(1); }
@@ -131,7 +139,7 @@ dockerfile_static() {
   # .dockerignore is an allow-list ("*" then "!path" lines): each copied path must be
   # allowed by one of them.
   local p pat ok
-  for p in Cargo.toml Cargo.lock src deploy/docker/healthcheck.sh deploy/docker/strip-manifest.awk; do
+  for p in Cargo.toml Cargo.lock benches/loadgen/Cargo.toml src deploy/docker/healthcheck.sh deploy/docker/strip-manifest.awk; do
     ok=0
     while read -r pat; do
       [[ $pat == '!'* ]] || continue

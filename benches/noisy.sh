@@ -7,6 +7,9 @@
 #   MODES=cluster benches/noisy.sh
 #   SERVER_CPUS=0 LOADGEN_CPUS=1 benches/noisy.sh   # pin with taskset, so the generator's
 #                                                   # own CPU does not compete with the server
+#   NICE=-10 benches/noisy.sh   # run everything at a higher priority than a build sharing the box
+#   VICTIM_RATE=100 DURATION=20 benches/noisy.sh   # more victim samples (default 20/s for 15 s:
+#                                                  # 300 per phase, so p99 is the 3rd worst)
 #
 # Needs the release binaries (cargo build --release --bins). Loopback only, bounded in time
 # (about 2 minutes per mode). Prints one JSON line per mode; extra loadgen flags via NOISY_ARGS.
@@ -29,7 +32,7 @@ trap cleanup EXIT INT TERM
 
 start_node() { # port [redis-url]
   # The load generator's sockets all come from 127.0.0.1: lift the per-IP caps.
-  ${SERVER_CPUS:+taskset -c $SERVER_CPUS} env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
+  ${NICE:+nice -n $NICE} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
     MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
     "$B/lms-realtime" >"$OUT/node-$1.log" 2>&1 &
   pids+=($!)
@@ -42,8 +45,8 @@ start_node() { # port [redis-url]
 }
 
 run() { # urls pids
-  ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
-    -n 200 -t 4 -r 20 --duration 15 --drain 10 --quiet ${NOISY_ARGS:-}
+  ${NICE:+nice -n $NICE} ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
+    -n 200 -t 4 -r "${VICTIM_RATE:-20}" --duration "${DURATION:-15}" --drain 10 --quiet ${NOISY_ARGS:-}
 }
 
 for mode in $MODES; do
@@ -53,7 +56,7 @@ for mode in $MODES; do
       run http://127.0.0.1:4177 "${pids[0]}"
       ;;
     cluster)
-      ${SERVER_CPUS:+taskset -c $SERVER_CPUS} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
+      ${NICE:+nice -n $NICE} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
         --logfile "$OUT/redis.log" &
       pids+=($!)
       for _ in $(seq 50); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; sleep 0.1; done

@@ -21,7 +21,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::http::quota::ApiQuotas;
+use crate::emit;
+use crate::http::quota::{ApiQuotas, QuotaSettings};
 use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
 use crate::operator::Operator;
@@ -29,7 +30,8 @@ use crate::presence::memory::MemoryPresence;
 use crate::presence::tracker::PresenceSettings;
 use crate::presence::{Presence, PresenceStore};
 use crate::server::{HttpServer, Timeouts};
-use crate::service::{Gateway, PeerStats, events};
+use crate::server_events as events;
+use crate::service::{Gateway, PeerStats};
 use crate::socket::admission::{Admission, AdmissionLimits};
 use crate::socket::presence::RoomAnnouncer;
 use crate::socket::{self, SocketCtx, SocketLimits};
@@ -109,7 +111,6 @@ impl Application {
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
             .build_layer();
-        let stats_timeout = Duration::from_millis(config.stats_timeout_ms);
         let init_error = Arc::new(std::sync::Mutex::new(None));
         let slot = init_error.clone();
         let app = Self::assemble::<cluster::Adapter>(
@@ -127,7 +128,7 @@ impl Application {
         if let Some(e) = init_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
             anyhow::bail!("cannot subscribe the Socket.IO adapter to Redis: {e}");
         }
-        cluster.start(io, node, stats_timeout, app.shutdown.0.clone());
+        cluster.start(io, node, app.shutdown.0.clone());
         Ok(app)
     }
 
@@ -221,11 +222,13 @@ impl Application {
             presence,
             prometheus,
             draining: draining.clone(),
-            quotas: ApiQuotas::new(
-                config.api_rate_per_sec,
-                config.api_burst,
-                config.api_max_in_flight,
-            ),
+            quotas: ApiQuotas::new(QuotaSettings {
+                rate_per_sec: config.api_rate_per_sec,
+                burst: config.api_burst,
+                max_in_flight: config.api_max_in_flight,
+                refusal_hold: Duration::from_millis(config.api_refusal_hold_ms),
+                max_held_refusals: config.api_max_held_refusals,
+            }),
             max_notification_data_bytes: config.max_notification_data_bytes,
         };
         let metrics_on = match config.metrics_port {
@@ -279,8 +282,7 @@ impl Application {
                     message: "this node is shutting down; reconnect".into(),
                     event: None,
                 };
-                metrics::emitted(events::ERROR);
-                if let Err(e) = close_io.local().emit(events::ERROR, &notice).await {
+                if let Err(e) = emit::broadcast(close_io.local(), events::ERROR, &notice).await {
                     tracing::debug!(error = %e, "shutdown notice not delivered to every socket");
                 }
                 // Let the notice leave before the transports close.

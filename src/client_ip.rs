@@ -111,6 +111,14 @@ fn parse_node(raw: &str) -> Option<IpAddr> {
     s.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
+/// The `User-Agent` for a log line, cut to a readable length.
+pub fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    const MAX: usize = 200;
+    let ua = String::from_utf8_lossy(headers.get(axum::http::header::USER_AGENT)?.as_bytes())
+        .into_owned();
+    Some(ua.chars().take(MAX).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

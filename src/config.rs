@@ -226,6 +226,14 @@ pub struct Config {
     /// Service API requests one tenant may have in flight on this node (429 above).
     #[arg(long, env = "API_MAX_IN_FLIGHT", default_value_t = 32)]
     pub api_max_in_flight: usize,
+    /// How long a rate-limit refusal of the service API is held before it is answered, so
+    /// that a backend retrying as fast as it is answered cannot flood the node (0: off).
+    #[arg(long, env = "API_REFUSAL_HOLD_MS", default_value_t = 500)]
+    pub api_refusal_hold_ms: u64,
+    /// Refusals held at once on this node; past it they are answered at once and the
+    /// connection closed.
+    #[arg(long, env = "API_MAX_HELD_REFUSALS", default_value_t = 2048)]
+    pub api_max_held_refusals: usize,
     /// Largest `data` of one notification, in bytes of JSON (413 above).
     #[arg(long, env = "MAX_NOTIFICATION_DATA_BYTES", default_value_t = 8 * 1024)]
     pub max_notification_data_bytes: usize,

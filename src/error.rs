@@ -65,6 +65,11 @@ impl std::fmt::Display for ErrorCode {
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
+    /// When a `RATE_LIMITED` refusal may be retried; the HTTP edge sends it as
+    /// `Retry-After`. Not part of the wire body (the message states it for sockets).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl AppError {
@@ -72,6 +77,14 @@ impl AppError {
         Self {
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+    /// A `RATE_LIMITED` refusal that says when to retry.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(ErrorCode::RateLimited, message)
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -34,6 +34,9 @@ pub const HTTP_TIMEOUTS_TOTAL: &str = "lms_http_timeouts_total";
 pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "lms_http_accept_errors_total";
 /// Service API calls refused by a quota, by `reason` (rate, in_flight, data_size).
 pub const API_REFUSALS_TOTAL: &str = "lms_api_refusals_total";
+/// Quota refusals answered at once with the connection closed, because the node already
+/// held `API_MAX_HELD_REFUSALS` refusals (a flood wider than the hold can absorb).
+pub const API_REFUSALS_CLOSED_TOTAL: &str = "lms_api_refusals_closed_total";
 /// Emits that failed because a socket's send buffer was full (a slow consumer).
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
 
@@ -157,6 +160,10 @@ fn describe() {
     describe_counter!(
         API_REFUSALS_TOTAL,
         "Service API calls refused by a per-tenant quota, by reason"
+    );
+    describe_counter!(
+        API_REFUSALS_CLOSED_TOTAL,
+        "Quota refusals answered at once, closing the connection, past the held-refusal cap"
     );
     describe_gauge!(
         STORE_UP,
@@ -310,6 +317,10 @@ pub fn http_accept_failed() {
 
 pub fn api_refused(reason: &'static str) {
     counter!(API_REFUSALS_TOTAL, "reason" => reason).increment(1);
+}
+
+pub fn api_refusal_closed() {
+    counter!(API_REFUSALS_CLOSED_TOTAL).increment(1);
 }
 
 pub fn room_gauges(kind: &'static str, rooms: u64, members: u64) {

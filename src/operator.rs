@@ -15,11 +15,12 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use crate::auth::Claims;
+use crate::emit;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{TenantId, UserId};
 use crate::metrics::{self, KickCause};
 use crate::rooms;
-use crate::service::events;
+use crate::server_events as events;
 use crate::store::revocations::{RevocationStore, TokenFacts};
 use crate::types::{ErrorEvent, RevocationRequest, Revoked};
 
@@ -154,8 +155,7 @@ impl<A: Adapter> Operator<A> {
             message: why.to_owned(),
             event: None,
         };
-        metrics::emitted(events::ERROR);
-        if let Err(e) = self.io.to(room.clone()).emit(events::ERROR, &notice).await {
+        if let Err(e) = emit::broadcast(self.io.to(room.clone()), events::ERROR, &notice).await {
             tracing::warn!(error = %e, "the disconnect notice did not reach every socket");
         }
         self.io.to(room).disconnect().await.map_err(|e| {

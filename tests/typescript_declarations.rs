@@ -1,6 +1,6 @@
 //! The checked-in TypeScript declarations (`clients/typescript/src/generated/`) must be
 //! exactly what the Rust wire types generate: a rename on one side breaks the build, not a
-//! user. After changing `src/types.rs` (or `src/typescript.rs`), run `cargo run -- gen-ts`
+//! user. After changing `src/types/` (or `src/typescript.rs`, or an event table), run `cargo run -- gen-ts`
 //! and commit the result.
 
 use std::collections::BTreeSet;

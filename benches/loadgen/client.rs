@@ -207,7 +207,7 @@ pub async fn drive(ws: Box<Ws>, mut d: Driver) -> End {
                     break End::Lost("send event");
                 }
             }
-            _ = crate::run::stopped(&mut d.stop) => break End::Closed,
+            _ = crate::stop::stopped(&mut d.stop) => break End::Closed,
             _ = storm_changed(&mut d.storm) => break End::Closed,
             _ = &mut until => break End::Closed,
         }

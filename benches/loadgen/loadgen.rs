@@ -18,6 +18,7 @@ mod report;
 mod run;
 mod scenarios;
 mod stats;
+mod stop;
 mod target;
 mod token;
 

@@ -251,9 +251,3 @@ pub fn per(x: f64, y: f64) -> Option<f64> {
         None
     }
 }
-
-/// Resolves once `stop` turns true (or its sender is gone). The watch guard is dropped inside,
-/// so callers' futures stay `Send`.
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}

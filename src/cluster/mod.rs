@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::presence::PresenceStore;
 use crate::presence::redis::RedisPresence;
-use crate::service::Gateway;
+use crate::service::stats::local_stats;
 use crate::store::connections::ConnectionLedger;
 use crate::store::redis::RedisStore;
 use crate::store::redis_connections::{LiveInstances, RedisLedger};
@@ -242,13 +242,7 @@ impl Cluster {
     /// Runs the node's background work until `stop` fires: the stats heartbeat, the
     /// `lms_store_up` gauge, reconnect counting. On stop the node leaves the registry at
     /// once and closes its Redis connections once its sockets are closed.
-    pub fn start(
-        self,
-        io: SocketIo<Adapter>,
-        node: String,
-        stats_timeout: Duration,
-        stop: CancellationToken,
-    ) {
+    pub fn start(self, io: SocketIo<Adapter>, node: String, stop: CancellationToken) {
         metrics::describe();
         let mut reconnects = self.client.reconnect_rx();
         let counting = stop.clone();
@@ -268,13 +262,6 @@ impl Cluster {
             }
         });
 
-        // A gateway over the same sockets, used only for this node's local stats.
-        let fair = crate::fair::FairShare {
-            store_concurrency: 1,
-            recipients_per_sec: 1,
-            recipients_burst: 1,
-        };
-        let local = Gateway::new(io, self.store(), node, None, stats_timeout, fair);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(stats::HEARTBEAT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -285,7 +272,7 @@ impl Cluster {
                 }
                 let up = self.store.ping().await.is_ok();
                 crate::metrics::store_up(up);
-                if up && let Err(e) = self.peers.heartbeat(&local.local_stats()).await {
+                if up && let Err(e) = self.peers.heartbeat(&local_stats(&io, &node)).await {
                     tracing::debug!(error = %e, "stats heartbeat not written");
                 }
             }

@@ -40,12 +40,13 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
                 .map_or(QuotaKey::Platform, QuotaKey::Tenant),
         };
         let client = parts.extensions.get::<ClientIp>().copied();
-        let user_agent = crate::server::user_agent(&parts.headers);
-        let permit = state.quotas.admit(&Source {
+        let user_agent = crate::client_ip::user_agent(&parts.headers);
+        let source = Source {
             key: &key,
             client,
             user_agent: user_agent.as_deref(),
-        })?;
+        };
+        let permit = state.quotas.admit_or_hold(&source).await?;
         // After the quota: a flood over its quota is refused without a store round trip.
         check_revoked(parts, state, &claims).await?;
         Ok(Self {

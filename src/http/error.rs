@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -39,7 +39,13 @@ impl ApiError {
     /// The envelope without a log line, for refusals logged through a
     /// [`RefusalLog`](crate::refusal_log::RefusalLog) (aggregated per source) instead.
     pub fn into_unlogged_response(self) -> Response {
-        (self.status, Json(ApiErrorBody { error: self.error })).into_response()
+        let retry_after = self.error.retry_after_secs;
+        let mut res = (self.status, Json(ApiErrorBody { error: self.error })).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }
 

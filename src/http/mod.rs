@@ -145,7 +145,7 @@ async fn log_refusals(
     next: Next,
 ) -> Response {
     let client = req.extensions().get::<ClientIp>().copied();
-    let user_agent = crate::server::user_agent(req.headers());
+    let user_agent = crate::client_ip::user_agent(req.headers());
     let path = req.uri().path().to_owned();
     let mut response = next.run(req).await;
     let Some(note) = response.extensions_mut().remove::<RefusalNote>() else {

@@ -26,7 +26,7 @@ pub async fn readyz<A: Adapter>(State(s): State<ApiState<A>>) -> impl IntoRespon
             Json(serde_json::json!({ "status": "draining" })),
         );
     }
-    let store = tokio::time::timeout(READY_TIMEOUT, s.gateway.store().ping()).await;
+    let store = tokio::time::timeout(READY_TIMEOUT, s.gateway.ping_store()).await;
     let up = matches!(store, Ok(Ok(())));
     metrics::store_up(up);
     if up {

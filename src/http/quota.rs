@@ -6,10 +6,18 @@
 //! with `Retry-After`. A service token is charged to its own tenant; a super admin to the
 //! tenant the path names, or to the shared platform bucket. Refusals are counted and
 //! logged per tenant through a [`RefusalLog`], never a line per call.
+//!
+//! A quota refusal is answered after a short hold (`API_REFUSAL_HOLD_MS`): a backend that
+//! retries as fast as it is answered would otherwise turn cheap refusals into a CPU flood
+//! that slows every other tenant. Held refusals are bounded per node
+//! (`API_MAX_HELD_REFUSALS`); past that, a refusal is answered at once and its connection
+//! closed, so a flood must pay a new TCP handshake per call.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -63,9 +71,10 @@ impl Reason {
 #[derive(Debug)]
 pub enum Refusal {
     Api(ApiError),
+    /// Its `Retry-After`, when it has one, rides in the error.
     Quota {
         error: ApiError,
-        retry_after_secs: Option<u64>,
+        close: bool,
     },
 }
 
@@ -85,14 +94,11 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Self::Api(e) => e.into_response(),
-            Self::Quota {
-                error,
-                retry_after_secs,
-            } => {
+            Self::Quota { error, close } => {
                 let mut res = error.into_unlogged_response();
-                if let Some(secs) = retry_after_secs {
+                if close {
                     res.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 res
             }
@@ -103,12 +109,27 @@ impl IntoResponse for Refusal {
 /// Buckets remembered before idle ones are forgotten (a full bucket is the same as none).
 const RETAIN_ABOVE: usize = 10_000;
 
+/// The quota settings of one node (see [`crate::config::Config`]).
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaSettings {
+    pub rate_per_sec: u32,
+    pub burst: u32,
+    pub max_in_flight: usize,
+    /// How long a quota refusal is held before it is answered.
+    pub refusal_hold: Duration,
+    /// Refusals held at once on this node; past it they are answered at once, closing.
+    pub max_held_refusals: usize,
+}
+
 /// The quotas of one node.
 pub struct ApiQuotas {
     rate: DefaultKeyedRateLimiter<QuotaKey>,
     max_in_flight: usize,
     in_flight: Mutex<HashMap<QuotaKey, usize>>,
     refusals: RefusalLog<QuotaKey>,
+    refusal_hold: Duration,
+    max_held_refusals: usize,
+    held_refusals: AtomicUsize,
 }
 
 /// Who was refused, for the log line.
@@ -119,15 +140,39 @@ pub struct Source<'a> {
 }
 
 impl ApiQuotas {
-    pub fn new(rate_per_sec: u32, burst: u32, max_in_flight: usize) -> Arc<Self> {
-        let rate = NonZeroU32::new(rate_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+    pub fn new(settings: QuotaSettings) -> Arc<Self> {
+        let rate = NonZeroU32::new(settings.rate_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.burst).unwrap_or(rate);
         Arc::new(Self {
             rate: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            max_in_flight: max_in_flight.max(1),
+            max_in_flight: settings.max_in_flight.max(1),
             in_flight: Mutex::default(),
             refusals: RefusalLog::default(),
+            refusal_hold: settings.refusal_hold,
+            max_held_refusals: settings.max_held_refusals,
+            held_refusals: AtomicUsize::new(0),
         })
+    }
+
+    /// Admits one call, or answers its quota refusal after the hold (see the module doc).
+    pub async fn admit_or_hold(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
+        let refusal = match self.admit(source) {
+            Ok(permit) => return Ok(permit),
+            Err(refusal) => refusal,
+        };
+        if self.refusal_hold.is_zero() {
+            return Err(refusal);
+        }
+        let held = HeldRefusal::enter(&self.held_refusals);
+        if held.count > self.max_held_refusals {
+            metrics::api_refusal_closed();
+            return Err(match refusal {
+                Refusal::Quota { error, .. } => Refusal::Quota { error, close: true },
+                other => other,
+            });
+        }
+        tokio::time::sleep(self.refusal_hold).await;
+        Err(refusal)
     }
 
     /// Admits one call: a permit held until the response, or the 429 to answer.
@@ -147,11 +192,8 @@ impl ApiQuotas {
                 ErrorCode::RateLimited,
                 format!("rate limit of this tenant reached; retry in {secs} s"),
             );
-            if let Refusal::Quota {
-                retry_after_secs, ..
-            } = &mut refusal
-            {
-                *retry_after_secs = Some(secs);
+            if let Refusal::Quota { error, .. } = &mut refusal {
+                error.error.retry_after_secs = Some(secs);
             }
             return Err(refusal);
         }
@@ -201,8 +243,28 @@ impl ApiQuotas {
         }
         Refusal::Quota {
             error: ApiError::new(status, code, message),
-            retry_after_secs: None,
+            close: false,
         }
+    }
+}
+
+/// One refusal being held; counts itself out when dropped (also when the client leaves).
+struct HeldRefusal<'a> {
+    counter: &'a AtomicUsize,
+    /// Refusals held on the node, this one included.
+    count: usize,
+}
+
+impl<'a> HeldRefusal<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        Self { counter, count }
+    }
+}
+
+impl Drop for HeldRefusal<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -254,6 +316,16 @@ mod tests {
         QuotaKey::Tenant(TenantId::parse(t).unwrap())
     }
 
+    fn settings(rate_per_sec: u32, burst: u32, max_in_flight: usize) -> QuotaSettings {
+        QuotaSettings {
+            rate_per_sec,
+            burst,
+            max_in_flight,
+            refusal_hold: Duration::ZERO,
+            max_held_refusals: 0,
+        }
+    }
+
     fn source(k: &QuotaKey) -> Source<'_> {
         Source {
             key: k,
@@ -264,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_tenant_past_its_burst_is_refused_with_retry_after_and_another_is_not() {
-        let q = ApiQuotas::new(1, 3, 100);
+        let q = ApiQuotas::new(settings(1, 3, 100));
         let (a, b) = (key("a"), key("b"));
         let mut held = vec![];
         for _ in 0..3 {
@@ -282,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_in_flight_cap_frees_a_slot_when_a_call_ends() {
-        let q = ApiQuotas::new(1000, 1000, 2);
+        let q = ApiQuotas::new(settings(1000, 1000, 2));
         let a = key("a");
         let first = q.admit(&source(&a)).unwrap();
         let _second = q.admit(&source(&a)).unwrap();
@@ -290,6 +362,41 @@ mod tests {
         assert!(q.admit(&source(&key("b"))).is_ok());
         drop(first);
         assert!(q.admit(&source(&a)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_held_and_past_the_hold_cap_answered_at_once_with_close() {
+        let q = ApiQuotas::new(QuotaSettings {
+            refusal_hold: Duration::from_millis(500),
+            max_held_refusals: 1,
+            ..settings(1, 1, 100)
+        });
+        let a = key("a");
+        let _admitted = q
+            .admit_or_hold(&source(&a))
+            .await
+            .expect("within the burst");
+        let started = tokio::time::Instant::now();
+        let held_source = source(&a);
+        let first = q.admit_or_hold(&held_source);
+        let second = async {
+            // Starts while the first refusal is held: over the cap of one held refusal.
+            tokio::task::yield_now().await;
+            let refused = q.admit_or_hold(&source(&a)).await.err().expect("refused");
+            (
+                tokio::time::Instant::now() - started,
+                refused.into_response(),
+            )
+        };
+        let (first, (second_after, second)) = tokio::join!(first, second);
+        assert!(first.is_err());
+        assert_eq!(
+            tokio::time::Instant::now() - started,
+            Duration::from_millis(500)
+        );
+        assert_eq!(second_after, Duration::ZERO, "answered at once");
+        assert_eq!(second.headers()[header::CONNECTION], "close");
+        assert_eq!(q.held_refusals.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub async fn broadcast<A: Adapter>(
     let t: TenantId = ids("tenant", &t)?;
     caller.check_tenant(&t)?;
     caller.check_data_size(&s, req.data.as_ref())?;
-    let n = s.gateway.broadcast_to_tenant(&t, req).await?;
+    let n = s
+        .gateway
+        .broadcast_to_tenant(&t, req.into_content())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "id": n.id })),

@@ -210,17 +210,10 @@ impl Refused {
     fn of(parts: &axum::http::request::Parts, client: ClientIp) -> Self {
         Self {
             client,
-            user_agent: user_agent(&parts.headers),
+            user_agent: crate::client_ip::user_agent(&parts.headers),
             path: parts.uri.path().to_owned(),
         }
     }
-}
-
-/// The `User-Agent` for a log line, cut to a readable length.
-pub fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
-    const MAX: usize = 200;
-    let ua = String::from_utf8_lossy(headers.get(header::USER_AGENT)?.as_bytes()).into_owned();
-    Some(ua.chars().take(MAX).collect())
 }
 
 /// A response body that marks the connection idle once hyper is done with it.

@@ -34,14 +34,9 @@ pub async fn broadcast<A: Adapter>(
             ));
         }
     };
-    let req = BroadcastRequest {
-        title: p.title,
-        message: p.message,
-        kind: p.kind,
-        priority: p.priority,
-        data: p.data,
-    };
-    cx.gateway().broadcast_to_tenant(&tenant, req).await
+    cx.gateway()
+        .broadcast_to_tenant(&tenant, p.into_content())
+        .await
 }
 
 pub async fn system_alert<A: Adapter>(
@@ -54,11 +49,5 @@ pub async fn system_alert<A: Adapter>(
             AppError::forbidden("only super admins may send system alerts"),
         ));
     }
-    cx.gateway()
-        .send_system_alert(SystemAlertRequest {
-            title: p.title,
-            message: p.message,
-            priority: p.priority,
-        })
-        .await
+    cx.gateway().send_system_alert(p).await
 }

@@ -249,7 +249,7 @@ async fn initial_rooms<A: Adapter>(
         if let Some(jti) = &c.jti {
             rooms.push(rooms::token(t, jti));
         }
-        for (course, role) in ctx.gateway.store().user_courses(t, &c.sub).await? {
+        for (course, role) in ctx.gateway.user_courses(t, &c.sub).await? {
             rooms.push(rooms::course(t, &course));
             if role == CourseRole::Instructor {
                 rooms.push(rooms::course_instructors(t, &course));

@@ -14,8 +14,8 @@ use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 use tokio_util::time::{DelayQueue, delay_queue};
 
-use crate::metrics;
-use crate::service::events;
+use crate::emit;
+use crate::server_events as events;
 use crate::types::AuthExpired;
 
 /// The longest single wait; a later expiry is re-armed when it comes (the timer wheel
@@ -97,8 +97,7 @@ async fn run<A: Adapter>(io: SocketIo<A>, mut commands: mpsc::UnboundedReceiver<
 
 fn expire<A: Adapter>(io: &SocketIo<A>, sid: Sid) {
     let Some(s) = io.get_socket(sid) else { return };
-    metrics::emitted(events::AUTH_EXPIRED);
-    let _ = s.emit(events::AUTH_EXPIRED, &AuthExpired {});
+    let _ = emit::to_socket(&s, events::AUTH_EXPIRED, &AuthExpired {});
     tracing::info!(%sid, "token expired; disconnecting");
     let _ = s.disconnect();
 }

@@ -1,7 +1,7 @@
 //! The Socket.IO surface: authentication at connect, room placement, and the event table.
 //!
-//! [`dispatch`] lists every client event with its handler in one place; [`register`]
-//! installs one fallback handler per socket that routes to it. Every handler is a named
+//! [`client_events`] lists every client event with its handler in one place; [`register`]
+//! installs one fallback handler per socket that routes to its dispatch. Every handler is a named
 //! async fn taking an [`EventCx`] and a typed payload and returning a `Result`; [`run`]
 //! wraps it with the per-socket rate limit (and the flood flag), payload validation,
 //! metrics and the ack envelope, so those rules hold for every event alike.
@@ -9,6 +9,7 @@
 mod admin;
 pub mod admission;
 mod args;
+pub mod client_events;
 mod connect;
 mod courses;
 mod expiry;
@@ -197,7 +198,7 @@ impl<A: Adapter> EventCx<A> {
 
 /// Installs the socket's one event entry point. A single fallback handler per socket (not
 /// one boxed handler per event name) keeps the per-connection footprint small; the table
-/// of events lives in [`dispatch`].
+/// of events lives in [`client_events`].
 fn register<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, session: &Arc<Session>) {
     let ctx = ctx.clone();
     let session = session.clone();
@@ -208,7 +209,7 @@ fn register<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, session: &Arc
               reply: Reply<A>| {
             let (ctx, session) = (ctx.clone(), session.clone());
             async move {
-                dispatch(
+                client_events::dispatch(
                     &name,
                     Incoming {
                         socket: s,
@@ -222,32 +223,6 @@ fn register<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, session: &Arc
             }
         },
     );
-}
-
-/// Every client event of the contract (§3), with its handler.
-async fn dispatch<A: Adapter>(name: &str, i: Incoming<A>) {
-    match name {
-        "notification:read" => run("notification:read", i, notifications::read).await,
-        "notification:read_all" => run("notification:read_all", i, notifications::read_all).await,
-        "notification:dismiss" => run("notification:dismiss", i, notifications::dismiss).await,
-        "notification:count" => run("notification:count", i, notifications::count).await,
-        "notification:list" => run("notification:list", i, notifications::list).await,
-        "course:join" => run("course:join", i, courses::join).await,
-        "course:leave" => run("course:leave", i, courses::leave).await,
-        "course:update" => run("course:update", i, courses::update).await,
-        "progress:content" => run("progress:content", i, progress::content).await,
-        "progress:video" => run("progress:video", i, progress::video).await,
-        "admin:broadcast" => run("admin:broadcast", i, admin::broadcast).await,
-        "admin:system_alert" => run("admin:system_alert", i, admin::system_alert).await,
-        "auth:refresh" => run("auth:refresh", i, connect::refresh).await,
-        "presence:list" => run("presence:list", i, presence::list).await,
-        "presence:count" => run("presence:count", i, presence::count).await,
-        _ => run("unknown", i, unknown).await,
-    }
-}
-
-async fn unknown<A: Adapter>(_: EventCx<A>, _: serde_json::Value) -> Result<(), AppError> {
-    Err(AppError::invalid("unknown event"))
 }
 
 /// One incoming event, before it is routed.

@@ -5,9 +5,8 @@ use socketioxide::adapter::Adapter;
 
 use super::EventCx;
 use crate::error::AppError;
-use crate::metrics;
 use crate::rooms;
-use crate::service::events;
+use crate::server_events as events;
 use crate::store::ListQuery;
 use crate::types::*;
 
@@ -23,13 +22,12 @@ async fn sync<A: Adapter>(
 ) -> Result<(), AppError> {
     let room = rooms::user(cx.tenant()?, &cx.claims().sub);
     if let Some((name, body)) = event {
-        metrics::emitted(name);
-        if let Err(e) = cx.socket.to(room.clone()).emit(name, &body).await {
-            tracing::warn!(event = name, error = %e, "sync emit failed");
-        }
+        cx.gateway()
+            .emit_to_others_or_log(&cx.socket, vec![room.clone()], name, &body)
+            .await;
     }
     cx.gateway()
-        .emit_to(
+        .emit_or_log(
             vec![room],
             events::NOTIFICATION_COUNT,
             &UnreadCount { unread },
@@ -99,7 +97,7 @@ pub async fn dismiss<A: Adapter>(
         // All the user's sockets, this one included, learn of the dismissal.
         let room = rooms::user(cx.tenant()?, &cx.claims().sub);
         cx.gateway()
-            .emit_to(vec![room], events::NOTIFICATION_DISMISSED, &body)
+            .emit_or_log(vec![room], events::NOTIFICATION_DISMISSED, &body)
             .await;
         sync(&cx, None, change.unread).await?;
     }

@@ -12,7 +12,8 @@ use crate::ids::CourseId;
 use crate::metrics::SecurityKind;
 use crate::presence::{Announcement, Announcer};
 use crate::rooms;
-use crate::service::{Gateway, events, now_rfc3339};
+use crate::server_events as events;
+use crate::service::{Gateway, now_rfc3339};
 use crate::types::{CoursePresence, CourseRole, PresenceChange, PresenceCount, PresenceQuery};
 
 /// What the socket's user is in the course: an admin, or its course role.
@@ -82,7 +83,7 @@ impl<A: Adapter> Announcer for RoomAnnouncer<A> {
                 role: a.role,
                 at: now_rfc3339(),
             };
-            gateway.emit_to(vec![room], event, &change).await;
+            gateway.emit_or_log(vec![room], event, &change).await;
         })
     }
 }

@@ -6,9 +6,10 @@ use socketioxide::adapter::Adapter;
 use super::EventCx;
 use crate::error::AppError;
 use crate::ids::CourseId;
-use crate::metrics::{self, SecurityKind};
+use crate::metrics::SecurityKind;
 use crate::rooms;
-use crate::service::{events, now_rfc3339};
+use crate::server_events as events;
+use crate::service::now_rfc3339;
 use crate::store::ProgressRecord;
 use crate::types::*;
 
@@ -50,15 +51,14 @@ async fn forward<A: Adapter, P: serde::Serialize>(
         payload: serde_json::to_value(&body.payload).map_err(|_| AppError::internal())?,
         at,
     };
-    cx.gateway().store().append_progress(t, &record).await?;
+    cx.gateway().record_progress(t, &record).await?;
     let targets = vec![
         rooms::course_instructors(t, course),
         rooms::user(t, &cx.claims().sub),
     ];
-    metrics::emitted(event);
-    if let Err(e) = cx.socket.to(targets).emit(event, &body).await {
-        tracing::warn!(event, error = %e, "progress forward failed");
-    }
+    cx.gateway()
+        .emit_to_others_or_log(&cx.socket, targets, event, &body)
+        .await;
     Ok(())
 }
 

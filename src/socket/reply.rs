@@ -12,9 +12,9 @@ use socketioxide::extract::AckSender;
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 
+use crate::emit;
 use crate::error::AppError;
-use crate::metrics;
-use crate::service::events;
+use crate::server_events as events;
 use crate::types::ErrorEvent;
 
 /// Extractor: how to answer this event (ack callback or `error` event).
@@ -72,13 +72,12 @@ impl<A: Adapter> Reply<A> {
             (Err(e), true) => self.ack.send(&err_body(e)),
             (Ok(_), false) => Ok(()),
             (Err(e), false) => {
-                metrics::emitted(events::ERROR);
                 let body = ErrorEvent {
                     code: e.code,
                     message: e.message.clone(),
                     event: Some(event.to_owned()),
                 };
-                self.socket.emit(events::ERROR, &body)
+                emit::to_socket(&self.socket, events::ERROR, &body)
             }
         };
         if let Err(e) = outcome {

@@ -386,11 +386,54 @@ async fn a_fan_out_to_a_thousand_users_at_the_data_cap_holds_the_body_once() {
     assert!(grown < 5 * 1024, "RSS grew {grown} KiB");
 }
 
+/// A backend that retries as fast as it is answered: each quota refusal is held before it
+/// is answered, so the flood slows to its own concurrency divided by the hold; past the
+/// node's cap of held refusals, they are answered at once and the connection is closed.
+#[tokio::test]
+async fn quota_refusals_are_held_and_past_the_cap_answered_at_once_closing() {
+    let hold = Duration::from_millis(300);
+    let node = spawn_node_with(|c| {
+        c.api_rate_per_sec = 1;
+        c.api_burst = 1;
+        c.api_refusal_hold_ms = 300;
+        c.api_max_held_refusals = 3;
+    })
+    .await;
+    let busy = service_token("busy");
+    let (status, body) = node.get("/tenants/busy/users/u1/unread", &busy).await;
+    assert_eq!(status, 200, "{body}");
+    let calls = (0..6).map(|_| async {
+        let started = std::time::Instant::now();
+        let res = node
+            .call(reqwest::Method::GET, "/tenants/busy/users/u1/unread", &busy)
+            .send()
+            .await
+            .unwrap();
+        let closing = res
+            .headers()
+            .get("connection")
+            .is_some_and(|v| v == "close");
+        (res.status().as_u16(), closing, started.elapsed())
+    });
+    let answers = futures::future::join_all(calls).await;
+    assert!(
+        answers.iter().all(|(status, ..)| *status == 429),
+        "{answers:?}"
+    );
+    let held: Vec<_> = answers.iter().filter(|(_, closing, _)| !closing).collect();
+    assert_eq!(held.len(), 3, "three held, three closing: {answers:?}");
+    assert!(held.iter().all(|(.., took)| *took >= hold), "{answers:?}");
+
+    let quiet = service_token("quiet");
+    let (status, body) = node.get("/tenants/quiet/users/u1/unread", &quiet).await;
+    assert_eq!(status, 200, "another tenant is not held: {body}");
+}
+
 /// Fair sharing: a call is cheap to make but may store for a thousand users; each tenant's
 /// stored recipients per second are budgeted, so its flood is refused before anything is
 /// stored and another tenant's notifications go through.
 #[tokio::test]
-async fn a_tenant_over_its_recipient_budget_gets_429_and_nothing_is_stored() {
+async fn a_tenant_over_its_recipient_budget_gets_429_with_retry_after_and_nothing_is_stored() {
     let node = spawn_node_with(|c| {
         c.tenant_notify_recipients_per_sec = 1;
         c.tenant_notify_recipients_burst = 20;
@@ -407,8 +450,21 @@ async fn a_tenant_over_its_recipient_budget_gets_429_and_nothing_is_stored() {
     let busy = service_token("busy");
     let (status, body) = node.post("/notifications", &busy, many("busy", "n1")).await;
     assert_eq!(status, 202, "{body}");
-    let (status, body) = node.post("/notifications", &busy, many("busy", "n2")).await;
-    assert_eq!(status, 429, "{body}");
+    let res = node
+        .call(reqwest::Method::POST, "/notifications", &busy)
+        .json(&many("busy", "n2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 15 recipients at 1/s with 5 left in the bucket: 10 s to wait.
+    assert!((9..=11).contains(&retry), "Retry-After {retry}");
+    let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
     let (_, unread) = node.get("/tenants/busy/users/u0/unread", &busy).await;
     assert_eq!(unread["unread"], 1, "the refused call stored nothing");

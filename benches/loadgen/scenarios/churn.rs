@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx, a: &ChurnArgs) -> anyhow::Result<Value> {
         churners.push(tokio::spawn(async move {
             // Spread the first connects over one lifetime so the churn starts steady, not as a storm.
             let first = Duration::from_secs_f64(fastrand::f64() * lifetime as f64 / 1000.0);
-            if tokio::time::timeout(first, run::stopped(&mut stop))
+            if tokio::time::timeout(first, crate::stop::stopped(&mut stop))
                 .await
                 .is_ok()
             {
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, a: &ChurnArgs) -> anyhow::Result<Value> {
                 if *stop.borrow() {
                     return End::Closed;
                 }
-                if tokio::time::timeout(jittered(delay, jitter), run::stopped(&mut stop))
+                if tokio::time::timeout(jittered(delay, jitter), crate::stop::stopped(&mut stop))
                     .await
                     .is_ok()
                 {
@@ -94,7 +94,7 @@ pub async fn run(ctx: &Ctx, a: &ChurnArgs) -> anyhow::Result<Value> {
                 return 0;
             }
             loop {
-                if tokio::time::timeout(Duration::from_secs(every), run::stopped(&mut stop))
+                if tokio::time::timeout(Duration::from_secs(every), crate::stop::stopped(&mut stop))
                     .await
                     .is_ok()
                 {

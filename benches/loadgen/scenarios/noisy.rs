@@ -126,7 +126,7 @@ fn start_noise(
                     let due = t0 + Duration::from_secs_f64(k as f64 / rate);
                     tokio::select! {
                         _ = tokio::time::sleep_until(due.into()) => {}
-                        _ = run::stopped(&mut stop_rx) => break,
+                        _ = crate::stop::stopped(&mut stop_rx) => break,
                     }
                 }
                 let node = &targets[k as usize % targets.len()];
@@ -153,7 +153,7 @@ fn start_noise(
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
-                        _ = run::stopped(&mut stop_rx) => break,
+                        _ = crate::stop::stopped(&mut stop_rx) => break,
                     }
                     offered.fetch_add(1, Relaxed);
                     let ev = Outgoing {

@@ -1,87 +1,57 @@
 //! The load generator's own accounting, checked on small runs against a real gateway node.
 //!
 //! A load tester must be able to trust `lost`, `expected_deliveries` and the latency
-//! percentiles that `lms-loadgen` prints, so these tests spawn the built `lms-realtime` binary
-//! (single node, in-memory), run the built `lms-loadgen` against it, and check that the numbers
+//! percentiles that `lms-loadgen` prints, so these tests run a real gateway node (single node,
+//! in-memory, inside the test process: the gateway is another workspace member, so its binary
+//! is not ours to spawn), run the built `lms-loadgen` against it, and check that the numbers
 //! add up: every expected delivery is counted, a delivery the generator deliberately ignores
 //! shows up as exactly that much loss, refusals are counted by reason. No assertion depends on
 //! timing (latencies are only checked for order and count).
 
+use lms_realtime::{Application, Config, ShutdownHandle};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const SECRET: &str = "loadgen-accounting-secret-0123456789";
 
-/// One gateway process, killed when dropped.
+/// One gateway node on its own runtime, stopped when dropped.
 struct Node {
-    child: Child,
+    runtime: tokio::runtime::Runtime,
+    shutdown: ShutdownHandle,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     url: String,
+    /// The process the node runs in, for `--pids` (this test process).
+    pid: String,
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free port in 4100..4200 (the range this project's tests may use), distinct per call.
-fn free_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 4100 + (std::process::id() % 20) as u16 * 5;
-    for _ in 0..100 {
-        let p = 4100 + (base - 4100 + NEXT.fetch_add(1, Ordering::Relaxed)) % 100;
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            let _ = self.runtime.block_on(task);
         }
     }
-    panic!("no free port in 4100..4200");
-}
-
-fn healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
 }
 
 fn spawn_node() -> Node {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
-        .env("JWT_SECRET", SECRET)
-        .env("PORT", port.to_string())
-        .env("HOST", "127.0.0.1")
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lms-realtime");
-    let node = Node {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let t0 = Instant::now();
-    while !healthy(port) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "lms-realtime did not become healthy on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the node");
+    let app = runtime
+        .block_on(Application::build(Config::for_tests(SECRET)))
+        .expect("the gateway builds");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_handle();
+    let task = runtime.spawn(app.run_until_stopped());
+    Node {
+        runtime,
+        shutdown,
+        task: Some(task),
+        url,
+        pid: std::process::id().to_string(),
     }
-    node
 }
 
 /// Runs `lms-loadgen <args>` to completion; returns its exit code and the JSON result line.
@@ -136,7 +106,7 @@ fn assert_latency_consistent(lat: &Value, count: u64) {
 #[test]
 fn a_fanout_run_expects_one_delivery_per_tenant_member_and_counts_each() {
     let node = spawn_node();
-    let pid = node.child.id().to_string();
+    let pid = node.pid.clone();
     let (code, json, err) = loadgen(&[
         "fanout",
         "--url",

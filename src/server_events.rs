@@ -1,0 +1,49 @@
+//! Server → client events (PROTOCOL §4): each name spelled once, with the type of its
+//! payload, so the emitting code, the TypeScript event map and docs/api.md's event list all
+//! read the same table. A leaf module: emitters need the names, not the service layer.
+
+/// One server → client event, as the generated declarations and docs list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerEvent {
+    pub name: &'static str,
+    /// The payload's TypeScript type (a declaration of `types.ts`).
+    pub payload: &'static str,
+}
+
+/// One line an event: `CONSTANT = "wire:name" => PayloadType`. Defines the constant and
+/// adds the event to [`SERVER_EVENTS`].
+macro_rules! server_events {
+    ($($(#[$doc:meta])* $konst:ident = $name:literal => $payload:ident,)*) => {
+        $($(#[$doc])* pub const $konst: &str = $name;)*
+
+        /// Every server → client event, in the order the contract lists them.
+        pub const SERVER_EVENTS: &[ServerEvent] = &[
+            $(ServerEvent { name: $konst, payload: stringify!($payload) },)*
+        ];
+    };
+}
+
+server_events! {
+    /// A notification was stored for the user, or a tenant/role broadcast was sent.
+    NOTIFICATION_NEW = "notification:new" => Notification,
+    /// The user's unread count changed.
+    NOTIFICATION_COUNT = "notification:count" => UnreadCount,
+    /// Another socket of the user read a notification.
+    NOTIFICATION_READ = "notification:read" => NotificationRef,
+    /// A socket of the user dismissed a notification.
+    NOTIFICATION_DISMISSED = "notification:dismissed" => NotificationRef,
+    COURSE_UPDATED = "course:updated" => CourseUpdated,
+    COURSE_ENROLLMENT = "course:enrollment" => CourseEnrollment,
+    /// A student's progress, forwarded to instructors and the student's other sockets.
+    PROGRESS_CONTENT = "progress:content" => ProgressContentEvent,
+    PROGRESS_VIDEO = "progress:video" => ProgressVideoEvent,
+    SYSTEM_ALERT = "system:alert" => SystemAlert,
+    /// Sent just before a socket whose token expired is disconnected.
+    AUTH_EXPIRED = "auth:expired" => AuthExpired,
+    /// A user's first socket in the course came online (to the course's instructors).
+    PRESENCE_JOIN = "presence:join" => PresenceChange,
+    /// A user's last socket in the course went away (to the course's instructors).
+    PRESENCE_LEAVE = "presence:leave" => PresenceChange,
+    /// An error that has no ack to travel in (or a notice before a disconnect).
+    ERROR = "error" => ErrorEvent,
+}

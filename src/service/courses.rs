@@ -1,0 +1,183 @@
+//! Course membership (with live room moves), course updates and progress.
+
+use socketioxide::adapter::Adapter;
+
+use super::Gateway;
+use crate::error::AppError;
+use crate::ids::{CourseId, TenantId, UserId};
+use crate::rooms;
+use crate::server_events as events;
+use crate::store::ProgressRecord;
+use crate::types::*;
+
+impl<A: Adapter> Gateway<A> {
+    /// Caches a membership and moves the user's live sockets, on every node, into the
+    /// course room (and the instructors' room for an instructor).
+    pub async fn set_course_member(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+        role: CourseRole,
+    ) -> Result<(), AppError> {
+        let previous = self.inner.store.set_member(t, c, u, role).await?;
+        self.after_upsert(t, c, u, role, previous == Some(CourseRole::Instructor))
+            .await;
+        Ok(())
+    }
+
+    /// Moves a (re-)enrolled user's live sockets, on every node, into the course room (and
+    /// the instructors' room, or out of it) and tells them.
+    async fn after_upsert(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+        role: CourseRole,
+        was_instructor: bool,
+    ) {
+        let user_room = rooms::user(t, u);
+        let mut join = vec![rooms::course(t, c)];
+        if role == CourseRole::Instructor {
+            join.push(rooms::course_instructors(t, c));
+        } else if was_instructor {
+            self.leave_rooms(&user_room, vec![rooms::course_instructors(t, c)])
+                .await;
+        }
+        if let Err(e) = self.inner.io.within(user_room.clone()).join(join).await {
+            tracing::warn!(tenant = %t, error = %e, "could not move live sockets into a course room");
+        }
+        let event = CourseEnrollment {
+            course_id: c.clone(),
+            user_id: u.clone(),
+            action: EnrollmentAction::Enrolled,
+            role,
+        };
+        self.emit_or_log(vec![user_room], events::COURSE_ENROLLMENT, &event)
+            .await;
+    }
+
+    /// Removes a membership and takes the user's live sockets out of the course rooms.
+    pub async fn remove_course_member(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+    ) -> Result<(), AppError> {
+        let role = self
+            .inner
+            .store
+            .remove_member(t, c, u)
+            .await?
+            .ok_or_else(|| {
+                AppError::not_found(format!("user {u} is not a member of course {c}"))
+            })?;
+        self.after_removal(t, c, u, role).await;
+        Ok(())
+    }
+
+    async fn after_removal(&self, t: &TenantId, c: &CourseId, u: &UserId, role: CourseRole) {
+        let user_room = rooms::user(t, u);
+        self.leave_rooms(
+            &user_room,
+            vec![rooms::course(t, c), rooms::course_instructors(t, c)],
+        )
+        .await;
+        let event = CourseEnrollment {
+            course_id: c.clone(),
+            user_id: u.clone(),
+            action: EnrollmentAction::Unenrolled,
+            role,
+        };
+        self.emit_or_log(vec![user_room], events::COURSE_ENROLLMENT, &event)
+            .await;
+    }
+
+    async fn leave_rooms(&self, user_room: &str, rooms: Vec<String>) {
+        if let Err(e) = self
+            .inner
+            .io
+            .within(user_room.to_owned())
+            .leave(rooms)
+            .await
+        {
+            tracing::warn!(error = %e, "could not move live sockets out of a course room");
+        }
+    }
+
+    /// Replaces the whole membership of a course and applies the difference live.
+    pub async fn replace_course_members(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        members: Vec<Member>,
+    ) -> Result<MembersReplaced, AppError> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = members.iter().find(|m| !seen.insert(&m.user_id)) {
+            return Err(AppError::invalid(format!(
+                "members: user {} is listed twice",
+                dup.user_id
+            )));
+        }
+        let diff = self.inner.store.replace_members(t, c, &members).await?;
+        for m in &diff.removed {
+            self.after_removal(t, c, &m.user_id, m.role).await;
+        }
+        for m in &diff.upserted {
+            // The diff does not say whether a student used to teach: leave the instructors'
+            // room either way (a no-op when not in it).
+            self.after_upsert(t, c, &m.user_id, m.role, true).await;
+        }
+        Ok(MembersReplaced {
+            members: members.len() as u64,
+            added: diff.upserted.len() as u64,
+            removed: diff.removed.len() as u64,
+        })
+    }
+
+    /// `course:updated` to the course room.
+    pub async fn publish_course_update(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        changes: serde_json::Map<String, serde_json::Value>,
+        updated_by: String,
+    ) -> Result<CourseUpdated, AppError> {
+        let event = CourseUpdated {
+            course_id: c.clone(),
+            changes,
+            updated_by,
+        };
+        self.emit_or_unavailable(vec![rooms::course(t, c)], events::COURSE_UPDATED, &event)
+            .await?;
+        Ok(event)
+    }
+
+    /// The role a user has in a course, from the membership cache.
+    pub async fn course_role(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+    ) -> Result<Option<CourseRole>, AppError> {
+        Ok(self.inner.store.member_role(t, c, u).await?)
+    }
+
+    /// The courses a user is a member of, with the role in each (rooms at connect).
+    pub async fn user_courses(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+    ) -> Result<Vec<(CourseId, CourseRole)>, AppError> {
+        Ok(self.inner.store.user_courses(t, u).await?)
+    }
+
+    /// Appends a progress report to the tenant's progress log.
+    pub async fn record_progress(
+        &self,
+        t: &TenantId,
+        record: &ProgressRecord,
+    ) -> Result<(), AppError> {
+        Ok(self.inner.store.append_progress(t, record).await?)
+    }
+}

@@ -1,0 +1,153 @@
+//! The service layer: every operation of the gateway as a method of one type.
+//!
+//! The HTTP routes and the socket handlers both call [`Gateway`], and a Rust program can
+//! embed the gateway and call it directly. It is the only way from a handler to the store
+//! and to emits. It is generic over the Socket.IO adapter, so the same code delivers
+//! through the in-process adapter on one node and through Redis in a cluster: `io.to(room)`
+//! reaches the room on every node. The operations are split by domain: notifications and
+//! broadcasts, courses and progress, stats.
+
+mod courses;
+mod notifications;
+pub mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+use socketioxide::{SocketIo, adapter::Adapter};
+
+use crate::emit;
+use crate::error::AppError;
+use crate::fair::{FairShare, RecipientBudget, TenantLines};
+use crate::ids::NotificationId;
+use crate::role::Role;
+use crate::store::Store;
+
+pub use stats::PeerStats;
+
+/// Now, as the RFC 3339 timestamp every payload carries.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+struct Inner<A: Adapter> {
+    io: SocketIo<A>,
+    store: Arc<dyn Store>,
+    /// Each tenant's share of concurrent inbox writes, and of stored recipients (`fair`).
+    lines: TenantLines,
+    recipients: RecipientBudget,
+    node_id: String,
+    peers: Option<Arc<dyn PeerStats>>,
+    stats_timeout: Duration,
+}
+
+/// The gateway's operations. Cheap to clone.
+pub struct Gateway<A: Adapter> {
+    inner: Arc<Inner<A>>,
+}
+
+impl<A: Adapter> Clone for Gateway<A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<A: Adapter> Gateway<A> {
+    pub fn new(
+        io: SocketIo<A>,
+        store: Arc<dyn Store>,
+        node_id: String,
+        peers: Option<Arc<dyn PeerStats>>,
+        stats_timeout: Duration,
+        fair: FairShare,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                io,
+                store,
+                lines: TenantLines::new(fair.store_concurrency),
+                recipients: RecipientBudget::new(fair.recipients_per_sec, fair.recipients_burst),
+                node_id,
+                peers,
+                stats_timeout,
+            }),
+        }
+    }
+
+    /// The Socket.IO server, for the parts of the node that own sockets (expiry timers,
+    /// shutdown), not for emits: those go through the methods below.
+    pub fn io(&self) -> &SocketIo<A> {
+        &self.inner.io
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping_store(&self) -> Result<(), AppError> {
+        Ok(self.inner.store.ping().await?)
+    }
+
+    /// Emits to rooms on every node, after a store write that already made the event
+    /// durable (the inbox): a failed emit is logged and counted, and not returned.
+    pub async fn emit_or_log<T: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &'static str,
+        data: &T,
+    ) {
+        let _logged = self.emit_or_unavailable(rooms, event, data).await;
+    }
+
+    /// Emits a live-only event to rooms on every node (every socket when `rooms` is
+    /// empty). `UNAVAILABLE` when it could not be published to the cluster (the Redis
+    /// adapter gives up on the whole emit, local sockets included), so a caller is never
+    /// told that a broadcast went out when it did not. Sockets whose buffers are full are
+    /// counted as drops, not failures.
+    pub async fn emit_or_unavailable<T: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &'static str,
+        data: &T,
+    ) -> Result<(), AppError> {
+        let to = if rooms.is_empty() {
+            self.inner.io.broadcast()
+        } else {
+            self.inner.io.to(rooms)
+        };
+        match emit::broadcast(to, event, data).await {
+            Ok(()) => Ok(()),
+            Err(e) => emit::report_broadcast_error(event, &e),
+        }
+    }
+
+    /// Emits from a socket to rooms on every node, that socket left out (the user's other
+    /// sockets kept in sync, progress forwarded): a failed emit is logged and counted, and
+    /// not returned, since the store already took what the event reports.
+    pub async fn emit_to_others_or_log<T: Serialize + ?Sized>(
+        &self,
+        from: &SocketRef<A>,
+        rooms: Vec<String>,
+        event: &'static str,
+        data: &T,
+    ) {
+        if let Err(e) = emit::broadcast(from.to(rooms), event, data).await {
+            let _logged = emit::report_broadcast_error(event, &e);
+        }
+    }
+}
+
+/// A server-generated notification id.
+pub fn new_notification_id() -> NotificationId {
+    NotificationId::parse(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid id")
+}
+
+/// Whether a role may act for other users of its tenant (admin actions).
+pub fn is_admin(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::SuperAdmin)
+}

@@ -1,0 +1,200 @@
+//! Notifications (stored per recipient, then delivered) and live-only broadcasts.
+
+use futures::{StreamExt, stream};
+use socketioxide::adapter::Adapter;
+
+use super::{Gateway, new_notification_id, now_rfc3339};
+use crate::error::AppError;
+use crate::ids::{NotificationId, TenantId, UserId};
+use crate::metrics;
+use crate::rooms;
+use crate::server_events as events;
+use crate::store::{InsertOutcome, ListQuery, Page, StatusChange};
+use crate::types::*;
+
+/// How many store writes one notification fans out concurrently.
+const STORE_FANOUT: usize = 32;
+
+impl<A: Adapter> Gateway<A> {
+    /// Stores a notification for one user and delivers it live.
+    pub async fn send_notification_to_user(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        input: NotificationInput,
+    ) -> Result<SendNotificationResponse, AppError> {
+        self.send_notification(tenant, Recipients::User(user.clone()), input)
+            .await
+    }
+
+    /// Stores one inbox entry per recipient (idempotent on the id), counts it unread and
+    /// delivers `notification:new` + `notification:count` to the recipients' sockets on
+    /// whatever node they are. A role target is delivered live only (there is no user
+    /// directory to store it for). On a store failure nothing is reported as done.
+    pub async fn send_notification(
+        &self,
+        tenant: &TenantId,
+        recipients: Recipients,
+        input: NotificationInput,
+    ) -> Result<SendNotificationResponse, AppError> {
+        let id = input.id.clone().unwrap_or_else(new_notification_id);
+        let content = input.into_content();
+        validate_text("notification.", &content.title, &content.message)?;
+        let template = content.into_notification(
+            id.clone(),
+            tenant.clone(),
+            NotificationType::default(),
+            now_rfc3339(),
+        );
+        let users = match recipients {
+            Recipients::User(u) => vec![u],
+            Recipients::Users(us) => us,
+            Recipients::Course(c) => self
+                .inner
+                .store
+                .course_members(tenant, &c)
+                .await?
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect(),
+            Recipients::Role(role) => {
+                self.emit_or_unavailable(
+                    vec![rooms::tenant_role(tenant, role)],
+                    events::NOTIFICATION_NEW,
+                    &template,
+                )
+                .await?;
+                return Ok(SendNotificationResponse { id, recipients: 0 });
+            }
+        };
+        let count = users.len() as u64;
+        if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
+            return Err(AppError::rate_limited(
+                format!(
+                    "this tenant's notification volume is over its share \
+                     (TENANT_NOTIFY_RECIPIENTS_PER_SEC); retry in {retry_secs} s"
+                ),
+                retry_secs,
+            ));
+        }
+        let results: Vec<Result<(), AppError>> = stream::iter(users)
+            .map(|user| {
+                // Per recipient only the user differs; title, message and data are shared.
+                let mut n = template.clone();
+                n.user_id = Some(user);
+                async move {
+                    let stored = self.store_and_deliver(n).await;
+                    // One recipient per turn: a large fan-out goes to the back of the run
+                    // queue after each, so it cannot hold a worker for a whole batch while
+                    // another tenant's notification waits (issue 10, fair sharing).
+                    tokio::task::yield_now().await;
+                    stored
+                }
+            })
+            .buffer_unordered(STORE_FANOUT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(SendNotificationResponse {
+            id,
+            recipients: count,
+        })
+    }
+
+    async fn store_and_deliver(&self, n: Notification) -> Result<(), AppError> {
+        let user = n.user_id.clone().expect("set by the caller");
+        let slot = self.inner.lines.acquire(&n.tenant_id).await;
+        let outcome = self.inner.store.insert_notification(&n).await;
+        drop(slot);
+        match outcome? {
+            InsertOutcome::Inserted { unread } => {
+                metrics::notifications_stored(1);
+                let room = rooms::user(&n.tenant_id, &user);
+                self.emit_or_log(vec![room.clone()], events::NOTIFICATION_NEW, &n)
+                    .await;
+                self.emit_or_log(
+                    vec![room],
+                    events::NOTIFICATION_COUNT,
+                    &UnreadCount { unread },
+                )
+                .await;
+            }
+            InsertOutcome::Duplicate { .. } => {
+                tracing::debug!(tenant = %n.tenant_id, notification = %n.id, "duplicate notification id ignored");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn mark_read(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> Result<StatusChange, AppError> {
+        Ok(self.inner.store.mark_read(t, u, id).await?)
+    }
+
+    pub async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
+        Ok(self.inner.store.mark_all_read(t, u).await?)
+    }
+
+    pub async fn dismiss(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+    ) -> Result<StatusChange, AppError> {
+        Ok(self.inner.store.dismiss(t, u, id).await?)
+    }
+
+    pub async fn unread_count(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
+        Ok(self.inner.store.unread_count(t, u).await?)
+    }
+
+    pub async fn list_notifications(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        q: &ListQuery,
+    ) -> Result<Page, AppError> {
+        Ok(self.inner.store.list(t, u, q).await?)
+    }
+
+    // ------------------------------------------------------------ broadcasts
+
+    /// `notification:new` to every socket of a tenant; live only, stored for nobody.
+    pub async fn broadcast_to_tenant(
+        &self,
+        tenant: &TenantId,
+        content: NotificationContent,
+    ) -> Result<Notification, AppError> {
+        validate_text("", &content.title, &content.message)?;
+        let n = content.into_notification(
+            new_notification_id(),
+            tenant.clone(),
+            NotificationType::Announcement,
+            now_rfc3339(),
+        );
+        self.emit_or_unavailable(vec![rooms::tenant(tenant)], events::NOTIFICATION_NEW, &n)
+            .await?;
+        Ok(n)
+    }
+
+    /// `system:alert` to every socket of every tenant, on every node.
+    pub async fn send_system_alert(
+        &self,
+        req: SystemAlertRequest,
+    ) -> Result<SystemAlert, AppError> {
+        validate_text("", &req.title, &req.message)?;
+        let alert = SystemAlert {
+            title: req.title,
+            message: req.message,
+            priority: req.priority.unwrap_or(Priority::High),
+            at: now_rfc3339(),
+        };
+        self.emit_or_unavailable(vec![], events::SYSTEM_ALERT, &alert)
+            .await?;
+        Ok(alert)
+    }
+}

@@ -1,0 +1,30 @@
+//! Connection and room counts (`GET /stats`).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Connection and room counts of one node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct NodeStats {
+    pub node: String,
+    pub connections: u64,
+    /// Rooms and members per room kind.
+    pub rooms: std::collections::BTreeMap<String, RoomStats>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RoomStats {
+    pub rooms: u64,
+    pub members: u64,
+}
+
+/// `GET /api/v1/stats`: sums over the nodes that answered, and which did.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStats {
+    pub connections: u64,
+    pub rooms: std::collections::BTreeMap<String, RoomStats>,
+    pub nodes: Vec<NodeStats>,
+    /// True when some node may not have answered in time: the sums are then a lower bound.
+    pub partial: bool,
+}
