@@ -40,9 +40,9 @@ server_events! {
     SYSTEM_ALERT = "system:alert" => SystemAlert,
     /// Sent just before a socket whose token expired is disconnected.
     AUTH_EXPIRED = "auth:expired" => AuthExpired,
-    /// A user's first socket in a course came online (to the course's instructors, §10).
+    /// A user's first socket in the course came online (to the course's instructors).
     PRESENCE_JOIN = "presence:join" => PresenceChange,
-    /// A user's last socket in a course went away.
+    /// A user's last socket in the course went away (to the course's instructors).
     PRESENCE_LEAVE = "presence:leave" => PresenceChange,
     /// An error that has no ack to travel in (or a notice before a disconnect).
     ERROR = "error" => ErrorEvent,
