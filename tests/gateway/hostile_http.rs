@@ -249,15 +249,8 @@ async fn a_tenant_past_its_rate_gets_429_with_retry_after_and_another_tenant_is_
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = rate_limited_retry_after(res).await;
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "RATE_LIMITED");
 
     let (status, body) = node.get("/tenants/quiet/users/u1/unread", &b).await;
     assert_eq!(status, 200, "the other tenant: {body}");
@@ -456,16 +449,9 @@ async fn a_tenant_over_its_recipient_budget_gets_429_with_retry_after_and_nothin
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = rate_limited_retry_after(res).await;
     // 15 recipients at 1/s with 5 left in the bucket: 10 s to wait.
     assert!((9..=11).contains(&retry), "Retry-After {retry}");
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "RATE_LIMITED");
     let (_, unread) = node.get("/tenants/busy/users/u0/unread", &busy).await;
     assert_eq!(unread["unread"], 1, "the refused call stored nothing");
     let quiet = service_token("quiet");
@@ -473,4 +459,17 @@ async fn a_tenant_over_its_recipient_budget_gets_429_with_retry_after_and_nothin
         .post("/notifications", &quiet, many("quiet", "n2"))
         .await;
     assert_eq!(status, 202, "another tenant: {body}");
+}
+
+/// Checks a `429 RATE_LIMITED` answer and returns its `Retry-After`, in seconds.
+async fn rate_limited_retry_after(res: reqwest::Response) -> u64 {
+    assert_eq!(res.status(), 429);
+    let retry = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    retry
 }
