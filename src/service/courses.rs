@@ -2,7 +2,10 @@
 
 use socketioxide::adapter::Adapter;
 
-use super::Gateway;
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+
+use super::{Gateway, now_rfc3339};
 use crate::error::AppError;
 use crate::ids::{CourseId, TenantId, UserId};
 use crate::rooms;
@@ -172,12 +175,57 @@ impl<A: Adapter> Gateway<A> {
         Ok(self.inner.store.user_courses(t, u).await?)
     }
 
-    /// Appends a progress report to the tenant's progress log.
-    pub async fn record_progress(
+    /// Appends a student's progress report to the tenant's progress log, then forwards it
+    /// live to the course's instructors and the student's other sockets (`from` left out).
+    pub async fn forward_progress<P: Serialize>(
         &self,
+        from: &SocketRef<A>,
         t: &TenantId,
-        record: &ProgressRecord,
+        user: &UserId,
+        course: &CourseId,
+        kind: ProgressKind,
+        payload: P,
     ) -> Result<(), AppError> {
-        Ok(self.inner.store.append_progress(t, record).await?)
+        let at = now_rfc3339();
+        let record = ProgressRecord {
+            user: user.clone(),
+            course: course.clone(),
+            kind: kind.name(),
+            payload: serde_json::to_value(&payload).map_err(|_| AppError::internal())?,
+            at: at.clone(),
+        };
+        self.inner.store.append_progress(t, &record).await?;
+        let body = ProgressEvent {
+            payload,
+            user_id: user.clone(),
+            at,
+        };
+        let targets = vec![rooms::course_instructors(t, course), rooms::user(t, user)];
+        self.emit_to_others_or_log(from, targets, kind.event(), &body)
+            .await;
+        Ok(())
+    }
+}
+
+/// The two kinds of progress report: their name in the progress log and their event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressKind {
+    Content,
+    Video,
+}
+
+impl ProgressKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Content => "content",
+            Self::Video => "video",
+        }
+    }
+
+    fn event(self) -> &'static str {
+        match self {
+            Self::Content => events::PROGRESS_CONTENT,
+            Self::Video => events::PROGRESS_VIDEO,
+        }
     }
 }

@@ -25,6 +25,7 @@ use crate::ids::NotificationId;
 use crate::role::Role;
 use crate::store::Store;
 
+pub use courses::ProgressKind;
 pub use stats::PeerStats;
 
 /// Now, as the RFC 3339 timestamp every payload carries.

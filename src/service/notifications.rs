@@ -9,11 +9,35 @@ use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms;
 use crate::server_events as events;
-use crate::store::{Fanout, InsertOutcome, ListQuery, Page, StatusChange};
+use crate::store::{Fanout, InsertOutcome, ListQuery, StatusChange};
 use crate::types::*;
 
 /// How many store writes one notification fans out concurrently.
 const STORE_FANOUT: usize = 32;
+
+/// Largest page of `notification:list`.
+const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+
+/// A list request as the store takes it, its limit and cursor checked.
+fn list_query(p: &ListPayload) -> Result<ListQuery, AppError> {
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid(format!("limit: from 1 to {MAX_PAGE}")));
+    }
+    let before = match p.before.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<u64>()
+                .map_err(|_| AppError::invalid("before: not a cursor from nextCursor"))?,
+        ),
+    };
+    Ok(ListQuery {
+        limit: limit as usize,
+        before,
+        status: p.status,
+    })
+}
 
 impl<A: Adapter> Gateway<A> {
     /// Stores a notification for one user and delivers it live.
@@ -179,13 +203,19 @@ impl<A: Adapter> Gateway<A> {
         Ok(self.inner.store.unread_count(t, u).await?)
     }
 
+    /// One page of the user's inbox, newest first; `before` is a `nextCursor` of an
+    /// earlier page.
     pub async fn list_notifications(
         &self,
         t: &TenantId,
         u: &UserId,
-        q: &ListQuery,
-    ) -> Result<Page, AppError> {
-        Ok(self.inner.store.list(t, u, q).await?)
+        p: &ListPayload,
+    ) -> Result<NotificationPage, AppError> {
+        let page = self.inner.store.list(t, u, &list_query(p)?).await?;
+        Ok(NotificationPage {
+            items: page.items,
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        })
     }
 
     // ------------------------------------------------------------ broadcasts

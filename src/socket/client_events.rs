@@ -1,7 +1,8 @@
 //! The client event table (PROTOCOL §3): one line an event, naming its handler, its
 //! payload type and its ack result type. Socket dispatch, the TypeScript event map
 //! (`typescript.rs`) and the event list of docs/api.md (`event_list.rs`) are all generated
-//! from it, so a new client event is one line here plus its handler.
+//! from it, so a new client event is one line here plus its handler (and its payload type,
+//! which the declarations pick up from here).
 
 use socketioxide::adapter::Adapter;
 
@@ -32,6 +33,12 @@ macro_rules! client_events {
                 ack: stringify!($ack),
             },)*
         ];
+
+        /// Visits every event's payload and ack type, so the TypeScript declarations
+        /// (`typescript.rs`) include a new event's types without a list of their own.
+        pub fn visit_wire_types(v: &mut impl ts_rs::TypeVisitor) {
+            $(v.visit::<$payload>(); v.visit::<$ack>();)*
+        }
 
         /// Routes one incoming event to its handler through [`run`].
         pub(super) async fn dispatch<A: Adapter>(name: &str, i: Incoming<A>) {

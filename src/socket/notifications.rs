@@ -7,12 +7,7 @@ use super::EventCx;
 use crate::error::AppError;
 use crate::rooms;
 use crate::server_events as events;
-use crate::store::ListQuery;
 use crate::types::*;
-
-/// Largest page of `notification:list`.
-const MAX_PAGE: u32 = 100;
-const DEFAULT_PAGE: u32 = 20;
 
 /// Tells the user's other sockets what changed, and all of them the new count.
 async fn sync<A: Adapter>(
@@ -119,28 +114,7 @@ pub async fn list<A: Adapter>(
     cx: EventCx<A>,
     p: ListPayload,
 ) -> Result<NotificationPage, AppError> {
-    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::invalid(format!("limit: from 1 to {MAX_PAGE}")));
-    }
-    let before = match p.before.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<u64>()
-                .map_err(|_| AppError::invalid("before: not a cursor from nextCursor"))?,
-        ),
-    };
-    let q = ListQuery {
-        limit: limit as usize,
-        before,
-        status: p.status,
-    };
-    let page = cx
-        .gateway()
-        .list_notifications(cx.tenant()?, &cx.claims().sub, &q)
-        .await?;
-    Ok(NotificationPage {
-        items: page.items,
-        next_cursor: page.next_cursor.map(|c| c.to_string()),
-    })
+    cx.gateway()
+        .list_notifications(cx.tenant()?, &cx.claims().sub, &p)
+        .await
 }

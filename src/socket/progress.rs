@@ -7,10 +7,7 @@ use super::EventCx;
 use crate::error::AppError;
 use crate::ids::CourseId;
 use crate::metrics::SecurityKind;
-use crate::rooms;
-use crate::server_events as events;
-use crate::service::now_rfc3339;
-use crate::store::ProgressRecord;
+use crate::service::ProgressKind;
 use crate::types::*;
 
 /// Only a student enrolled in the course may report progress in it.
@@ -30,38 +27,6 @@ async fn check_enrolled<A: Adapter>(cx: &EventCx<A>, course: &CourseId) -> Resul
     Ok(())
 }
 
-async fn forward<A: Adapter, P: serde::Serialize>(
-    cx: &EventCx<A>,
-    event: &'static str,
-    kind: &'static str,
-    course: &CourseId,
-    payload: P,
-) -> Result<(), AppError> {
-    let t = cx.tenant()?;
-    let at = now_rfc3339();
-    let body = ProgressEvent {
-        payload,
-        user_id: cx.claims().sub.clone(),
-        at: at.clone(),
-    };
-    let record = ProgressRecord {
-        user: cx.claims().sub.clone(),
-        course: course.clone(),
-        kind,
-        payload: serde_json::to_value(&body.payload).map_err(|_| AppError::internal())?,
-        at,
-    };
-    cx.gateway().record_progress(t, &record).await?;
-    let targets = vec![
-        rooms::course_instructors(t, course),
-        rooms::user(t, &cx.claims().sub),
-    ];
-    cx.gateway()
-        .emit_to_others_or_log(&cx.socket, targets, event, &body)
-        .await;
-    Ok(())
-}
-
 pub async fn content<A: Adapter>(
     cx: EventCx<A>,
     p: ProgressContentPayload,
@@ -69,7 +34,10 @@ pub async fn content<A: Adapter>(
     p.validate()?;
     check_enrolled(&cx, &p.course_id).await?;
     let course = p.course_id.clone();
-    forward(&cx, events::PROGRESS_CONTENT, "content", &course, p).await
+    let (t, user) = (cx.tenant()?, &cx.claims().sub);
+    cx.gateway()
+        .forward_progress(&cx.socket, t, user, &course, ProgressKind::Content, p)
+        .await
 }
 
 pub async fn video<A: Adapter>(
@@ -86,6 +54,9 @@ pub async fn video<A: Adapter>(
         return Ok(Throttled { throttled: true });
     }
     let course = p.course_id.clone();
-    forward(&cx, events::PROGRESS_VIDEO, "video", &course, p).await?;
+    let (t, user) = (cx.tenant()?, &cx.claims().sub);
+    cx.gateway()
+        .forward_progress(&cx.socket, t, user, &course, ProgressKind::Video, p)
+        .await?;
     Ok(Throttled { throttled: false })
 }
