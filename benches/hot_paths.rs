@@ -95,11 +95,46 @@ fn memory_store(c: &mut Criterion) {
     });
 }
 
+/// Every broadcast a node sends to the others, and every one it receives, is a packet
+/// encoded with MessagePack by the Redis adapter. Compares the patched encoding of its data
+/// (one byte string) with the older one (one integer per byte), for a notification with
+/// 4 KB of `data`.
+fn adapter_packet_encoding(c: &mut Criterion) {
+    use socketioxide_core::{Str, Value};
+    use std::collections::VecDeque;
+    let text = format!(
+        r#"2["notification:new",{{"id":"n-1","data":"{}"}}]"#,
+        "x".repeat(4096)
+    );
+    let value = Value::Str(Str::from(text.clone()), None);
+    c.bench_function("adapter_data_encode_decode_4k", |b| {
+        b.iter(|| {
+            let bytes = rmp_serde::to_vec(black_box(&value)).unwrap();
+            black_box(rmp_serde::from_slice::<Value>(&bytes).unwrap())
+        })
+    });
+    c.bench_function("adapter_data_encode_decode_4k_as_before", |b| {
+        b.iter(|| {
+            let raw = (
+                0u8,
+                black_box(text.as_bytes()),
+                None::<VecDeque<bytes::Bytes>>,
+            );
+            let bytes = rmp_serde::to_vec(&raw).unwrap();
+            black_box(
+                rmp_serde::from_slice::<(u8, Vec<u8>, Option<VecDeque<bytes::Bytes>>)>(&bytes)
+                    .unwrap(),
+            )
+        })
+    });
+}
+
 criterion_group!(
     benches,
     token_verification,
     room_names,
     notification_packet,
-    memory_store
+    memory_store,
+    adapter_packet_encoding
 );
 criterion_main!(benches);

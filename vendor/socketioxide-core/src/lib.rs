@@ -56,19 +56,26 @@ pub enum Value {
 }
 
 /// Custom implementation to serialize enum variant as u8.
+///
+/// The data is serialized as a byte string (`serde_bytes`): a plain `&[u8]` is a sequence
+/// for serde, which a binary format such as MessagePack writes one integer per byte, and
+/// every packet an adapter sends between servers goes through here.
 impl Serialize for Value {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let raw = match self {
-            Value::Str(data, bins) => (0u8, data.as_bytes(), bins),
-            Value::Bytes(data) => (1u8, data.as_ref(), &None),
+            Value::Str(data, bins) => (0u8, serde_bytes::Bytes::new(data.as_bytes()), bins),
+            Value::Bytes(data) => (1u8, serde_bytes::Bytes::new(data.as_ref()), &None),
         };
         raw.serialize(serializer)
     }
 }
+/// Reads the data as a byte string, or as a sequence of bytes as servers before the
+/// byte-string encoding wrote it.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (idx, data, bins): (u8, Vec<u8>, Option<VecDeque<Bytes>>) =
+        let (idx, data, bins): (u8, serde_bytes::ByteBuf, Option<VecDeque<Bytes>>) =
             Deserialize::deserialize(deserializer)?;
+        let data = data.into_vec();
         let res = match idx {
             0 => Value::Str(
                 Str::from(String::from_utf8(data).map_err(serde::de::Error::custom)?),
