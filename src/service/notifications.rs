@@ -2,8 +2,10 @@
 
 use futures::{StreamExt, stream};
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 
 use super::{Gateway, new_notification_id, now_rfc3339};
+use crate::emit;
 use crate::error::AppError;
 use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
@@ -177,6 +179,23 @@ impl<A: Adapter> Gateway<A> {
 
     pub async fn unread_count(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
         Ok(self.inner.store.unread_count(t, u).await?)
+    }
+
+    /// Tells one socket its user's unread count, zero included: a pushed count can be lost
+    /// (a node died between a store write and its emit), and the count may have gone to zero
+    /// meanwhile, so every connect gets the count as the store has it.
+    pub async fn send_unread_count(
+        &self,
+        to: &SocketRef<A>,
+        t: &TenantId,
+        u: &UserId,
+    ) -> Result<(), AppError> {
+        let unread = self.unread_count(t, u).await?;
+        if let Err(e) = emit::to_socket(to, events::NOTIFICATION_COUNT, &UnreadCount { unread }) {
+            metrics::emit_dropped(events::NOTIFICATION_COUNT);
+            tracing::debug!(sid = %to.id, error = %e, "unread count not sent: socket gone or full");
+        }
+        Ok(())
     }
 
     pub async fn list_notifications(
