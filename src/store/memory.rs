@@ -3,8 +3,9 @@
 //! as Redis; a background task calls [`InboxStore::sweep`] for what expires by time.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -14,13 +15,66 @@ use super::*;
 type UserKey = (TenantId, UserId);
 type CourseKey = (TenantId, CourseId);
 
-#[derive(Default)]
+/// One membership map (a course's members, or a user's courses) and when it was last used:
+/// one unused for the idle TTL is gone, as its Redis key expires.
+struct Roles<K> {
+    roles: HashMap<K, CourseRole>,
+    used: Instant,
+}
+
+impl<K> Default for Roles<K> {
+    fn default() -> Self {
+        Self {
+            roles: HashMap::new(),
+            used: Instant::now(),
+        }
+    }
+}
+
+/// The live map under `key`, marked used now; an idle one is dropped first.
+fn used<'m, Q: Eq + Hash, K>(
+    maps: &'m mut HashMap<Q, Roles<K>>,
+    key: &Q,
+    idle: Duration,
+    now: Instant,
+) -> Option<&'m mut Roles<K>> {
+    if maps
+        .get(key)
+        .is_some_and(|m| now.duration_since(m.used) >= idle)
+    {
+        maps.remove(key);
+    }
+    let m = maps.get_mut(key)?;
+    m.used = now;
+    Some(m)
+}
+
+/// Like [`used`], creating the map when there is none.
+fn used_or_new<'m, Q: Eq + Hash + Clone, K>(
+    maps: &'m mut HashMap<Q, Roles<K>>,
+    key: &Q,
+    idle: Duration,
+    now: Instant,
+) -> &'m mut Roles<K> {
+    used(maps, key, idle, now);
+    maps.entry(key.clone()).or_default()
+}
+
 struct Membership {
-    by_course: HashMap<CourseKey, HashMap<UserId, CourseRole>>,
-    by_user: HashMap<UserKey, HashMap<CourseId, CourseRole>>,
+    idle: Duration,
+    by_course: HashMap<CourseKey, Roles<UserId>>,
+    by_user: HashMap<UserKey, Roles<CourseId>>,
 }
 
 impl Membership {
+    fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            by_course: HashMap::new(),
+            by_user: HashMap::new(),
+        }
+    }
+
     fn set(
         &mut self,
         t: &TenantId,
@@ -28,31 +82,53 @@ impl Membership {
         u: &UserId,
         role: CourseRole,
     ) -> Option<CourseRole> {
-        self.by_user
-            .entry((t.clone(), u.clone()))
-            .or_default()
+        let now = Instant::now();
+        let user = (t.clone(), u.clone());
+        used_or_new(&mut self.by_user, &user, self.idle, now)
+            .roles
             .insert(c.clone(), role);
-        self.by_course
-            .entry((t.clone(), c.clone()))
-            .or_default()
+        let course = (t.clone(), c.clone());
+        used_or_new(&mut self.by_course, &course, self.idle, now)
+            .roles
             .insert(u.clone(), role)
     }
 
     fn remove(&mut self, t: &TenantId, c: &CourseId, u: &UserId) -> Option<CourseRole> {
+        let now = Instant::now();
         let key = (t.clone(), u.clone());
-        if let Some(courses) = self.by_user.get_mut(&key) {
-            courses.remove(c);
-            if courses.is_empty() {
+        if let Some(courses) = used(&mut self.by_user, &key, self.idle, now) {
+            courses.roles.remove(c);
+            if courses.roles.is_empty() {
                 self.by_user.remove(&key);
             }
         }
         let key = (t.clone(), c.clone());
-        let members = self.by_course.get_mut(&key)?;
-        let role = members.remove(u);
-        if members.is_empty() {
+        let members = used(&mut self.by_course, &key, self.idle, now)?;
+        let role = members.roles.remove(u);
+        if members.roles.is_empty() {
             self.by_course.remove(&key);
         }
         role
+    }
+
+    /// A course's members, or a user's courses, marked used (a read is use).
+    fn course(&mut self, t: &TenantId, c: &CourseId) -> Option<&HashMap<UserId, CourseRole>> {
+        let key = (t.clone(), c.clone());
+        Some(&used(&mut self.by_course, &key, self.idle, Instant::now())?.roles)
+    }
+
+    fn user(&mut self, t: &TenantId, u: &UserId) -> Option<&HashMap<CourseId, CourseRole>> {
+        let key = (t.clone(), u.clone());
+        Some(&used(&mut self.by_user, &key, self.idle, Instant::now())?.roles)
+    }
+
+    /// Drops every map unused for the idle TTL (the sweep).
+    fn evict_idle(&mut self, now: Instant) {
+        let idle = self.idle;
+        self.by_course
+            .retain(|_, m| now.duration_since(m.used) < idle);
+        self.by_user
+            .retain(|_, m| now.duration_since(m.used) < idle);
     }
 }
 
@@ -71,7 +147,7 @@ impl MemoryStore {
             limits,
             inboxes: Mutex::default(),
             sent: Mutex::default(),
-            members: Mutex::default(),
+            members: Mutex::new(Membership::new(limits.inbox_idle_ttl())),
             progress: Mutex::default(),
         }
     }
@@ -86,6 +162,11 @@ impl MemoryStore {
 
     fn members(&self) -> MutexGuard<'_, Membership> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops course memberships and course indexes unused for the idle TTL.
+    pub(super) fn evict_idle_memberships(&self, now: Instant) {
+        self.members().evict_idle(now);
     }
 }
 
@@ -117,11 +198,7 @@ impl MembershipStore for MemoryStore {
         members: &[Member],
     ) -> StoreResult<MembershipDiff> {
         let mut m = self.members();
-        let current = m
-            .by_course
-            .get(&(t.clone(), c.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let current = m.course(t, c).cloned().unwrap_or_default();
         let wanted: HashMap<&UserId, CourseRole> =
             members.iter().map(|m| (&m.user_id, m.role)).collect();
         let mut diff = MembershipDiff::default();
@@ -152,9 +229,9 @@ impl MembershipStore for MemoryStore {
         c: &CourseId,
         u: &UserId,
     ) -> StoreResult<Option<CourseRole>> {
-        let m = self.members();
-        Ok(m.by_course
-            .get(&(t.clone(), c.clone()))
+        Ok(self
+            .members()
+            .course(t, c)
             .and_then(|ms| ms.get(u).copied()))
     }
 
@@ -163,17 +240,17 @@ impl MembershipStore for MemoryStore {
         t: &TenantId,
         u: &UserId,
     ) -> StoreResult<Vec<(CourseId, CourseRole)>> {
-        let m = self.members();
-        Ok(m.by_user
-            .get(&(t.clone(), u.clone()))
+        Ok(self
+            .members()
+            .user(t, u)
             .map(|cs| cs.iter().map(|(c, r)| (c.clone(), *r)).collect())
             .unwrap_or_default())
     }
 
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>> {
-        let m = self.members();
-        Ok(m.by_course
-            .get(&(t.clone(), c.clone()))
+        Ok(self
+            .members()
+            .course(t, c)
             .map(|ms| {
                 ms.iter()
                     .map(|(u, r)| Member {
@@ -228,6 +305,17 @@ mod tests {
         let s = MemoryStore::new(SMALL);
         conformance::the_progress_log_is_bounded(&s, SMALL, async |t| {
             s.progress.lock().unwrap().get(t).map_or(0, |l| l.len())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_drops_unused_memberships() {
+        let s = MemoryStore::new(conformance::lifecycle::SHORT);
+        conformance::lifecycle::idle_memberships_expire(&s, async |t, c, u| {
+            let m = s.members();
+            !m.by_course.contains_key(&(t.clone(), c.clone()))
+                && !m.by_user.contains_key(&(t.clone(), u.clone()))
         })
         .await;
     }

@@ -349,6 +349,7 @@ impl InboxStore for MemoryStore {
             !inbox.entries.is_empty()
         });
         self.sent().retain(|_, r| r.window_until > now);
+        self.evict_idle_memberships(now);
         Ok(report)
     }
 }

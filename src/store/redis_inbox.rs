@@ -3,8 +3,9 @@
 //!
 //! One send is two kinds of single-slot steps: [`InboxStore::open_fanout`] on the
 //! notification's slot (body + idempotency record), then one [`InboxStore::insert`] per
-//! recipient on that user's slot (a reference: an id in a sorted set scored by insert time,
-//! a status in a hash). A list reads the references in one script and the bodies by key;
+//! recipient on that user's slot (a reference: an id in a sorted set scored by insert time;
+//! a status in a second hash only once it is read or dismissed, so a user's first
+//! notification creates one key, and the unread count is derived). A list reads the references in one script and the bodies by key;
 //! a reference whose body is gone is skipped, counted, logged and dropped from the inbox,
 //! so a lost key never breaks a read. Retention (by age, by count, dismissed entries,
 //! inactive users) runs inside the insert script and in [`InboxStore::sweep`].
@@ -24,11 +25,23 @@ use super::redis::{RedisStore, int, malformed, ms, now_ms, string, unavailable};
 use super::*;
 use crate::types::{NotificationType, Priority};
 
-const INSERT: &str = include_str!("lua/insert.lua");
-const SET_STATUS: &str = include_str!("lua/set_status.lua");
-const READ_ALL: &str = include_str!("lua/read_all.lua");
-const LIST: &str = include_str!("lua/list.lua");
-const FORGET: &str = include_str!("lua/forget.lua");
+/// An inbox script with the functions every inbox script shares (`lua/inbox_lib.lua`:
+/// the derived unread count, the upgrade of the first per-user layout) in front of it.
+macro_rules! inbox_script {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/inbox_lib.lua"),
+            include_str!(concat!("lua/", $file))
+        )
+    };
+}
+pub(super) use inbox_script;
+
+const INSERT: &str = inbox_script!("insert.lua");
+const SET_STATUS: &str = inbox_script!("set_status.lua");
+const READ_ALL: &str = inbox_script!("read_all.lua");
+const LIST: &str = inbox_script!("list.lua");
+const FORGET: &str = inbox_script!("forget.lua");
 const OPEN_FANOUT: &str = include_str!("lua/open_fanout.lua");
 const CLAIM_DELIVERY: &str = include_str!("lua/claim_delivery.lua");
 const MARK_DELIVERED: &str = include_str!("lua/mark_delivered.lua");
@@ -380,7 +393,7 @@ impl InboxStore for RedisStore {
 
     async fn sweep(&self) -> StoreResult<SweepReport> {
         let mut report = SweepReport::default();
-        let pattern = keys::INBOX_STATE_PATTERN;
+        let pattern = keys::INBOX_PATTERN;
         // SCAN reaches one server; a cluster is scanned master by master.
         let mut pages: futures::stream::BoxStream<'_, _> = if self.client.is_clustered() {
             Box::pin(self.client.scan_cluster(pattern, Some(SWEEP_BATCH), None))
@@ -390,10 +403,10 @@ impl InboxStore for RedisStore {
         while let Some(page) = pages.next().await {
             let mut page = page.map_err(unavailable)?;
             for key in page.take_results().unwrap_or_default() {
-                let Some(state) = key.as_str().map(str::to_owned) else {
+                let Some(inbox) = key.as_str().map(str::to_owned) else {
                     continue;
                 };
-                let Some(inbox) = state.strip_suffix(":state").map(|p| format!("{p}:inbox")) else {
+                let Some(state) = inbox.strip_suffix(":inbox").map(|p| format!("{p}:state")) else {
                     continue;
                 };
                 let [_, _, trimmed] = self.insert_or_trim(vec![inbox, state], None).await?;
