@@ -70,6 +70,7 @@ impl<A: Adapter> Gateway<A> {
             }
         };
         let count = users.len() as u64;
+        self.check_storage_quota(tenant).await?;
         if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
             return Err(AppError::rate_limited(
                 format!(
@@ -80,7 +81,7 @@ impl<A: Adapter> Gateway<A> {
             ));
         }
         let fanout = self.inner.store.open_fanout(&template).await?;
-        let results: Vec<Result<(), AppError>> = stream::iter(users)
+        let results: Vec<Result<u64, AppError>> = stream::iter(users)
             // Exact idempotency: whoever already got this id live is skipped.
             .filter(|user| futures::future::ready(!fanout.delivered.contains(user)))
             .map(|user| {
@@ -97,7 +98,19 @@ impl<A: Adapter> Gateway<A> {
             .buffer_unordered(STORE_FANOUT)
             .collect()
             .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let mut inserted = 0;
+        let mut failed = None;
+        for r in results {
+            match r {
+                Ok(n) => inserted += n,
+                Err(e) => failed = Some(e),
+            }
+        }
+        // What was stored counts against the quota even when another recipient failed.
+        self.account_stored(&fanout, inserted).await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(SendNotificationResponse {
             id,
             recipients: count,
@@ -107,21 +120,21 @@ impl<A: Adapter> Gateway<A> {
     /// Stores one recipient's reference and pushes it live. A duplicate is pushed only on a
     /// retry (stored by a send that died before its push). The push is claimed first, so
     /// that concurrent sends of one id push it once, and recorded after, so that no later
-    /// retry repeats it.
-    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<(), AppError> {
+    /// retry repeats it. Returns 1 when a reference was stored (for the storage estimate).
+    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<u64, AppError> {
         let body = &fanout.body;
         let slot = self.inner.lines.acquire(&body.tenant_id).await;
         let outcome = self.inner.store.insert(user, body).await;
         drop(slot);
-        let unread = match outcome? {
+        let (unread, stored) = match outcome? {
             InsertOutcome::Inserted { unread } => {
                 metrics::notifications_stored(1);
-                unread
+                (unread, 1)
             }
-            InsertOutcome::Duplicate { unread } if fanout.retry => unread,
+            InsertOutcome::Duplicate { unread } if fanout.retry => (unread, 0),
             InsertOutcome::Duplicate { .. } => {
                 tracing::debug!(tenant = %body.tenant_id, notification = %body.id, "duplicate notification id ignored");
-                return Ok(());
+                return Ok(0);
             }
         };
         if !self
@@ -130,7 +143,7 @@ impl<A: Adapter> Gateway<A> {
             .claim_delivery(&body.tenant_id, &body.id, user)
             .await?
         {
-            return Ok(());
+            return Ok(stored);
         }
         let mut n = (**body).clone();
         n.user_id = Some(user.clone());
@@ -152,7 +165,7 @@ impl<A: Adapter> Gateway<A> {
         {
             tracing::warn!(tenant = %n.tenant_id, notification = %n.id, error = %e, "could not record a delivery; a retry may push it again");
         }
-        Ok(())
+        Ok(stored)
     }
 
     pub async fn mark_read(

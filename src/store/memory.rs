@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::memory_inbox::{Inboxes, SentRecords};
+use super::usage::Usage;
 use super::*;
 
 type UserKey = (TenantId, UserId);
@@ -139,6 +140,7 @@ pub struct MemoryStore {
     sent: Mutex<SentRecords>,
     members: Mutex<Membership>,
     progress: Mutex<HashMap<TenantId, VecDeque<(Instant, ProgressRecord)>>>,
+    usage: Mutex<HashMap<TenantId, Usage>>,
 }
 
 impl MemoryStore {
@@ -149,6 +151,7 @@ impl MemoryStore {
             sent: Mutex::default(),
             members: Mutex::new(Membership::new(limits.inbox_idle_ttl())),
             progress: Mutex::default(),
+            usage: Mutex::default(),
         }
     }
 
@@ -158,6 +161,10 @@ impl MemoryStore {
 
     pub(super) fn sent(&self) -> MutexGuard<'_, SentRecords> {
         self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn usage(&self) -> MutexGuard<'_, HashMap<TenantId, Usage>> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn members(&self) -> MutexGuard<'_, Membership> {

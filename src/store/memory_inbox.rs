@@ -10,6 +10,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::memory::MemoryStore;
+use super::usage::Usage;
 use super::*;
 
 /// One reference in an inbox.
@@ -352,6 +353,23 @@ impl InboxStore for MemoryStore {
         self.evict_idle_memberships(now);
         Ok(report)
     }
+}
+
+/// Every tenant's stored bytes and entries, counted as on Redis (`usage`): each inbox entry a
+/// reference, each body referenced by an inbox once.
+pub(super) fn measure(inboxes: &Inboxes) -> HashMap<TenantId, Usage> {
+    let mut totals: HashMap<TenantId, Usage> = HashMap::new();
+    let mut bodies = HashSet::new();
+    for ((t, _), inbox) in inboxes {
+        let total = totals.entry(t.clone()).or_default();
+        *total += Usage::references(inbox.entries.len() as u64);
+        for e in inbox.entries.values() {
+            if bodies.insert((t, &e.body.id)) {
+                *total += Usage::of_body(&e.body);
+            }
+        }
+    }
+    totals
 }
 
 /// The engine's maps, by user and by notification.

@@ -1,6 +1,7 @@
-//! The state that must survive a node, behind four narrow traits: [`InboxStore`] (inboxes,
+//! The state that must survive a node, behind five narrow traits: [`InboxStore`] (inboxes,
 //! unread counts, notification bodies and their idempotency records), [`MembershipStore`],
-//! [`ProgressLog`] and [`Health`]; [`Store`] is all four.
+//! [`ProgressLog`], [`Health`] and [`UsageStore`] (per-tenant storage, for quotas);
+//! [`Store`] is all five.
 //!
 //! Two engines implement them, chosen at start by configuration (like Centrifugo's engines):
 //! [`memory::MemoryStore`] for the embedded single node and development, and [`redis`] for a
@@ -14,14 +15,17 @@ pub mod instrumented;
 pub mod keys;
 pub mod memory;
 pub mod memory_inbox;
+mod memory_usage;
 pub mod migrate;
 pub mod redis;
 pub mod redis_connections;
 pub mod redis_inbox;
 pub mod redis_membership;
 pub mod redis_revocations;
+mod redis_usage;
 pub mod revocations;
 pub mod sweeper;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +36,7 @@ use async_trait::async_trait;
 use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::types::{CourseRole, Member, Notification, NotificationStatus};
+use usage::UsageStore;
 
 /// Why a store call failed. `Unavailable` means nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -280,7 +285,7 @@ pub trait Health: Send + Sync + 'static {
 }
 
 /// Every part of the store, as one handle for the gateway. Implemented for anything that
-/// implements the four parts.
-pub trait Store: InboxStore + MembershipStore + ProgressLog + Health {}
+/// implements the five parts.
+pub trait Store: InboxStore + MembershipStore + ProgressLog + Health + UsageStore {}
 
-impl<S: InboxStore + MembershipStore + ProgressLog + Health + ?Sized> Store for S {}
+impl<S: InboxStore + MembershipStore + ProgressLog + Health + UsageStore + ?Sized> Store for S {}
