@@ -48,6 +48,9 @@ impl<A: Adapter> Gateway<A> {
         if !fanout.retry {
             add += Usage::of_body(&fanout.body);
         }
+        if add == Usage::default() {
+            return;
+        }
         let t = &fanout.body.tenant_id;
         if let Err(e) = self.inner.store.add_usage(t, add).await {
             tracing::warn!(tenant = %t, error = %e, "storage estimate not updated; the next sweep measures it");
