@@ -151,7 +151,9 @@ pub struct Config {
     /// (`90d`, `12h`, `30s`).
     #[arg(long, env = "INBOX_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
     pub inbox_retention: Duration,
-    /// Every key of a user's inbox is removed after this long without activity.
+    /// Every key of a user (inbox, course index) is removed after this long without activity
+    /// (insert, read, dismissal, connect, enrolment change); so is a course's membership
+    /// that nobody changed or read for this long.
     #[arg(long, env = "INACTIVE_USER_RETENTION", default_value = "180d", value_parser = humantime::parse_duration)]
     pub inactive_user_retention: Duration,
     /// Dismissed inbox entries are dropped this long after their dismissal.

@@ -118,9 +118,51 @@ impl Membership {
         Some(&used(&mut self.by_course, &key, self.idle, Instant::now())?.roles)
     }
 
-    fn user(&mut self, t: &TenantId, u: &UserId) -> Option<&HashMap<CourseId, CourseRole>> {
+    /// A user's courses, each checked against its course (which may have expired apart
+    /// from the index, or changed): the repair path of the Redis engine.
+    fn user(&mut self, t: &TenantId, u: &UserId) -> Vec<(CourseId, CourseRole)> {
         let key = (t.clone(), u.clone());
-        Some(&used(&mut self.by_user, &key, self.idle, Instant::now())?.roles)
+        let Some(index) = used(&mut self.by_user, &key, self.idle, Instant::now()) else {
+            return vec![];
+        };
+        let indexed: Vec<CourseId> = index.roles.keys().cloned().collect();
+        let checked: Vec<(CourseId, Option<CourseRole>)> = indexed
+            .into_iter()
+            .map(|c| {
+                let actual = self.course(t, &c).and_then(|m| m.get(u).copied());
+                (c, actual)
+            })
+            .collect();
+        let Some(index) = self.by_user.get_mut(&key) else {
+            return vec![];
+        };
+        let mut out = vec![];
+        for (c, actual) in checked {
+            match actual {
+                Some(r) => {
+                    index.roles.insert(c.clone(), r);
+                    out.push((c, r));
+                }
+                None => {
+                    index.roles.remove(&c);
+                }
+            }
+        }
+        if index.roles.is_empty() {
+            self.by_user.remove(&key);
+        }
+        out
+    }
+
+    /// Activity of the user on the inbox side keeps their course index (a user's data
+    /// expires together, as on Redis).
+    fn touch_user(&mut self, t: &TenantId, u: &UserId) {
+        used(
+            &mut self.by_user,
+            &(t.clone(), u.clone()),
+            self.idle,
+            Instant::now(),
+        );
     }
 
     /// Drops every map unused for the idle TTL (the sweep).
@@ -171,6 +213,11 @@ impl MemoryStore {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Keeps a user's course index alive with their inbox activity.
+    pub(super) fn touch_user_index(&self, t: &TenantId, u: &UserId) {
+        self.members().touch_user(t, u);
+    }
+
     /// Drops course memberships and course indexes unused for the idle TTL.
     pub(super) fn evict_idle_memberships(&self, now: Instant) {
         self.members().evict_idle(now);
@@ -186,7 +233,9 @@ impl MembershipStore for MemoryStore {
         u: &UserId,
         role: CourseRole,
     ) -> StoreResult<Option<CourseRole>> {
-        Ok(self.members().set(t, c, u, role))
+        let previous = self.members().set(t, c, u, role);
+        self.touch_inbox(t, u);
+        Ok(previous)
     }
 
     async fn remove_member(
@@ -195,7 +244,9 @@ impl MembershipStore for MemoryStore {
         c: &CourseId,
         u: &UserId,
     ) -> StoreResult<Option<CourseRole>> {
-        Ok(self.members().remove(t, c, u))
+        let previous = self.members().remove(t, c, u);
+        self.touch_inbox(t, u);
+        Ok(previous)
     }
 
     async fn replace_members(
@@ -227,6 +278,10 @@ impl MembershipStore for MemoryStore {
                 });
             }
         }
+        drop(m);
+        for member in diff.upserted.iter().chain(&diff.removed) {
+            self.touch_inbox(t, &member.user_id);
+        }
         Ok(diff)
     }
 
@@ -247,11 +302,10 @@ impl MembershipStore for MemoryStore {
         t: &TenantId,
         u: &UserId,
     ) -> StoreResult<Vec<(CourseId, CourseRole)>> {
-        Ok(self
-            .members()
-            .user(t, u)
-            .map(|cs| cs.iter().map(|(c, r)| (c.clone(), *r)).collect())
-            .unwrap_or_default())
+        let courses = self.members().user(t, u);
+        // A connect is activity of the user.
+        self.touch_inbox(t, u);
+        Ok(courses)
     }
 
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>> {

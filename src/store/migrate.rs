@@ -177,7 +177,7 @@ async fn migrate_inbox(
     let _: Value = store
         .eval(
             MERGE_INBOX,
-            vec![keys::inbox(t, u), keys::inbox_state(t, u)],
+            RedisStore::user_keys(t, u),
             [ms(store.limits.inbox_idle_ttl()).to_string()]
                 .into_iter()
                 .chain(args)

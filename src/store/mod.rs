@@ -135,7 +135,8 @@ pub struct StoreLimits {
     pub progress_log_cap: usize,
     /// Inbox entries (and notification bodies) older than this are dropped.
     pub inbox_retention: Duration,
-    /// A user's inbox with no activity (insert, read, dismiss) for this long is removed whole.
+    /// A user with no activity (insert, read, dismiss, connect, enrolment change) for this
+    /// long loses every key at once; an unused course membership goes after it too.
     pub inactive_user_retention: Duration,
     /// Dismissed entries are dropped this long after their dismissal.
     pub dismissed_retention: Duration,
@@ -163,8 +164,7 @@ impl StoreLimits {
         progress_retention: Duration::from_secs(7 * DAY),
     };
 
-    /// How long an inbox lives without activity: never shorter than its entries' retention,
-    /// so that an entry is never lost to idleness before its age.
+    /// How long a user's keys (and a course's membership) live without activity.
     pub fn inbox_idle_ttl(&self) -> Duration {
         self.inactive_user_retention.max(Duration::from_secs(1))
     }

@@ -125,8 +125,14 @@ fn ints<const N: usize>(v: &Value, what: &str) -> StoreResult<[i64; N]> {
 }
 
 impl RedisStore {
-    fn inbox_keys(t: &TenantId, u: &UserId) -> Vec<String> {
-        vec![keys::inbox(t, u), keys::inbox_state(t, u)]
+    /// Every key of a user, the inbox's first: the scripts that are activity set the same
+    /// idle TTL on all of them, so a user's keys expire together.
+    pub(super) fn user_keys(t: &TenantId, u: &UserId) -> Vec<String> {
+        vec![
+            keys::inbox(t, u),
+            keys::inbox_state(t, u),
+            keys::user_courses(t, u),
+        ]
     }
 
     fn idle_ms(&self) -> String {
@@ -143,7 +149,7 @@ impl RedisStore {
         let reply = self
             .eval(
                 SET_STATUS,
-                Self::inbox_keys(t, u),
+                Self::user_keys(t, u),
                 vec![
                     id.to_string(),
                     status_code(to).into(),
@@ -198,7 +204,7 @@ impl RedisStore {
 
     /// Drops references whose body is gone, so later reads and the count heal.
     async fn forget(&self, t: &TenantId, u: &UserId, ids: Vec<String>) {
-        if let Err(e) = self.eval(FORGET, Self::inbox_keys(t, u), ids).await {
+        if let Err(e) = self.eval(FORGET, Self::user_keys(t, u), ids).await {
             tracing::warn!(tenant = %t, error = %e, "could not drop unreadable inbox entries");
         }
     }
@@ -246,7 +252,7 @@ impl InboxStore for RedisStore {
     }
 
     async fn insert(&self, to: &UserId, body: &Arc<Notification>) -> StoreResult<InsertOutcome> {
-        let keys_ = Self::inbox_keys(&body.tenant_id, to);
+        let keys_ = Self::user_keys(&body.tenant_id, to);
         Ok(match self.insert_or_trim(keys_, Some(&body.id)).await? {
             [1, unread, _] => InsertOutcome::Inserted {
                 unread: unread.max(0) as u64,
@@ -303,7 +309,7 @@ impl InboxStore for RedisStore {
 
     async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
         let reply = self
-            .eval(READ_ALL, Self::inbox_keys(t, u), vec![self.idle_ms()])
+            .eval(READ_ALL, Self::user_keys(t, u), vec![self.idle_ms()])
             .await?;
         int(&reply)
             .map(|n| n.max(0) as u64)
@@ -322,7 +328,7 @@ impl InboxStore for RedisStore {
 
     /// Exact under retention: the rules run first (without counting as activity).
     async fn unread_count(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
-        let [_, unread, _] = self.insert_or_trim(Self::inbox_keys(t, u), None).await?;
+        let [_, unread, _] = self.insert_or_trim(Self::user_keys(t, u), None).await?;
         Ok(unread.max(0) as u64)
     }
 
@@ -332,11 +338,11 @@ impl InboxStore for RedisStore {
             None => "+inf".into(),
         };
         let want = q.status.map(status_code).unwrap_or("");
-        self.insert_or_trim(Self::inbox_keys(t, u), None).await?;
+        self.insert_or_trim(Self::user_keys(t, u), None).await?;
         let reply = self
             .eval(
                 LIST,
-                Self::inbox_keys(t, u),
+                Self::user_keys(t, u),
                 vec![max, q.limit.to_string(), want.into()],
             )
             .await?;

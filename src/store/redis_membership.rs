@@ -7,7 +7,9 @@
 //! with its course is repaired when the index is read ([`MembershipStore::user_courses`]).
 //!
 //! Both keys expire after `INACTIVE_USER_RETENTION` without use: every change and every read
-//! (a fan-out, a role check, a connect) sets the key's idle TTL again in the same script.
+//! (a fan-out, a role check, a connect) sets the key's idle TTL again in the same script. A
+//! user's index shares its TTL with the user's inbox keys (set together by the scripts of
+//! either), so all of a user's keys expire together.
 
 use std::collections::HashMap;
 
@@ -23,6 +25,14 @@ const REMOVE_MEMBER: &str = include_str!("lua/remove_member.lua");
 const REPLACE_MEMBERS: &str = include_str!("lua/replace_members.lua");
 const INDEX_COURSE: &str = include_str!("lua/index_course.lua");
 const READ_MEMBERSHIP: &str = include_str!("lua/read_membership.lua");
+
+/// A user's course index, then the user's other keys: changing or reading the index is
+/// activity of the user, and all of a user's keys get their idle TTL together.
+fn user_index_first(t: &TenantId, u: &UserId) -> Vec<String> {
+    let mut all = RedisStore::user_keys(t, u);
+    all.rotate_right(1);
+    all
+}
 
 impl RedisStore {
     /// The idle TTL of membership keys: a course or an index nobody used (changed, fanned
@@ -42,26 +52,27 @@ impl RedisStore {
         let role = role.map_or("", |r| r.as_str());
         self.eval(
             INDEX_COURSE,
-            vec![keys::user_courses(t, u)],
+            user_index_first(t, u),
             vec![c.to_string(), role.into(), self.membership_ttl()],
         )
         .await?;
         Ok(())
     }
 
-    /// One field (`Some`) or the whole of a membership hash, which the read keeps alive.
-    async fn read_membership(&self, key: String, field: Option<&str>) -> StoreResult<Value> {
+    /// One field (`Some`) or the whole of a membership hash (`keys[0]`), which the read
+    /// keeps alive together with the rest of `keys`.
+    async fn read_membership(&self, keys: Vec<String>, field: Option<&str>) -> StoreResult<Value> {
         let args = vec![self.membership_ttl(), field.unwrap_or("").to_owned()];
-        self.eval(READ_MEMBERSHIP, vec![key], args).await
+        self.eval(READ_MEMBERSHIP, keys, args).await
     }
 
     /// A whole membership hash, as field → value.
     async fn read_all_membership(
         &self,
-        key: String,
+        keys: Vec<String>,
         what: &str,
     ) -> StoreResult<HashMap<String, String>> {
-        let flat = self.read_membership(key, None).await?.into_array();
+        let flat = self.read_membership(keys, None).await?.into_array();
         flat.chunks(2)
             .map(|kv| match kv {
                 [k, v] => Ok((
@@ -167,7 +178,7 @@ impl MembershipStore for RedisStore {
         u: &UserId,
     ) -> StoreResult<Option<CourseRole>> {
         let v = self
-            .read_membership(keys::course_members(t, c), Some(u.as_str()))
+            .read_membership(vec![keys::course_members(t, c)], Some(u.as_str()))
             .await?;
         role(&v, "member_role")
     }
@@ -180,7 +191,7 @@ impl MembershipStore for RedisStore {
         u: &UserId,
     ) -> StoreResult<Vec<(CourseId, CourseRole)>> {
         let map = self
-            .read_all_membership(keys::user_courses(t, u), "user_courses")
+            .read_all_membership(user_index_first(t, u), "user_courses")
             .await?;
         let indexed = roles::<CourseId>(map, "user_courses")?;
         let checks = indexed.into_iter().map(|(c, indexed_role)| async move {
@@ -200,7 +211,7 @@ impl MembershipStore for RedisStore {
 
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>> {
         let map = self
-            .read_all_membership(keys::course_members(t, c), "course_members")
+            .read_all_membership(vec![keys::course_members(t, c)], "course_members")
             .await?;
         Ok(roles::<UserId>(map, "course_members")?
             .into_iter()

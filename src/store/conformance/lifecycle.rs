@@ -178,8 +178,9 @@ pub async fn retention_rules_hold(
 
 /// With [`SHORT`] limits: a course's membership and a user's course index that nobody uses
 /// for `inactive_user_retention` are gone, while use (a fan-out's read of the members, a
-/// connect's read of the index) keeps them. `gone` says whether the engine still holds the
-/// course's or the user's membership at all.
+/// connect's read of the index) keeps them. A user's index also lives as long as their
+/// inbox is active: all of a user's keys expire together. `gone` says whether the engine
+/// still holds the course's or the user's membership at all.
 pub async fn idle_memberships_expire(
     store: &dyn Store,
     gone: impl AsyncFn(&TenantId, &CourseId, &UserId) -> bool,
@@ -196,13 +197,19 @@ pub async fn idle_memberships_expire(
         .set_member(&t, &busy_course, &busy_user, CourseRole::Instructor)
         .await
         .unwrap();
-    for _ in 0..3 {
+    // Never connects, but is notified: their inbox activity keeps their index.
+    let notified = uid("notified-user");
+    store
+        .set_member(&t, &busy_course, &notified, student)
+        .await
+        .unwrap();
+    for i in 0..3 {
         tokio::time::sleep(SHORT.inactive_user_retention / 2).await;
-        assert_eq!(
-            store.course_members(&t, &busy_course).await.unwrap().len(),
-            1
-        );
+        let members = store.course_members(&t, &busy_course).await.unwrap();
+        assert_eq!(members.len(), 2);
         assert_eq!(store.user_courses(&t, &busy_user).await.unwrap().len(), 1);
+        let n = notification(&t, &notified, &format!("n{i}"));
+        deliver(store, &n).await.unwrap();
     }
     store.sweep().await.unwrap();
     assert!(
@@ -231,5 +238,10 @@ pub async fn idle_memberships_expire(
             .await
             .unwrap(),
         Some(CourseRole::Instructor)
+    );
+    assert_eq!(
+        store.user_courses(&t, &notified).await.unwrap(),
+        [(busy_course, student)],
+        "a user's index expires with their inbox, not apart"
     );
 }

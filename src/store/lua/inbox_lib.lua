@@ -14,6 +14,12 @@ local function inbox_unread(inbox, state)
   return n
 end
 
+-- Activity of the user: every key of theirs the script names (the order, the statuses,
+-- the course index) gets the same idle TTL at once, so a user's keys expire together.
+local function inbox_touch(ttl)
+  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
+end
+
 -- The first per-user layout kept `U` for unread entries and a stored `:unread` count in the
 -- state hash; they are dropped once, here, so that nodes and data of either version agree.
 local function inbox_upgrade(state)

@@ -5,6 +5,7 @@
 -- retention sweep), which is not activity. (inbox_lib.lua is prepended.)
 --
 -- KEYS[1]  inbox (zset id → µs score)     KEYS[2]  state (hash id → R|D<ms>, :dmin)
+-- KEYS[3]  the user's course index (only its TTL is set)
 -- ARGV[1]  id or ""      ARGV[2]  now, ms      ARGV[3]  cap
 -- ARGV[4]  inbox retention, ms       ARGV[5]  dismissed retention, ms
 -- ARGV[6]  idle TTL of the inbox, ms      ARGV[7]  1 when this is activity (sets the TTL)
@@ -61,7 +62,6 @@ if redis.call('ZCARD', inbox) == 0 then
   redis.call('DEL', inbox, state)
   unread = 0
 elseif ARGV[7] == '1' then
-  redis.call('PEXPIRE', inbox, idle)
-  redis.call('PEXPIRE', state, idle)
+  inbox_touch(idle)
 end
 return {inserted, unread, trimmed}

@@ -1,7 +1,7 @@
 -- A page of references, newest first, from one consistent snapshot; an id without a state
 -- is unread. (inbox_lib.lua is prepended.)
 --
--- KEYS[1]  inbox     KEYS[2]  state
+-- KEYS[1]  inbox     KEYS[2]  state     (KEYS[3], the course index, is not used)
 -- ARGV[1]  max score ("+inf" or "(<before>")   ARGV[2]  limit   ARGV[3]  U | R | D | ""
 -- Returns {more 0|1, skipped, score, id, status, score, id, status, ...}, status U | R | D.
 

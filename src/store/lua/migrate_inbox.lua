@@ -2,7 +2,7 @@
 -- already has are kept as they are, so a second run, or a run beside live traffic, never
 -- counts an entry twice. (inbox_lib.lua is prepended.)
 --
--- KEYS[1]  inbox     KEYS[2]  state
+-- KEYS[1]  inbox     KEYS[2]  state     KEYS[3]  the user's course index (its TTL)
 -- ARGV[1]  idle TTL, ms;   then triples (id, score, U | R | D<ms>)
 -- Returns how many entries were added.
 
@@ -20,7 +20,6 @@ for i = 2, #ARGV, 3 do
   end
 end
 if added > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  inbox_touch(ARGV[1])
 end
 return added

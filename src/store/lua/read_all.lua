@@ -1,5 +1,6 @@
 -- Every unread entry → READ. (inbox_lib.lua is prepended.)
--- KEYS[1]  inbox     KEYS[2]  state      ARGV[1]  idle TTL, ms
+-- KEYS[1]  inbox     KEYS[2]  state     KEYS[3]  the user's course index (its TTL)
+-- ARGV[1]  idle TTL, ms
 -- Returns how many changed.
 
 local inbox, state = KEYS[1], KEYS[2]
@@ -10,7 +11,6 @@ for _, id in ipairs(redis.call('ZRANGE', inbox, 0, -1)) do
   if redis.call('HSETNX', state, id, 'R') == 1 then changed = changed + 1 end
 end
 if changed > 0 then
-  redis.call('PEXPIRE', inbox, ARGV[1])
-  redis.call('PEXPIRE', state, ARGV[1])
+  inbox_touch(ARGV[1])
 end
 return changed

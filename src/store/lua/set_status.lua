@@ -1,8 +1,8 @@
 -- One status change (read or dismiss); a dismissed entry is never "read" again. A change
--- is activity: both inbox keys get the idle TTL again, together. (inbox_lib.lua is
+-- is activity: every key of the user gets the idle TTL again, together. (inbox_lib.lua is
 -- prepended.)
 --
--- KEYS[1]  inbox     KEYS[2]  state
+-- KEYS[1]  inbox     KEYS[2]  state     KEYS[3]  the user's course index (its TTL)
 -- ARGV[1]  id        ARGV[2]  to: R | D      ARGV[3]  now, ms     ARGV[4]  idle TTL, ms
 -- Returns {-1 not found | 0 unchanged | 1 changed, unread}.
 
@@ -19,6 +19,5 @@ if to == 'D' then
 else
   redis.call('HSET', state, id, 'R')
 end
-redis.call('PEXPIRE', inbox, ARGV[4])
-redis.call('PEXPIRE', state, ARGV[4])
+inbox_touch(ARGV[4])
 return {1, inbox_unread(inbox, state)}
