@@ -69,7 +69,8 @@ fn big_notification(t: &TenantId, id: &str) -> lms_realtime::types::Notification
 
 /// One notification with 2 KB of data to 1000 users, through the store: users whose
 /// inboxes already exist (the steady state), and users notified for the first time (their
-/// two inbox keys are created). Also the idempotency record's share, per recipient.
+/// inbox key is created; the status key only comes with a first read). Also the
+/// idempotency record's share, per recipient.
 async fn current_per_recipient(c: &Client, store: &RedisStore) -> (f64, f64, f64) {
     let t = fresh_tenant();
     let send = async |id: &str| {
@@ -100,6 +101,25 @@ async fn current_per_recipient(c: &Client, store: &RedisStore) -> (f64, f64, f64
     (steady, first, sent.unwrap_or(0) as f64 / RECIPIENTS as f64)
 }
 
+/// One send to one user of another tenant first, so that what the server allocates once
+/// (the script cache, the connection's buffers) is not charged to the first recipients.
+async fn warm_up(c: &Client, store: &RedisStore) {
+    let t = fresh_tenant();
+    let before = used_memory(c).await;
+    let fanout = store
+        .open_fanout(&big_notification(&t, "warm-up"))
+        .await
+        .unwrap();
+    let u = &users(1)[0];
+    store.insert(u, &fanout.body).await.unwrap();
+    store.mark_delivered(&t, &fanout.body.id, u).await.unwrap();
+    store.mark_all_read(&t, u).await.unwrap();
+    println!(
+        "warm-up (one-time server allocations, one recipient): {} B",
+        used_memory(c).await - before
+    );
+}
+
 /// The same, written the way the old layout stored it.
 async fn old_per_recipient(c: &Client) -> f64 {
     let t = fresh_tenant();
@@ -125,8 +145,26 @@ async fn write_old(c: &Client, t: &TenantId, u: &UserId, id: &str, seq: f64) {
     let _: Value = c.incr(old("seq")).await.unwrap();
 }
 
-/// One user with a full inbox (500 entries, each a notification of its own to 1 user).
-async fn current_per_full_user(c: &Client, store: &RedisStore) -> (f64, f64) {
+/// `MEMORY USAGE` of a user's inbox keys (order and statuses).
+async fn inbox_key_bytes(c: &Client, t: &TenantId, u: &UserId) -> i64 {
+    let mut bytes = 0;
+    for key in [keys::inbox(t, u), keys::inbox_state(t, u)] {
+        let usage = fred::types::CustomCommand::new_static("MEMORY", None, false);
+        let v: Option<i64> = c
+            .custom(
+                usage,
+                vec!["USAGE".to_owned(), key, "SAMPLES".into(), "0".into()],
+            )
+            .await
+            .unwrap();
+        bytes += v.unwrap_or(0);
+    }
+    bytes
+}
+
+/// One user with a full inbox (500 entries, each a notification of its own to 1 user):
+/// total bytes, and the references' bytes per entry while unread and once all are read.
+async fn current_per_full_user(c: &Client, store: &RedisStore) -> (f64, f64, f64) {
     let t = fresh_tenant();
     let u = &users(1)[0];
     let before = used_memory(c).await;
@@ -138,19 +176,10 @@ async fn current_per_full_user(c: &Client, store: &RedisStore) -> (f64, f64) {
         store.insert(u, &fanout.body).await.unwrap();
     }
     let total = (used_memory(c).await - before) as f64;
-    let mut refs = 0i64;
-    for key in [keys::inbox(&t, u), keys::inbox_state(&t, u)] {
-        let usage = fred::types::CustomCommand::new_static("MEMORY", None, false);
-        let v: Option<i64> = c
-            .custom(
-                usage,
-                vec!["USAGE".to_owned(), key, "SAMPLES".into(), "0".into()],
-            )
-            .await
-            .unwrap();
-        refs += v.unwrap_or(0);
-    }
-    (total, refs as f64)
+    let unread = inbox_key_bytes(c, &t, u).await as f64;
+    store.mark_all_read(&t, u).await.unwrap();
+    let read = inbox_key_bytes(c, &t, u).await as f64;
+    (total, unread, read)
 }
 
 async fn old_per_full_user(c: &Client) -> f64 {
@@ -190,6 +219,7 @@ fn main() {
             .trim()
             .to_owned();
         println!("redis {version}; {RECIPIENTS} recipients, {DATA_BYTES} B of data");
+        warm_up(&c, &store).await;
         let (steady, first, sent) = current_per_recipient(&c, &store).await;
         let old = old_per_recipient(&c).await;
         println!(
@@ -197,13 +227,15 @@ fn main() {
              ({sent:.0} B of it the idempotency record, gone after IDEMPOTENCY_WINDOW), \
              {first:.0} B to users notified for the first time; old layout {old:.0} B"
         );
-        let (user_now, refs) = current_per_full_user(&c, &store).await;
+        let (user_now, unread, read) = current_per_full_user(&c, &store).await;
         let user_old = old_per_full_user(&c).await;
         println!(
             "one user with {INBOX_FILL} entries (each its own notification): now {:.0} KiB \
-             ({:.0} B per entry of references, the rest the bodies), old layout {:.0} KiB",
+             ({:.0} B per entry of references while unread, {:.0} B once read; the rest the \
+             bodies), old layout {:.0} KiB",
             user_now / 1024.0,
-            refs / INBOX_FILL as f64,
+            unread / INBOX_FILL as f64,
+            read / INBOX_FILL as f64,
             user_old / 1024.0
         );
     });

@@ -154,6 +154,7 @@ impl Application {
         crate::store::sweeper::spawn(
             store.clone(),
             config.retention_sweep_interval,
+            config.tenant_metric_cap,
             shutdown.0.clone(),
         );
         let gateway = Gateway::new(
@@ -166,6 +167,7 @@ impl Application {
                 store_concurrency: config.tenant_store_concurrency,
                 recipients_per_sec: config.tenant_notify_recipients_per_sec,
                 recipients_burst: config.tenant_notify_recipients_burst,
+                storage_quota: config.tenant_storage_quota,
             },
         );
         let operator = Operator::new(

@@ -151,7 +151,9 @@ pub struct Config {
     /// (`90d`, `12h`, `30s`).
     #[arg(long, env = "INBOX_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
     pub inbox_retention: Duration,
-    /// Every key of a user's inbox is removed after this long without activity.
+    /// Every key of a user (inbox, course index) is removed after this long without activity
+    /// (insert, read, dismissal, connect, enrolment change); so is a course's membership
+    /// that nobody changed or read for this long.
     #[arg(long, env = "INACTIVE_USER_RETENTION", default_value = "180d", value_parser = humantime::parse_duration)]
     pub inactive_user_retention: Duration,
     /// Dismissed inbox entries are dropped this long after their dismissal.
@@ -272,6 +274,10 @@ pub struct Config {
     /// Burst of notification recipients one tenant may store above the sustained rate.
     #[arg(long, env = "TENANT_NOTIFY_RECIPIENTS_BURST", default_value_t = 5_000)]
     pub tenant_notify_recipients_burst: u32,
+    /// Bytes one tenant may keep in the store (estimated, see docs/operations.md); above it
+    /// its stored notifications are refused with 429 RATE_LIMITED. Unset: no quota.
+    #[arg(long, env = "TENANT_STORAGE_QUOTA")]
+    pub tenant_storage_quota: Option<u64>,
     /// Tokens whose `exp` lies further ahead than now plus this are refused (INVALID_TOKEN),
     /// in seconds; bounds how long a leaked token stays usable.
     #[arg(long, env = "MAX_TOKEN_LIFETIME_SECS", default_value_t = 86_400)]

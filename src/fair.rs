@@ -62,6 +62,8 @@ pub struct FairShare {
     pub store_concurrency: usize,
     pub recipients_per_sec: u32,
     pub recipients_burst: u32,
+    /// Bytes a tenant may keep in the store (`TENANT_STORAGE_QUOTA`); `None`: no quota.
+    pub storage_quota: Option<u64>,
 }
 
 /// Each tenant's budget of stored notification recipients (a token bucket per tenant).

@@ -102,8 +102,14 @@ async fn migrate_keys(config: Config, delete_old: bool) -> anyhow::Result<()> {
     let store = lms_realtime::store::redis::RedisStore::new(client, config.store_limits());
     let report = lms_realtime::store::migrate::migrate_keys(&store, delete_old).await?;
     println!(
-        "migrated {} inboxes ({} entries) and {} courses ({} memberships); {} unreadable left in place",
-        report.inboxes, report.entries, report.courses, report.memberships, report.unreadable
+        "migrated {} inboxes ({} entries) and {} courses ({} memberships); {} unreadable left in place; {} inboxes of the per-user layout checked, {} membership keys given their idle TTL",
+        report.inboxes,
+        report.entries,
+        report.courses,
+        report.memberships,
+        report.unreadable,
+        report.upgraded,
+        report.ttl_set
     );
     Ok(())
 }

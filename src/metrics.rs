@@ -41,6 +41,11 @@ pub const API_REFUSALS_TOTAL: &str = "lms_api_refusals_total";
 pub const API_REFUSALS_CLOSED_TOTAL: &str = "lms_api_refusals_closed_total";
 /// Emits that failed because a socket's send buffer was full (a slow consumer).
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
+/// Per tenant, the store's estimate of what it keeps (`store::usage`), set by each sweep.
+pub const TENANT_STORAGE_BYTES: &str = "lms_tenant_storage_bytes";
+pub const TENANT_STORAGE_ENTRIES: &str = "lms_tenant_storage_entries";
+/// `TENANT_STORAGE_QUOTA` (0: none), for the alert on a tenant near it.
+pub const TENANT_STORAGE_QUOTA_BYTES: &str = "lms_tenant_storage_quota_bytes";
 
 /// Sockets disconnected by an operator (§11), by cause.
 pub const KICKED_SOCKETS_TOTAL: &str = "lms_kicked_sockets_total";
@@ -194,6 +199,20 @@ fn describe() {
         PRESENCE_ONLINE_USERS,
         "Online users per tenant, cluster-wide (max over nodes)"
     );
+    describe_gauge!(
+        TENANT_STORAGE_BYTES,
+        Unit::Bytes,
+        "Bytes stored per tenant, as of the last retention sweep (capped tenants, the rest as other)"
+    );
+    describe_gauge!(
+        TENANT_STORAGE_ENTRIES,
+        "Inbox entries stored per tenant, as of the last retention sweep"
+    );
+    describe_gauge!(
+        TENANT_STORAGE_QUOTA_BYTES,
+        Unit::Bytes,
+        "TENANT_STORAGE_QUOTA (0: no quota)"
+    );
     describe_counter!(
         PRESENCE_EVENTS_TOTAL,
         "Presence join/leave decisions by event and outcome (announced, debounced)"
@@ -343,6 +362,10 @@ pub fn api_refusal_closed() {
     counter!(API_REFUSALS_CLOSED_TOTAL).increment(1);
 }
 
+pub fn storage_quota(bytes: Option<u64>) {
+    gauge!(TENANT_STORAGE_QUOTA_BYTES).set(bytes.unwrap_or(0) as f64);
+}
+
 pub fn room_gauges(kind: &'static str, rooms: u64, members: u64) {
     gauge!(ROOMS, "kind" => kind).set(rooms as f64);
     gauge!(ROOM_MEMBERS, "kind" => kind).set(members as f64);
@@ -365,6 +388,14 @@ impl TenantGauge {
     /// Online users per tenant (`lms_presence_online_users`).
     pub fn online_users(cap: usize) -> Self {
         Self::named(PRESENCE_ONLINE_USERS, cap)
+    }
+
+    /// Stored bytes and entries per tenant (`lms_tenant_storage_bytes`, `_entries`).
+    pub fn storage(cap: usize) -> (Self, Self) {
+        (
+            Self::named(TENANT_STORAGE_BYTES, cap),
+            Self::named(TENANT_STORAGE_ENTRIES, cap),
+        )
     }
 
     fn named(name: &'static str, cap: usize) -> Self {

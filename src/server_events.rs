@@ -36,7 +36,7 @@ macro_rules! server_events {
 server_events! {
     /// A notification was stored for the user, or a tenant/role broadcast was sent.
     NOTIFICATION_NEW = "notification:new" => Notification,
-    /// The user's unread count changed.
+    /// The user's unread count changed, and on every connect (zero included).
     NOTIFICATION_COUNT = "notification:count" => UnreadCount,
     /// Another socket of the user read a notification.
     NOTIFICATION_READ = "notification:read" => NotificationRef,

@@ -41,23 +41,33 @@ async fn lifecycle_on(url: &str) {
     let retention =
         lifecycle::retention_rules_hold(&store, async |t, u| keys_exist(&c, t, u).await == 0);
     let robust = a_lost_key_never_breaks_a_list(&c);
-    futures::join!(retention, robust);
+    let memberships = lifecycle::idle_memberships_expire(&store, async |t, course, u| {
+        // One key per call: the two are on different slots.
+        let course_left: u64 = c.exists(keys::course_members(t, course)).await.unwrap();
+        let index_left: u64 = c.exists(keys::user_courses(t, u)).await.unwrap();
+        course_left + index_left == 0
+    });
+    futures::join!(retention, robust, memberships);
 }
 
 async fn a_lost_key_never_breaks_a_list(c: &Client) {
     let store = RedisStore::new(c.clone(), StoreLimits::DEFAULT);
     let t = fresh_tenant();
     let u = UserId::parse("u1").unwrap();
-    for id in ["a", "b", "c", "d"] {
-        deliver(&store, &notification(&t, &u, id)).await.unwrap();
+    let id = |s: &str| NotificationId::parse(s).unwrap();
+    for n in ["a", "b", "c", "d"] {
+        deliver(&store, &notification(&t, &u, n)).await.unwrap();
     }
-    assert_eq!(store.unread_count(&t, &u).await.unwrap(), 4);
-    // A body evicted, and a status lost (a partial inbox).
-    let _: () = c
-        .del(keys::body(&t, &NotificationId::parse("b").unwrap()))
-        .await
-        .unwrap();
-    let _: () = c.hdel(keys::inbox_state(&t, &u), "c").await.unwrap();
+    assert_eq!(
+        c.exists::<u64, _>(keys::inbox_state(&t, &u)).await.unwrap(),
+        0,
+        "one key until a read"
+    );
+    store.mark_read(&t, &u, &id("c")).await.unwrap();
+    assert_eq!(store.unread_count(&t, &u).await.unwrap(), 3);
+    // A body evicted, and the state lost (a partial inbox): c reads as unread again.
+    let _: () = c.del(keys::body(&t, &id("b"))).await.unwrap();
+    let _: () = c.del(keys::inbox_state(&t, &u)).await.unwrap();
     let all = ListQuery {
         limit: 10,
         before: None,
@@ -65,21 +75,22 @@ async fn a_lost_key_never_breaks_a_list(c: &Client) {
     };
     let page = store.list(&t, &u, &all).await.unwrap();
     let ids: Vec<_> = page.items.iter().map(|n| n.id.to_string()).collect();
-    assert_eq!(ids, ["d", "a"], "the rest is listed");
-    assert_eq!(page.skipped, 2);
+    assert_eq!(ids, ["d", "c", "a"], "the rest is listed");
+    assert_eq!(page.skipped, 1);
     // The reference to the lost body is dropped, so the count heals.
     let again = store.list(&t, &u, &all).await.unwrap();
-    assert_eq!(
-        again.skipped, 1,
-        "only the id without a status is left to skip"
-    );
-    // Losing the whole state key leaves an empty, working inbox.
-    let _: () = c.del(keys::inbox_state(&t, &u)).await.unwrap();
-    let empty = store.list(&t, &u, &all).await.unwrap();
-    assert!(empty.items.is_empty());
+    assert_eq!(again.skipped, 0);
+    assert_eq!(store.unread_count(&t, &u).await.unwrap(), 3);
+    // Losing the order leaves an empty, working inbox; the orphaned state goes with it.
+    store.mark_read(&t, &u, &id("a")).await.unwrap();
+    let _: () = c.del(keys::inbox(&t, &u)).await.unwrap();
+    assert!(store.list(&t, &u, &all).await.unwrap().items.is_empty());
+    assert_eq!(store.unread_count(&t, &u).await.unwrap(), 0);
+    assert_eq!(keys_exist(c, &t, &u).await, 0);
     deliver(&store, &notification(&t, &u, "e")).await.unwrap();
     let after = store.list(&t, &u, &all).await.unwrap();
     assert_eq!(after.items[0].id.to_string(), "e");
+    assert_eq!(store.unread_count(&t, &u).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -132,12 +143,13 @@ async fn on_a_redis_cluster_the_lifecycle_rules_hold_and_a_tenant_spreads_over_e
         .zip(&before)
         .map(|(a, b)| a.saturating_sub(*b))
         .collect();
-    // 1000 users × 3 keys + 50 courses + 2 keys of the notification (less what the
-    // lifecycle checks above let expire meanwhile).
-    assert!(added.iter().sum::<u64>() >= 3_000, "{added:?}");
+    // 1000 users × 2 keys (an inbox, a course index; no status key before a first read)
+    // + 50 courses + 2 keys of the notification (less what the lifecycle checks above let
+    // expire meanwhile): about 680 per master.
+    assert!(added.iter().sum::<u64>() >= 2_000, "{added:?}");
     for (i, n) in added.iter().enumerate() {
         assert!(
-            *n > 700,
+            *n > 450,
             "master {i} got only {n} of the tenant's keys: {added:?}"
         );
     }
@@ -169,12 +181,50 @@ async fn write_old_layout(c: &Client, t: &str) {
         .unwrap();
 }
 
+/// Writes user `u2`'s inbox as the first per-user layout did: `U` entries and a stored
+/// `:unread` in the state hash.
+async fn write_first_per_user_layout(c: &Client, t: &TenantId) {
+    let store = RedisStore::new(c.clone(), StoreLimits::DEFAULT);
+    let u = UserId::parse("u2").unwrap();
+    let now_us = chrono::Utc::now().timestamp_micros() as f64;
+    for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+        store.open_fanout(&notification(t, &u, id)).await.unwrap();
+        let _: () = c
+            .zadd(
+                keys::inbox(t, &u),
+                None,
+                None,
+                false,
+                false,
+                (now_us + i as f64, id),
+            )
+            .await
+            .unwrap();
+    }
+    let state = [("a", "U"), ("b", "R"), ("c", "U"), (":unread", "2")];
+    let _: () = c
+        .hset(keys::inbox_state(t, &u), state.to_vec())
+        .await
+        .unwrap();
+    // Membership without a TTL, as it was before it expired with inactivity.
+    let course = CourseId::parse("c2").unwrap();
+    let _: () = c
+        .hset(keys::course_members(t, &course), ("u2", "student"))
+        .await
+        .unwrap();
+    let _: () = c
+        .hset(keys::user_courses(t, &u), ("c2", "student"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn migrate_keys_copies_the_old_layout_and_is_safe_to_repeat() {
     let redis = RedisServer::start();
     let c = client(&redis.url()).await;
     let t = fresh_tenant();
     write_old_layout(&c, t.as_str()).await;
+    write_first_per_user_layout(&c, &t).await;
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
             .arg("migrate-keys")
@@ -227,6 +277,23 @@ async fn migrate_keys_copies_the_old_layout_and_is_safe_to_repeat() {
     );
     let courses = store.user_courses(&t, &u).await.unwrap();
     assert_eq!(courses.len(), 1);
+    // The first per-user layout's inbox is upgraded: only what is not unread has a state.
+    let u2 = UserId::parse("u2").unwrap();
+    let state: std::collections::HashMap<String, String> =
+        c.hgetall(keys::inbox_state(&t, &u2)).await.unwrap();
+    assert_eq!(
+        state,
+        [("b".to_owned(), "R".to_owned())].into_iter().collect()
+    );
+    assert_eq!(store.unread_count(&t, &u2).await.unwrap(), 2);
+    let course = CourseId::parse("c2").unwrap();
+    for key in [
+        keys::course_members(&t, &course),
+        keys::user_courses(&t, &u2),
+    ] {
+        let ttl: i64 = c.pttl(&key).await.unwrap();
+        assert!(ttl > 0, "{key} got its idle TTL: {ttl}");
+    }
 
     let delete = std::process::Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
         .args(["migrate-keys", "--delete-old"])

@@ -10,6 +10,7 @@
 mod courses;
 mod notifications;
 pub mod stats;
+mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ struct Inner<A: Adapter> {
     /// Each tenant's share of concurrent inbox writes, and of stored recipients (`fair`).
     lines: TenantLines,
     recipients: RecipientBudget,
+    /// `TENANT_STORAGE_QUOTA` (`storage`).
+    storage_quota: Option<u64>,
     node_id: String,
     peers: Option<Arc<dyn PeerStats>>,
     stats_timeout: Duration,
@@ -66,12 +69,14 @@ impl<A: Adapter> Gateway<A> {
         stats_timeout: Duration,
         fair: FairShare,
     ) -> Self {
+        crate::metrics::storage_quota(fair.storage_quota);
         Self {
             inner: Arc::new(Inner {
                 io,
                 store,
                 lines: TenantLines::new(fair.store_concurrency),
                 recipients: RecipientBudget::new(fair.recipients_per_sec, fair.recipients_burst),
+                storage_quota: fair.storage_quota,
                 node_id,
                 peers,
                 stats_timeout,

@@ -2,8 +2,10 @@
 
 use futures::{StreamExt, stream};
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 
 use super::{Gateway, new_notification_id, now_rfc3339};
+use crate::emit;
 use crate::error::AppError;
 use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
@@ -92,6 +94,7 @@ impl<A: Adapter> Gateway<A> {
             }
         };
         let count = users.len() as u64;
+        self.check_storage_quota(tenant).await?;
         if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
             return Err(AppError::rate_limited(
                 format!(
@@ -102,7 +105,7 @@ impl<A: Adapter> Gateway<A> {
             ));
         }
         let fanout = self.inner.store.open_fanout(&template).await?;
-        let results: Vec<Result<(), AppError>> = stream::iter(users)
+        let results: Vec<Result<u64, AppError>> = stream::iter(users)
             // Exact idempotency: whoever already got this id live is skipped.
             .filter(|user| futures::future::ready(!fanout.delivered.contains(user)))
             .map(|user| {
@@ -119,7 +122,19 @@ impl<A: Adapter> Gateway<A> {
             .buffer_unordered(STORE_FANOUT)
             .collect()
             .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let mut inserted = 0;
+        let mut failed = None;
+        for r in results {
+            match r {
+                Ok(n) => inserted += n,
+                Err(e) => failed = Some(e),
+            }
+        }
+        // What was stored counts against the quota even when another recipient failed.
+        self.account_stored(&fanout, inserted).await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(SendNotificationResponse {
             id,
             recipients: count,
@@ -129,21 +144,21 @@ impl<A: Adapter> Gateway<A> {
     /// Stores one recipient's reference and pushes it live. A duplicate is pushed only on a
     /// retry (stored by a send that died before its push). The push is claimed first, so
     /// that concurrent sends of one id push it once, and recorded after, so that no later
-    /// retry repeats it.
-    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<(), AppError> {
+    /// retry repeats it. Returns 1 when a reference was stored (for the storage estimate).
+    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<u64, AppError> {
         let body = &fanout.body;
         let slot = self.inner.lines.acquire(&body.tenant_id).await;
         let outcome = self.inner.store.insert(user, body).await;
         drop(slot);
-        let unread = match outcome? {
+        let (unread, stored) = match outcome? {
             InsertOutcome::Inserted { unread } => {
                 metrics::notifications_stored(1);
-                unread
+                (unread, 1)
             }
-            InsertOutcome::Duplicate { unread } if fanout.retry => unread,
+            InsertOutcome::Duplicate { unread } if fanout.retry => (unread, 0),
             InsertOutcome::Duplicate { .. } => {
                 tracing::debug!(tenant = %body.tenant_id, notification = %body.id, "duplicate notification id ignored");
-                return Ok(());
+                return Ok(0);
             }
         };
         if !self
@@ -152,7 +167,7 @@ impl<A: Adapter> Gateway<A> {
             .claim_delivery(&body.tenant_id, &body.id, user)
             .await?
         {
-            return Ok(());
+            return Ok(stored);
         }
         let mut n = (**body).clone();
         n.user_id = Some(user.clone());
@@ -174,7 +189,7 @@ impl<A: Adapter> Gateway<A> {
         {
             tracing::warn!(tenant = %n.tenant_id, notification = %n.id, error = %e, "could not record a delivery; a retry may push it again");
         }
-        Ok(())
+        Ok(stored)
     }
 
     pub async fn mark_read(
@@ -201,6 +216,23 @@ impl<A: Adapter> Gateway<A> {
 
     pub async fn unread_count(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
         Ok(self.inner.store.unread_count(t, u).await?)
+    }
+
+    /// Tells one socket its user's unread count, zero included: a pushed count can be lost
+    /// (a node died between a store write and its emit), and the count may have gone to zero
+    /// meanwhile, so every connect gets the count as the store has it.
+    pub async fn send_unread_count(
+        &self,
+        to: &SocketRef<A>,
+        t: &TenantId,
+        u: &UserId,
+    ) -> Result<(), AppError> {
+        let unread = self.unread_count(t, u).await?;
+        if let Err(e) = emit::to_socket(to, events::NOTIFICATION_COUNT, &UnreadCount { unread }) {
+            metrics::emit_dropped(events::NOTIFICATION_COUNT);
+            tracing::debug!(sid = %to.id, error = %e, "unread count not sent: socket gone or full");
+        }
+        Ok(())
     }
 
     /// One page of the user's inbox, newest first; `before` is a `nextCursor` of an

@@ -25,9 +25,8 @@ use crate::metrics::{self, SecurityKind};
 use crate::presence::SocketPresence;
 use crate::refusal_log::Refusal as LogLine;
 use crate::rooms;
-use crate::server_events as events;
 use crate::store::connections::{Holder, LedgerSlot};
-use crate::types::{CourseRole, RefreshPayload, Refreshed, UnreadCount};
+use crate::types::{CourseRole, RefreshPayload, Refreshed};
 
 /// A refused connection; its Display is the `connect_error` message the client sees.
 #[derive(Debug)]
@@ -300,24 +299,16 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
     });
 }
 
-/// A pushed count can be lost (a node died between a store write and its emit), so a
-/// socket that connects with unread notifications is told its count at once. Zero is a new
-/// client's starting state, and is not sent.
+/// Every socket of a tenant user learns its unread count at once (the Gateway says why);
+/// the store read must not hold up CONNECT, so it runs beside it.
 fn push_unread_count<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, claims: &Claims) {
     let Some(t) = claims.tenant.clone() else {
         return;
     };
     let (s, gateway, user) = (s.clone(), ctx.gateway.clone(), claims.sub.clone());
     tokio::spawn(async move {
-        match gateway.unread_count(&t, &user).await {
-            Ok(0) => {}
-            Ok(unread) => {
-                metrics::emitted(events::NOTIFICATION_COUNT);
-                if let Err(e) = s.emit(events::NOTIFICATION_COUNT, &UnreadCount { unread }) {
-                    tracing::debug!(sid = %s.id, error = %e, "count on connect not sent");
-                }
-            }
-            Err(e) => tracing::warn!(sid = %s.id, error = %e.message, "count on connect not read"),
+        if let Err(e) = gateway.send_unread_count(&s, &t, &user).await {
+            tracing::warn!(sid = %s.id, tenant = %t, error = %e.message, "count on connect not read");
         }
     });
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
+use super::usage::Usage;
 use super::*;
 use crate::metrics;
 
@@ -137,6 +138,19 @@ impl MembershipStore for Instrumented {
 impl ProgressLog for Instrumented {
     async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
         timed("append_progress", self.inner.append_progress(t, r)).await
+    }
+}
+
+#[async_trait]
+impl UsageStore for Instrumented {
+    async fn usage(&self, t: &TenantId) -> StoreResult<Usage> {
+        timed("usage", self.inner.usage(t)).await
+    }
+    async fn add_usage(&self, t: &TenantId, add: Usage) -> StoreResult<()> {
+        timed("add_usage", self.inner.add_usage(t, add)).await
+    }
+    async fn measure_usage(&self) -> StoreResult<std::collections::HashMap<TenantId, Usage>> {
+        timed("measure_usage", self.inner.measure_usage()).await
     }
 }
 

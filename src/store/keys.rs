@@ -31,20 +31,25 @@ pub fn inbox(t: &TenantId, u: &UserId) -> String {
     format!("{}:inbox", user(t, u))
 }
 
-/// A user's inbox state: hash notification id → `U` | `R` | `D<dismissed at, ms>`, plus the
-/// fields `:unread` (the exact unread count) and `:dmin` (oldest dismissal, ms). Field names
-/// that start with `:` can never be ids.
+/// A user's inbox state: hash notification id → `R` | `D<dismissed at, ms>` for the entries
+/// read or dismissed, plus `:dmin` (oldest dismissal, ms); it exists only once an entry was
+/// read or dismissed, so a user's first notification creates one key. An id of the order
+/// without a state is unread; the unread count is derived (order size less the states).
+/// Field names that start with `:` can never be ids. (The first per-user layout also kept
+/// `U` and a stored `:unread` here; the inbox scripts drop them when they meet them.)
 pub fn inbox_state(t: &TenantId, u: &UserId) -> String {
     format!("{}:state", user(t, u))
 }
 
 /// The courses of a user: hash course id → role. An index of the course hashes, repaired
-/// from them when read (see `redis_membership`).
+/// from them when read (see `redis_membership`); expires after `INACTIVE_USER_RETENTION`
+/// without a change or a read.
 pub fn user_courses(t: &TenantId, u: &UserId) -> String {
     format!("{}:courses", user(t, u))
 }
 
-/// The members of a course: hash user id → role. The authority on membership.
+/// The members of a course: hash user id → role. The authority on membership; expires
+/// after `INACTIVE_USER_RETENTION` without a change or a read (fan-out, role check).
 pub fn course_members(t: &TenantId, c: &CourseId) -> String {
     format!("lms:{{{t}:c:{c}}}:members")
 }
@@ -61,8 +66,30 @@ pub fn sent(t: &TenantId, id: &NotificationId) -> String {
     format!("lms:{{{t}:n:{id}}}:sent")
 }
 
-/// What `SCAN` matches to find every user inbox state (the retention sweep).
-pub const INBOX_STATE_PATTERN: &str = "lms:{*:u:*}:state";
+/// What `SCAN` matches to find every user inbox (the retention sweep).
+pub const INBOX_PATTERN: &str = "lms:{*:u:*}:inbox";
+
+/// What `SCAN` matches to find every notification body (the usage measure).
+pub const BODY_PATTERN: &str = "lms:{*:n:*}:body";
+
+/// A tenant's storage estimate: hash `bytes`, `entries` (see `usage`).
+pub fn tenant_usage(t: &TenantId) -> String {
+    format!("{}:usage", tenant(t))
+}
+
+/// What `SCAN` matches to find every tenant's storage estimate.
+pub const TENANT_USAGE_PATTERN: &str = "lms:{*}:usage";
+
+/// The tenant a key of this module belongs to: what its hash tag holds before the first
+/// `:` (ids admit no `:`, so a tenant id ends there).
+pub fn tenant_of(key: &str) -> Option<TenantId> {
+    let tag = key.strip_prefix("lms:{")?;
+    let end = tag.find([':', '}'])?;
+    TenantId::parse(&tag[..end]).ok()
+}
+
+/// What `SCAN` matches to find every membership key: course hashes and user indexes.
+pub const MEMBERSHIP_PATTERNS: [&str; 2] = ["lms:{*:c:*}:members", "lms:{*:u:*}:courses"];
 
 /// The tenant's progress log: a stream capped by count and by age.
 pub fn progress(t: &TenantId) -> String {
@@ -185,6 +212,23 @@ mod tests {
         assert_ne!(inbox(&a, &u), inbox(&t("other"), &u));
         let unique: std::collections::HashSet<_> = tagged.iter().map(|(k, _)| k).collect();
         assert_eq!(unique.len(), tagged.len());
+    }
+
+    #[test]
+    fn every_tenant_key_names_its_tenant_back() {
+        let (u, c) = (UserId::parse("u1").unwrap(), CourseId::parse("c1").unwrap());
+        let n = NotificationId::parse("n1").unwrap();
+        let a = t("acme");
+        for key in [
+            inbox(&a, &u),
+            course_members(&a, &c),
+            body(&a, &n),
+            tenant_usage(&a),
+        ] {
+            assert_eq!(tenant_of(&key), Some(a.clone()), "{key}");
+        }
+        assert_eq!(tenant_of(node_registry()), TenantId::parse("cluster").ok());
+        assert_eq!(tenant_of("other:{acme}:x"), None);
     }
 
     #[test]

@@ -3,24 +3,79 @@
 //! as Redis; a background task calls [`InboxStore::sweep`] for what expires by time.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::memory_inbox::{Inboxes, SentRecords};
+use super::usage::Usage;
 use super::*;
 
 type UserKey = (TenantId, UserId);
 type CourseKey = (TenantId, CourseId);
 
-#[derive(Default)]
+/// One membership map (a course's members, or a user's courses) and when it was last used:
+/// one unused for the idle TTL is gone, as its Redis key expires.
+struct Roles<K> {
+    roles: HashMap<K, CourseRole>,
+    used: Instant,
+}
+
+impl<K> Default for Roles<K> {
+    fn default() -> Self {
+        Self {
+            roles: HashMap::new(),
+            used: Instant::now(),
+        }
+    }
+}
+
+/// The live map under `key`, marked used now; an idle one is dropped first.
+fn used<'m, Q: Eq + Hash, K>(
+    maps: &'m mut HashMap<Q, Roles<K>>,
+    key: &Q,
+    idle: Duration,
+    now: Instant,
+) -> Option<&'m mut Roles<K>> {
+    if maps
+        .get(key)
+        .is_some_and(|m| now.duration_since(m.used) >= idle)
+    {
+        maps.remove(key);
+    }
+    let m = maps.get_mut(key)?;
+    m.used = now;
+    Some(m)
+}
+
+/// Like [`used`], creating the map when there is none.
+fn used_or_new<'m, Q: Eq + Hash + Clone, K>(
+    maps: &'m mut HashMap<Q, Roles<K>>,
+    key: &Q,
+    idle: Duration,
+    now: Instant,
+) -> &'m mut Roles<K> {
+    used(maps, key, idle, now);
+    maps.entry(key.clone()).or_default()
+}
+
 struct Membership {
-    by_course: HashMap<CourseKey, HashMap<UserId, CourseRole>>,
-    by_user: HashMap<UserKey, HashMap<CourseId, CourseRole>>,
+    idle: Duration,
+    by_course: HashMap<CourseKey, Roles<UserId>>,
+    by_user: HashMap<UserKey, Roles<CourseId>>,
 }
 
 impl Membership {
+    fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            by_course: HashMap::new(),
+            by_user: HashMap::new(),
+        }
+    }
+
     fn set(
         &mut self,
         t: &TenantId,
@@ -28,31 +83,95 @@ impl Membership {
         u: &UserId,
         role: CourseRole,
     ) -> Option<CourseRole> {
-        self.by_user
-            .entry((t.clone(), u.clone()))
-            .or_default()
+        let now = Instant::now();
+        let user = (t.clone(), u.clone());
+        used_or_new(&mut self.by_user, &user, self.idle, now)
+            .roles
             .insert(c.clone(), role);
-        self.by_course
-            .entry((t.clone(), c.clone()))
-            .or_default()
+        let course = (t.clone(), c.clone());
+        used_or_new(&mut self.by_course, &course, self.idle, now)
+            .roles
             .insert(u.clone(), role)
     }
 
     fn remove(&mut self, t: &TenantId, c: &CourseId, u: &UserId) -> Option<CourseRole> {
+        let now = Instant::now();
         let key = (t.clone(), u.clone());
-        if let Some(courses) = self.by_user.get_mut(&key) {
-            courses.remove(c);
-            if courses.is_empty() {
+        if let Some(courses) = used(&mut self.by_user, &key, self.idle, now) {
+            courses.roles.remove(c);
+            if courses.roles.is_empty() {
                 self.by_user.remove(&key);
             }
         }
         let key = (t.clone(), c.clone());
-        let members = self.by_course.get_mut(&key)?;
-        let role = members.remove(u);
-        if members.is_empty() {
+        let members = used(&mut self.by_course, &key, self.idle, now)?;
+        let role = members.roles.remove(u);
+        if members.roles.is_empty() {
             self.by_course.remove(&key);
         }
         role
+    }
+
+    /// A course's members, or a user's courses, marked used (a read is use).
+    fn course(&mut self, t: &TenantId, c: &CourseId) -> Option<&HashMap<UserId, CourseRole>> {
+        let key = (t.clone(), c.clone());
+        Some(&used(&mut self.by_course, &key, self.idle, Instant::now())?.roles)
+    }
+
+    /// A user's courses, each checked against its course (which may have expired apart
+    /// from the index, or changed): the repair path of the Redis engine.
+    fn user(&mut self, t: &TenantId, u: &UserId) -> Vec<(CourseId, CourseRole)> {
+        let key = (t.clone(), u.clone());
+        let Some(index) = used(&mut self.by_user, &key, self.idle, Instant::now()) else {
+            return vec![];
+        };
+        let indexed: Vec<CourseId> = index.roles.keys().cloned().collect();
+        let checked: Vec<(CourseId, Option<CourseRole>)> = indexed
+            .into_iter()
+            .map(|c| {
+                let actual = self.course(t, &c).and_then(|m| m.get(u).copied());
+                (c, actual)
+            })
+            .collect();
+        let Some(index) = self.by_user.get_mut(&key) else {
+            return vec![];
+        };
+        let mut out = vec![];
+        for (c, actual) in checked {
+            match actual {
+                Some(r) => {
+                    index.roles.insert(c.clone(), r);
+                    out.push((c, r));
+                }
+                None => {
+                    index.roles.remove(&c);
+                }
+            }
+        }
+        if index.roles.is_empty() {
+            self.by_user.remove(&key);
+        }
+        out
+    }
+
+    /// Activity of the user on the inbox side keeps their course index (a user's data
+    /// expires together, as on Redis).
+    fn touch_user(&mut self, t: &TenantId, u: &UserId) {
+        used(
+            &mut self.by_user,
+            &(t.clone(), u.clone()),
+            self.idle,
+            Instant::now(),
+        );
+    }
+
+    /// Drops every map unused for the idle TTL (the sweep).
+    fn evict_idle(&mut self, now: Instant) {
+        let idle = self.idle;
+        self.by_course
+            .retain(|_, m| now.duration_since(m.used) < idle);
+        self.by_user
+            .retain(|_, m| now.duration_since(m.used) < idle);
     }
 }
 
@@ -63,6 +182,7 @@ pub struct MemoryStore {
     sent: Mutex<SentRecords>,
     members: Mutex<Membership>,
     progress: Mutex<HashMap<TenantId, VecDeque<(Instant, ProgressRecord)>>>,
+    usage: Mutex<HashMap<TenantId, Usage>>,
 }
 
 impl MemoryStore {
@@ -71,8 +191,9 @@ impl MemoryStore {
             limits,
             inboxes: Mutex::default(),
             sent: Mutex::default(),
-            members: Mutex::default(),
+            members: Mutex::new(Membership::new(limits.inbox_idle_ttl())),
             progress: Mutex::default(),
+            usage: Mutex::default(),
         }
     }
 
@@ -84,8 +205,22 @@ impl MemoryStore {
         self.sent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(super) fn usage(&self) -> MutexGuard<'_, HashMap<TenantId, Usage>> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn members(&self) -> MutexGuard<'_, Membership> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a user's course index alive with their inbox activity.
+    pub(super) fn touch_user_index(&self, t: &TenantId, u: &UserId) {
+        self.members().touch_user(t, u);
+    }
+
+    /// Drops course memberships and course indexes unused for the idle TTL.
+    pub(super) fn evict_idle_memberships(&self, now: Instant) {
+        self.members().evict_idle(now);
     }
 }
 
@@ -98,7 +233,9 @@ impl MembershipStore for MemoryStore {
         u: &UserId,
         role: CourseRole,
     ) -> StoreResult<Option<CourseRole>> {
-        Ok(self.members().set(t, c, u, role))
+        let previous = self.members().set(t, c, u, role);
+        self.touch_inbox(t, u);
+        Ok(previous)
     }
 
     async fn remove_member(
@@ -107,7 +244,9 @@ impl MembershipStore for MemoryStore {
         c: &CourseId,
         u: &UserId,
     ) -> StoreResult<Option<CourseRole>> {
-        Ok(self.members().remove(t, c, u))
+        let previous = self.members().remove(t, c, u);
+        self.touch_inbox(t, u);
+        Ok(previous)
     }
 
     async fn replace_members(
@@ -117,11 +256,7 @@ impl MembershipStore for MemoryStore {
         members: &[Member],
     ) -> StoreResult<MembershipDiff> {
         let mut m = self.members();
-        let current = m
-            .by_course
-            .get(&(t.clone(), c.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let current = m.course(t, c).cloned().unwrap_or_default();
         let wanted: HashMap<&UserId, CourseRole> =
             members.iter().map(|m| (&m.user_id, m.role)).collect();
         let mut diff = MembershipDiff::default();
@@ -143,6 +278,10 @@ impl MembershipStore for MemoryStore {
                 });
             }
         }
+        drop(m);
+        for member in diff.upserted.iter().chain(&diff.removed) {
+            self.touch_inbox(t, &member.user_id);
+        }
         Ok(diff)
     }
 
@@ -152,9 +291,9 @@ impl MembershipStore for MemoryStore {
         c: &CourseId,
         u: &UserId,
     ) -> StoreResult<Option<CourseRole>> {
-        let m = self.members();
-        Ok(m.by_course
-            .get(&(t.clone(), c.clone()))
+        Ok(self
+            .members()
+            .course(t, c)
             .and_then(|ms| ms.get(u).copied()))
     }
 
@@ -163,17 +302,16 @@ impl MembershipStore for MemoryStore {
         t: &TenantId,
         u: &UserId,
     ) -> StoreResult<Vec<(CourseId, CourseRole)>> {
-        let m = self.members();
-        Ok(m.by_user
-            .get(&(t.clone(), u.clone()))
-            .map(|cs| cs.iter().map(|(c, r)| (c.clone(), *r)).collect())
-            .unwrap_or_default())
+        let courses = self.members().user(t, u);
+        // A connect is activity of the user.
+        self.touch_inbox(t, u);
+        Ok(courses)
     }
 
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>> {
-        let m = self.members();
-        Ok(m.by_course
-            .get(&(t.clone(), c.clone()))
+        Ok(self
+            .members()
+            .course(t, c)
             .map(|ms| {
                 ms.iter()
                     .map(|(u, r)| Member {
@@ -228,6 +366,17 @@ mod tests {
         let s = MemoryStore::new(SMALL);
         conformance::the_progress_log_is_bounded(&s, SMALL, async |t| {
             s.progress.lock().unwrap().get(t).map_or(0, |l| l.len())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_drops_unused_memberships() {
+        let s = MemoryStore::new(conformance::lifecycle::SHORT);
+        conformance::lifecycle::idle_memberships_expire(&s, async |t, c, u| {
+            let m = s.members();
+            !m.by_course.contains_key(&(t.clone(), c.clone()))
+                && !m.by_user.contains_key(&(t.clone(), u.clone()))
         })
         .await;
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::memory::MemoryStore;
+use super::usage::Usage;
 use super::*;
 
 /// One reference in an inbox.
@@ -180,6 +181,7 @@ impl InboxStore for MemoryStore {
     }
 
     async fn insert(&self, to: &UserId, body: &Arc<Notification>) -> StoreResult<InsertOutcome> {
+        self.touch_user_index(&body.tenant_id, to);
         let now = Instant::now();
         let mut inboxes = self.inboxes();
         let inbox = inboxes
@@ -260,10 +262,7 @@ impl InboxStore for MemoryStore {
         u: &UserId,
         id: &NotificationId,
     ) -> StoreResult<StatusChange> {
-        self.existing_inbox(t, u, |inbox, now| {
-            inbox.set_status(id, NotificationStatus::Read, now)
-        })
-        .unwrap_or_else(|| Err(StoreError::NotFound(format!("notification {id}"))))
+        self.change_status(t, u, id, NotificationStatus::Read)
     }
 
     async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
@@ -283,6 +282,7 @@ impl InboxStore for MemoryStore {
                 changed
             })
             .unwrap_or(0))
+        .inspect(|changed| self.touched_if(t, u, *changed > 0))
     }
 
     async fn dismiss(
@@ -291,10 +291,7 @@ impl InboxStore for MemoryStore {
         u: &UserId,
         id: &NotificationId,
     ) -> StoreResult<StatusChange> {
-        self.existing_inbox(t, u, |inbox, now| {
-            inbox.set_status(id, NotificationStatus::Dismissed, now)
-        })
-        .unwrap_or_else(|| Err(StoreError::NotFound(format!("notification {id}"))))
+        self.change_status(t, u, id, NotificationStatus::Dismissed)
     }
 
     async fn unread_count(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
@@ -349,8 +346,61 @@ impl InboxStore for MemoryStore {
             !inbox.entries.is_empty()
         });
         self.sent().retain(|_, r| r.window_until > now);
+        self.evict_idle_memberships(now);
         Ok(report)
     }
+}
+
+impl MemoryStore {
+    /// Activity of a user on the membership side (a connect, an enrolment change) keeps
+    /// their inbox: a user's data expires together, as on Redis.
+    pub(super) fn touch_inbox(&self, t: &TenantId, u: &UserId) {
+        let now = Instant::now();
+        if let Some(inbox) = self.inboxes().get_mut(&(t.clone(), u.clone()))
+            && !inbox.idle(now, &self.limits)
+        {
+            inbox.last_active = Some(now);
+        }
+    }
+
+    /// Read or dismiss; a change is activity of the user.
+    fn change_status(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        id: &NotificationId,
+        to: NotificationStatus,
+    ) -> StoreResult<StatusChange> {
+        let change = self
+            .existing_inbox(t, u, |inbox, now| inbox.set_status(id, to, now))
+            .unwrap_or_else(|| Err(StoreError::NotFound(format!("notification {id}"))))?;
+        self.touched_if(t, u, change.changed);
+        Ok(change)
+    }
+
+    /// After an inbox change that was activity, the user's course index is kept too.
+    fn touched_if(&self, t: &TenantId, u: &UserId, activity: bool) {
+        if activity {
+            self.touch_user_index(t, u);
+        }
+    }
+}
+
+/// Every tenant's stored bytes and entries, counted as on Redis (`usage`): each inbox entry a
+/// reference, each body referenced by an inbox once.
+pub(super) fn measure(inboxes: &Inboxes) -> HashMap<TenantId, Usage> {
+    let mut totals: HashMap<TenantId, Usage> = HashMap::new();
+    let mut bodies = HashSet::new();
+    for ((t, _), inbox) in inboxes {
+        let total = totals.entry(t.clone()).or_default();
+        *total += Usage::references(inbox.entries.len() as u64);
+        for e in inbox.entries.values() {
+            if bodies.insert((t, &e.body.id)) {
+                *total += Usage::of_body(&e.body);
+            }
+        }
+    }
+    totals
 }
 
 /// The engine's maps, by user and by notification.

@@ -1,6 +1,8 @@
 //! `lms-realtime migrate-keys`: copies the layout before per-user hash tags (every key of a
 //! tenant under `lms:{<tenant>}:`, a full JSON copy per recipient) into the current one
-//! (bodies once, references per user, per-user and per-course tags).
+//! (bodies once, references per user, per-user and per-course tags), and upgrades the inboxes
+//! of the first per-user layout (which kept unread entries and the count in the state hash,
+//! and membership keys without a TTL).
 //!
 //! Safe on a live cluster and safe to run twice: each user's inbox is merged by one script
 //! that skips ids the new inbox already has, bodies are written only where missing, and
@@ -20,7 +22,8 @@ use super::redis::{RedisStore, ms, now_ms, unavailable};
 use super::redis_inbox::StoredBody;
 use super::*;
 
-const MERGE_INBOX: &str = include_str!("lua/migrate_inbox.lua");
+const MERGE_INBOX: &str = super::redis_inbox::inbox_script!("migrate_inbox.lua");
+const EXPIRE_PERSISTENT: &str = include_str!("lua/expire_persistent.lua");
 
 /// What a migration copied.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,11 @@ pub struct MigrationReport {
     pub memberships: u64,
     /// Old entries or keys that could not be parsed, left in place.
     pub unreadable: u64,
+    /// Inboxes of the per-user layout passed through the inbox scripts, which drop what the
+    /// first version of it kept in the state hash (`U` entries, a stored `:unread`).
+    pub upgraded: u64,
+    /// Membership keys that had no TTL yet (before memberships expired with inactivity).
+    pub ttl_set: u64,
 }
 
 /// Every key matching `pattern`, on every master.
@@ -98,6 +106,17 @@ pub async fn migrate_keys(store: &RedisStore, delete_old: bool) -> StoreResult<M
             let _: () = store.client.del(&key).await.map_err(unavailable)?;
         }
     }
+    // Every script that touches an inbox upgrades it; one sweep touches them all at once.
+    report.upgraded = store.sweep().await?.inboxes;
+    let ttl = ms(store.limits.inbox_idle_ttl()).to_string();
+    for pattern in keys::MEMBERSHIP_PATTERNS {
+        for key in scan_all(store, pattern).await? {
+            let set = store
+                .eval(EXPIRE_PERSISTENT, vec![key], vec![ttl.clone()])
+                .await?;
+            report.ttl_set += u64::from(set.as_i64() == Some(1));
+        }
+    }
     Ok(report)
 }
 
@@ -158,7 +177,7 @@ async fn migrate_inbox(
     let _: Value = store
         .eval(
             MERGE_INBOX,
-            vec![keys::inbox(t, u), keys::inbox_state(t, u)],
+            RedisStore::user_keys(t, u),
             [ms(store.limits.inbox_idle_ttl()).to_string()]
                 .into_iter()
                 .chain(args)

@@ -1,6 +1,7 @@
-//! The state that must survive a node, behind four narrow traits: [`InboxStore`] (inboxes,
+//! The state that must survive a node, behind five narrow traits: [`InboxStore`] (inboxes,
 //! unread counts, notification bodies and their idempotency records), [`MembershipStore`],
-//! [`ProgressLog`] and [`Health`]; [`Store`] is all four.
+//! [`ProgressLog`], [`Health`] and [`UsageStore`] (per-tenant storage, for quotas);
+//! [`Store`] is all five.
 //!
 //! Two engines implement them, chosen at start by configuration (like Centrifugo's engines):
 //! [`memory::MemoryStore`] for the embedded single node and development, and [`redis`] for a
@@ -14,14 +15,17 @@ pub mod instrumented;
 pub mod keys;
 pub mod memory;
 pub mod memory_inbox;
+mod memory_usage;
 pub mod migrate;
 pub mod redis;
 pub mod redis_connections;
 pub mod redis_inbox;
 pub mod redis_membership;
 pub mod redis_revocations;
+mod redis_usage;
 pub mod revocations;
 pub mod sweeper;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +36,7 @@ use async_trait::async_trait;
 use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::types::{CourseRole, Member, Notification, NotificationStatus};
+use usage::UsageStore;
 
 /// Why a store call failed. `Unavailable` means nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +135,8 @@ pub struct StoreLimits {
     pub progress_log_cap: usize,
     /// Inbox entries (and notification bodies) older than this are dropped.
     pub inbox_retention: Duration,
-    /// A user's inbox with no activity (insert, read, dismiss) for this long is removed whole.
+    /// A user with no activity (insert, read, dismiss, connect, enrolment change) for this
+    /// long loses every key at once; an unused course membership goes after it too.
     pub inactive_user_retention: Duration,
     /// Dismissed entries are dropped this long after their dismissal.
     pub dismissed_retention: Duration,
@@ -158,8 +164,7 @@ impl StoreLimits {
         progress_retention: Duration::from_secs(7 * DAY),
     };
 
-    /// How long an inbox lives without activity: never shorter than its entries' retention,
-    /// so that an entry is never lost to idleness before its age.
+    /// How long a user's keys (and a course's membership) live without activity.
     pub fn inbox_idle_ttl(&self) -> Duration {
         self.inactive_user_retention.max(Duration::from_secs(1))
     }
@@ -280,7 +285,7 @@ pub trait Health: Send + Sync + 'static {
 }
 
 /// Every part of the store, as one handle for the gateway. Implemented for anything that
-/// implements the four parts.
-pub trait Store: InboxStore + MembershipStore + ProgressLog + Health {}
+/// implements the five parts.
+pub trait Store: InboxStore + MembershipStore + ProgressLog + Health + UsageStore {}
 
-impl<S: InboxStore + MembershipStore + ProgressLog + Health + ?Sized> Store for S {}
+impl<S: InboxStore + MembershipStore + ProgressLog + Health + UsageStore + ?Sized> Store for S {}

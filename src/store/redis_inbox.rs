@@ -3,8 +3,9 @@
 //!
 //! One send is two kinds of single-slot steps: [`InboxStore::open_fanout`] on the
 //! notification's slot (body + idempotency record), then one [`InboxStore::insert`] per
-//! recipient on that user's slot (a reference: an id in a sorted set scored by insert time,
-//! a status in a hash). A list reads the references in one script and the bodies by key;
+//! recipient on that user's slot (a reference: an id in a sorted set scored by insert time;
+//! a status in a second hash only once it is read or dismissed, so a user's first
+//! notification creates one key, and the unread count is derived). A list reads the references in one script and the bodies by key;
 //! a reference whose body is gone is skipped, counted, logged and dropped from the inbox,
 //! so a lost key never breaks a read. Retention (by age, by count, dismissed entries,
 //! inactive users) runs inside the insert script and in [`InboxStore::sweep`].
@@ -24,11 +25,23 @@ use super::redis::{RedisStore, int, malformed, ms, now_ms, string, unavailable};
 use super::*;
 use crate::types::{NotificationType, Priority};
 
-const INSERT: &str = include_str!("lua/insert.lua");
-const SET_STATUS: &str = include_str!("lua/set_status.lua");
-const READ_ALL: &str = include_str!("lua/read_all.lua");
-const LIST: &str = include_str!("lua/list.lua");
-const FORGET: &str = include_str!("lua/forget.lua");
+/// An inbox script with the functions every inbox script shares (`lua/inbox_lib.lua`:
+/// the derived unread count, the upgrade of the first per-user layout) in front of it.
+macro_rules! inbox_script {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/inbox_lib.lua"),
+            include_str!(concat!("lua/", $file))
+        )
+    };
+}
+pub(super) use inbox_script;
+
+const INSERT: &str = inbox_script!("insert.lua");
+const SET_STATUS: &str = inbox_script!("set_status.lua");
+const READ_ALL: &str = inbox_script!("read_all.lua");
+const LIST: &str = inbox_script!("list.lua");
+const FORGET: &str = inbox_script!("forget.lua");
 const OPEN_FANOUT: &str = include_str!("lua/open_fanout.lua");
 const CLAIM_DELIVERY: &str = include_str!("lua/claim_delivery.lua");
 const MARK_DELIVERED: &str = include_str!("lua/mark_delivered.lua");
@@ -112,8 +125,14 @@ fn ints<const N: usize>(v: &Value, what: &str) -> StoreResult<[i64; N]> {
 }
 
 impl RedisStore {
-    fn inbox_keys(t: &TenantId, u: &UserId) -> Vec<String> {
-        vec![keys::inbox(t, u), keys::inbox_state(t, u)]
+    /// Every key of a user, the inbox's first: the scripts that are activity set the same
+    /// idle TTL on all of them, so a user's keys expire together.
+    pub(super) fn user_keys(t: &TenantId, u: &UserId) -> Vec<String> {
+        vec![
+            keys::inbox(t, u),
+            keys::inbox_state(t, u),
+            keys::user_courses(t, u),
+        ]
     }
 
     fn idle_ms(&self) -> String {
@@ -130,7 +149,7 @@ impl RedisStore {
         let reply = self
             .eval(
                 SET_STATUS,
-                Self::inbox_keys(t, u),
+                Self::user_keys(t, u),
                 vec![
                     id.to_string(),
                     status_code(to).into(),
@@ -185,7 +204,7 @@ impl RedisStore {
 
     /// Drops references whose body is gone, so later reads and the count heal.
     async fn forget(&self, t: &TenantId, u: &UserId, ids: Vec<String>) {
-        if let Err(e) = self.eval(FORGET, Self::inbox_keys(t, u), ids).await {
+        if let Err(e) = self.eval(FORGET, Self::user_keys(t, u), ids).await {
             tracing::warn!(tenant = %t, error = %e, "could not drop unreadable inbox entries");
         }
     }
@@ -233,7 +252,7 @@ impl InboxStore for RedisStore {
     }
 
     async fn insert(&self, to: &UserId, body: &Arc<Notification>) -> StoreResult<InsertOutcome> {
-        let keys_ = Self::inbox_keys(&body.tenant_id, to);
+        let keys_ = Self::user_keys(&body.tenant_id, to);
         Ok(match self.insert_or_trim(keys_, Some(&body.id)).await? {
             [1, unread, _] => InsertOutcome::Inserted {
                 unread: unread.max(0) as u64,
@@ -290,7 +309,7 @@ impl InboxStore for RedisStore {
 
     async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
         let reply = self
-            .eval(READ_ALL, Self::inbox_keys(t, u), vec![self.idle_ms()])
+            .eval(READ_ALL, Self::user_keys(t, u), vec![self.idle_ms()])
             .await?;
         int(&reply)
             .map(|n| n.max(0) as u64)
@@ -309,7 +328,7 @@ impl InboxStore for RedisStore {
 
     /// Exact under retention: the rules run first (without counting as activity).
     async fn unread_count(&self, t: &TenantId, u: &UserId) -> StoreResult<u64> {
-        let [_, unread, _] = self.insert_or_trim(Self::inbox_keys(t, u), None).await?;
+        let [_, unread, _] = self.insert_or_trim(Self::user_keys(t, u), None).await?;
         Ok(unread.max(0) as u64)
     }
 
@@ -319,11 +338,11 @@ impl InboxStore for RedisStore {
             None => "+inf".into(),
         };
         let want = q.status.map(status_code).unwrap_or("");
-        self.insert_or_trim(Self::inbox_keys(t, u), None).await?;
+        self.insert_or_trim(Self::user_keys(t, u), None).await?;
         let reply = self
             .eval(
                 LIST,
-                Self::inbox_keys(t, u),
+                Self::user_keys(t, u),
                 vec![max, q.limit.to_string(), want.into()],
             )
             .await?;
@@ -380,7 +399,7 @@ impl InboxStore for RedisStore {
 
     async fn sweep(&self) -> StoreResult<SweepReport> {
         let mut report = SweepReport::default();
-        let pattern = keys::INBOX_STATE_PATTERN;
+        let pattern = keys::INBOX_PATTERN;
         // SCAN reaches one server; a cluster is scanned master by master.
         let mut pages: futures::stream::BoxStream<'_, _> = if self.client.is_clustered() {
             Box::pin(self.client.scan_cluster(pattern, Some(SWEEP_BATCH), None))
@@ -390,10 +409,10 @@ impl InboxStore for RedisStore {
         while let Some(page) = pages.next().await {
             let mut page = page.map_err(unavailable)?;
             for key in page.take_results().unwrap_or_default() {
-                let Some(state) = key.as_str().map(str::to_owned) else {
+                let Some(inbox) = key.as_str().map(str::to_owned) else {
                     continue;
                 };
-                let Some(inbox) = state.strip_suffix(":state").map(|p| format!("{p}:inbox")) else {
+                let Some(state) = inbox.strip_suffix(":inbox").map(|p| format!("{p}:state")) else {
                     continue;
                 };
                 let [_, _, trimmed] = self.insert_or_trim(vec![inbox, state], None).await?;

@@ -219,6 +219,15 @@ impl Inbox {
         self.wait_for(event, |_| true).await
     }
 
+    /// Waits for the first `event` and removes it, so later waits see only what follows;
+    /// `None` when none came within [`WAIT`].
+    pub async fn take(&self, event: &str) -> Option<Value> {
+        tokio::time::timeout(WAIT, self.next(event)).await.ok()?;
+        let mut events = self.events.lock().unwrap();
+        let at = events.iter().position(|(e, _)| e == event)?;
+        Some(events.remove(at).1)
+    }
+
     /// Asserts that no `event` arrives within a short quiet period.
     pub async fn assert_none(&self, event: &str) {
         tokio::time::sleep(QUIET).await;
@@ -234,6 +243,9 @@ pub struct TestClient {
     /// rust_socketio 0.6 picks ack ids at random in 0..999 and mixes up callbacks when two
     /// outstanding acks share one, so a client keeps one ack in flight at a time.
     acking: tokio::sync::Mutex<()>,
+    /// The `notification:count` every tenant user's socket gets on connect, taken out of
+    /// the inbox so that later waits see only the counts that follow.
+    pub connect_count: Option<Value>,
 }
 
 fn first_arg(payload: Payload) -> Value {
@@ -305,11 +317,27 @@ pub async fn connect_via(node: &TestNode, token: Option<&str>, how: TokenIn) -> 
         .await
         .expect("transport connects");
     inbox.next("open").await;
+    let connect_count = match token.and_then(tenant_of) {
+        Some(_) => inbox.take("notification:count").await,
+        None => None,
+    };
     TestClient {
         client,
         inbox,
         acking: tokio::sync::Mutex::new(()),
+        connect_count,
     }
+}
+
+/// The `tenantId` claim of a JWT, read without verifying it (the test minted it).
+pub fn tenant_of(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims["tenantId"].as_str().map(str::to_owned)
 }
 
 /// Connects and expects the connection to be refused; returns the refusal message.

@@ -16,3 +16,4 @@ mod operator;
 mod presence;
 mod raw;
 mod shutdown;
+mod storage_quota;

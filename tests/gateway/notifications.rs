@@ -28,16 +28,21 @@ async fn a_notification_reaches_every_socket_of_the_user_with_its_count() {
 }
 
 #[tokio::test]
-async fn a_socket_that_connects_with_unread_notifications_is_told_its_count() {
+async fn every_socket_is_told_its_count_on_connect_zero_included() {
     let node = spawn_node().await;
     assert_eq!(node.notify("t1", "u1", "while-away").await.0, 202);
-    let c = connect(&node, &token("u1", Some("t1"), Role::Student)).await;
-    assert_eq!(
-        c.inbox.next("notification:count").await,
-        json!({ "unread": 1 })
-    );
+    let t = token("u1", Some("t1"), Role::Student);
+    let c = connect(&node, &t).await;
+    assert_eq!(c.connect_count, Some(json!({ "unread": 1 })));
     let fresh = connect(&node, &token("u2", Some("t1"), Role::Student)).await;
-    fresh.inbox.assert_none("notification:count").await;
+    assert_eq!(fresh.connect_count, Some(json!({ "unread": 0 })));
+    // A count that went to zero while a socket was away (its push lost) is corrected.
+    ok(&c.ack("notification:read_all", json!({})).await);
+    let back = connect(&node, &t).await;
+    assert_eq!(back.connect_count, Some(json!({ "unread": 0 })));
+    let platform = connect(&node, &super_token()).await;
+    assert_eq!(platform.connect_count, None, "no tenant, no inbox");
+    platform.inbox.assert_none("notification:count").await;
 }
 
 #[tokio::test]

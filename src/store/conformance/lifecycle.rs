@@ -175,3 +175,73 @@ pub async fn retention_rules_hold(
     assert!(gone(&t, &idle).await, "an idle user's keys expire together");
     assert!(ids(store, &t, &idle).await.is_empty());
 }
+
+/// With [`SHORT`] limits: a course's membership and a user's course index that nobody uses
+/// for `inactive_user_retention` are gone, while use (a fan-out's read of the members, a
+/// connect's read of the index) keeps them. A user's index also lives as long as their
+/// inbox is active: all of a user's keys expire together. `gone` says whether the engine
+/// still holds the course's or the user's membership at all.
+pub async fn idle_memberships_expire(
+    store: &dyn Store,
+    gone: impl AsyncFn(&TenantId, &CourseId, &UserId) -> bool,
+) {
+    let t = fresh_tenant();
+    let (idle_course, busy_course) = (cid("idle-course"), cid("busy-course"));
+    let (idle_user, busy_user) = (uid("idle-user"), uid("busy-user"));
+    let student = CourseRole::Student;
+    store
+        .set_member(&t, &idle_course, &idle_user, student)
+        .await
+        .unwrap();
+    store
+        .set_member(&t, &busy_course, &busy_user, CourseRole::Instructor)
+        .await
+        .unwrap();
+    // Never connects, but is notified: their inbox activity keeps their index.
+    let notified = uid("notified-user");
+    store
+        .set_member(&t, &busy_course, &notified, student)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        tokio::time::sleep(SHORT.inactive_user_retention / 2).await;
+        let members = store.course_members(&t, &busy_course).await.unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(store.user_courses(&t, &busy_user).await.unwrap().len(), 1);
+        let n = notification(&t, &notified, &format!("n{i}"));
+        deliver(store, &n).await.unwrap();
+    }
+    store.sweep().await.unwrap();
+    assert!(
+        gone(&t, &idle_course, &idle_user).await,
+        "an unused course and an unused course index expire"
+    );
+    assert!(!gone(&t, &busy_course, &busy_user).await, "used ones stay");
+    assert!(
+        store
+            .course_members(&t, &idle_course)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.user_courses(&t, &idle_user).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .member_role(&t, &idle_course, &idle_user)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .member_role(&t, &busy_course, &busy_user)
+            .await
+            .unwrap(),
+        Some(CourseRole::Instructor)
+    );
+    assert_eq!(
+        store.user_courses(&t, &notified).await.unwrap(),
+        [(busy_course, student)],
+        "a user's index expires with their inbox, not apart"
+    );
+}

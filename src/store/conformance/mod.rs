@@ -4,6 +4,7 @@
 //! suite without cleaning up. Panics (assertions) are the failure signal.
 
 pub mod lifecycle;
+pub mod usage;
 
 use super::*;
 use crate::types::{NotificationType, Priority};
@@ -22,6 +23,7 @@ pub async fn run_all(store: &dyn Store, limits: StoreLimits) {
     lifecycle::a_repeated_id_is_recognised_beyond_the_inbox_cap(store, limits).await;
     lifecycle::a_retry_completes_a_partial_fanout(store).await;
     lifecycle::reads_never_create_an_inbox(store).await;
+    usage::tenant_usage_is_estimated_and_measured(store).await;
     store.ping().await.expect("ping");
 }
 

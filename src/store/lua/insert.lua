@@ -1,10 +1,11 @@
--- Inserts one reference into a user's inbox (idempotent on the id), counts it unread, and
--- trims: entries older than the retention, dismissed entries older than theirs, and the
--- oldest past the cap. An insert is activity: every key of the inbox gets the same idle TTL
--- here, so a user's inbox expires as a whole. With an empty id it only trims (before a read,
--- and in the retention sweep), which is not activity.
+-- Inserts one reference into a user's inbox (idempotent on the id), unread, and trims:
+-- entries older than the retention, dismissed entries older than theirs, and the oldest past
+-- the cap. An insert is activity: every key of the inbox gets the same idle TTL here, so a
+-- user's inbox expires as a whole. With an empty id it only trims (before a read, and in the
+-- retention sweep), which is not activity. (inbox_lib.lua is prepended.)
 --
--- KEYS[1]  inbox (zset id → µs score)     KEYS[2]  state (hash id → U|R|D<ms>, :unread, :dmin)
+-- KEYS[1]  inbox (zset id → µs score)     KEYS[2]  state (hash id → R|D<ms>, :dmin)
+-- KEYS[3]  the user's course index (only its TTL is set)
 -- ARGV[1]  id or ""      ARGV[2]  now, ms      ARGV[3]  cap
 -- ARGV[4]  inbox retention, ms       ARGV[5]  dismissed retention, ms
 -- ARGV[6]  idle TTL of the inbox, ms      ARGV[7]  1 when this is activity (sets the TTL)
@@ -14,13 +15,12 @@ local inbox, state = KEYS[1], KEYS[2]
 local id, now = ARGV[1], tonumber(ARGV[2])
 local cap, keep, dkeep, idle = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local trimmed = 0
+inbox_upgrade(state)
 
 local function forget(ids)
   for _, old in ipairs(ids) do
-    local st = redis.call('HGET', state, old)
     redis.call('HDEL', state, old)
     redis.call('ZREM', inbox, old)
-    if st == 'U' then redis.call('HINCRBY', state, ':unread', -1) end
     trimmed = trimmed + 1
   end
 end
@@ -46,24 +46,22 @@ if dmin and now - dmin > dkeep then
 end
 
 local inserted = 0
-if id ~= '' and redis.call('HEXISTS', state, id) == 0 then
+if id ~= '' and not redis.call('ZSCORE', inbox, id) then
   local score = now * 1000
   local last = redis.call('ZRANGE', inbox, -1, -1, 'WITHSCORES')
   if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
+  redis.call('HDEL', state, id)
   redis.call('ZADD', inbox, string.format('%.0f', score), id)
-  redis.call('HSET', state, id, 'U')
-  redis.call('HINCRBY', state, ':unread', 1)
   local excess = redis.call('ZCARD', inbox) - cap
   if excess > 0 then forget(redis.call('ZRANGE', inbox, 0, excess - 1)) end
   inserted = 1
 end
 
-local unread = tonumber(redis.call('HGET', state, ':unread') or '0')
+local unread = inbox_unread(inbox, state)
 if redis.call('ZCARD', inbox) == 0 then
   redis.call('DEL', inbox, state)
   unread = 0
 elseif ARGV[7] == '1' then
-  redis.call('PEXPIRE', inbox, idle)
-  redis.call('PEXPIRE', state, idle)
+  inbox_touch(idle)
 end
 return {inserted, unread, trimmed}

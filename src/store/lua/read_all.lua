@@ -1,18 +1,16 @@
--- Every unread entry → READ.
--- KEYS[1]  inbox     KEYS[2]  state      ARGV[1]  idle TTL, ms
+-- Every unread entry → READ. (inbox_lib.lua is prepended.)
+-- KEYS[1]  inbox     KEYS[2]  state     KEYS[3]  the user's course index (its TTL)
+-- ARGV[1]  idle TTL, ms
 -- Returns how many changed.
 
-local flat = redis.call('HGETALL', KEYS[2])
+local inbox, state = KEYS[1], KEYS[2]
+inbox_upgrade(state)
+if inbox_unread(inbox, state) == 0 then return 0 end
 local changed = 0
-for i = 1, #flat, 2 do
-  if flat[i + 1] == 'U' and string.sub(flat[i], 1, 1) ~= ':' then
-    redis.call('HSET', KEYS[2], flat[i], 'R')
-    changed = changed + 1
-  end
+for _, id in ipairs(redis.call('ZRANGE', inbox, 0, -1)) do
+  if redis.call('HSETNX', state, id, 'R') == 1 then changed = changed + 1 end
 end
 if changed > 0 then
-  redis.call('HSET', KEYS[2], ':unread', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  inbox_touch(ARGV[1])
 end
 return changed

@@ -2,11 +2,12 @@
 -- updates each changed user's course index (a second, per-user step).
 --
 -- KEYS[1]  course members
--- ARGV     pairs (user, role) of the wanted membership
+-- ARGV[1]  idle TTL, ms (the replacement is activity);  ARGV[2..]  pairs (user, role) of
+--          the wanted membership
 -- Returns {op, user, role, ...} with op "+" (upserted) or "-" (removed, former role).
 
 local wanted = {}
-for i = 1, #ARGV, 2 do wanted[ARGV[i]] = ARGV[i + 1] end
+for i = 2, #ARGV, 2 do wanted[ARGV[i]] = ARGV[i + 1] end
 local out = {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
@@ -17,7 +18,7 @@ for i = 1, #flat, 2 do
     table.insert(out, flat[i + 1])
   end
 end
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local u, want = ARGV[i], ARGV[i + 1]
   if redis.call('HGET', KEYS[1], u) ~= want then
     redis.call('HSET', KEYS[1], u, want)
@@ -26,4 +27,5 @@ for i = 1, #ARGV, 2 do
     table.insert(out, want)
   end
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return out

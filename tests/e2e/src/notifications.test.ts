@@ -73,6 +73,18 @@ describe("delivery", () => {
     assert.equal(ok(await h.service(x.t).unread(x.t, x.u), 200).unread, 1);
   });
 
+  test("every connect is told the unread count, zero included", async () => {
+    const x = await user();
+    assert.deepEqual(x.a.connectCount, { unread: 0 });
+    const id = await delivered(x);
+    const again = await h.clients.connect(token(x.u, x.t, "student"), { node: 1 });
+    assert.deepEqual(again.connectCount, { unread: 1 });
+    okAck(await x.a.call("notification:read", { notificationId: id }));
+    // A count that went to zero is sent too, so a badge never stays stale after a crash.
+    const later = await h.clients.connect(token(x.u, x.t, "student"), { node: 2 });
+    assert.deepEqual(later.connectCount, { unread: 0 });
+  });
+
   test("defaults: type GENERAL, priority NORMAL, a generated id", async () => {
     const x = await user();
     const { id } = await send(x);

@@ -65,6 +65,8 @@ interface Recorded {
 /** A connected client plus everything it has received. */
 export class Conn {
   readonly received: Recorded[] = [];
+  /** The `notification:count` a tenant user's socket gets on every connect (consumed). */
+  connectCount?: Payload<"notification:count">;
   private waiters: Array<() => void> = [];
 
   constructor(readonly socket: Client) {
@@ -189,6 +191,9 @@ export class Clients {
       socket.once("connect", () => resolve());
       socket.once("connect_error", (err) => reject(new Error(`connect refused: ${err.message}`)));
     });
+    // Every tenant user's socket is told its unread count on connect, zero included; it is
+    // consumed here, so a test's next count is one its own action caused.
+    if (tenantOf(token) !== undefined) conn.connectCount = await conn.next("notification:count");
     if (CONNECT_SETTLE_MS > 0) await sleep(CONNECT_SETTLE_MS);
     return conn;
   }
@@ -209,6 +214,18 @@ export class Clients {
   closeAll(): void {
     for (const c of this.open) c.close();
     this.open.clear();
+  }
+}
+
+/** The `tenantId` claim of a JWT, read without verifying it (the test minted it). */
+function tenantOf(token: string): string | undefined {
+  const payload = token.split(".")[1];
+  if (payload === undefined) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { tenantId?: unknown };
+    return typeof claims.tenantId === "string" ? claims.tenantId : undefined;
+  } catch {
+    return undefined;
   }
 }
 
