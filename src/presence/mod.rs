@@ -17,6 +17,7 @@ pub mod keys;
 pub mod memory;
 pub mod query;
 pub mod redis;
+pub mod relay;
 pub mod tracker;
 
 use async_trait::async_trait;
