@@ -13,6 +13,7 @@
 //! Both pass [`conformance`].
 
 pub mod conformance;
+pub mod flights;
 pub mod keys;
 pub mod memory;
 pub mod query;

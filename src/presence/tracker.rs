@@ -85,6 +85,8 @@ pub struct Presence {
     /// This presence itself, for the settle timers (which must not keep it alive).
     me: std::sync::Weak<Presence>,
     enabled: bool,
+    /// Course lists in flight, shared by overlapping callers (`query`).
+    pub(super) lists: super::query::CourseLists,
 }
 
 impl Presence {
@@ -112,6 +114,7 @@ impl Presence {
             pending: Mutex::default(),
             me: me.clone(),
             enabled: settings.enabled,
+            lists: Default::default(),
         });
         for rx in receivers {
             let worker = Worker {
