@@ -17,6 +17,12 @@ pub struct Flights<K, V: Clone> {
     running: Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>,
 }
 
+impl<K, V: Clone> Flights<K, V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Shared<BoxFuture<'static, V>>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl<K, V: Clone> Default for Flights<K, V> {
     fn default() -> Self {
         Self {
@@ -33,17 +39,33 @@ impl<K: Hash + Eq + Clone, V: Clone + Send + Sync + 'static> Flights<K, V> {
             .entry(key.clone())
             .or_insert_with(|| call().shared())
             .clone();
-        let answer = flight.clone().await;
-        // Whoever gets the answer first ends the flight (unless a newer one took its place).
-        let mut running = self.lock();
-        if running.get(&key).is_some_and(|f| f.ptr_eq(&flight)) {
-            running.remove(&key);
-        }
-        answer
+        let _landing = Landing {
+            flights: self,
+            key,
+            flight: flight.clone(),
+        };
+        flight.await
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Shared<BoxFuture<'static, V>>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+/// Ends a flight for new callers as soon as one of its callers has the answer or gives
+/// up (it is dropped): a later call asks again rather than join an answer that may be old,
+/// even when every caller of a flight gave up half-way. Callers already waiting keep it.
+struct Landing<'a, K: Hash + Eq, V: Clone> {
+    flights: &'a Flights<K, V>,
+    key: K,
+    flight: Shared<BoxFuture<'static, V>>,
+}
+
+impl<K: Hash + Eq, V: Clone> Drop for Landing<'_, K, V> {
+    fn drop(&mut self) {
+        let mut running = self.flights.lock();
+        if running
+            .get(&self.key)
+            .is_some_and(|f| f.ptr_eq(&self.flight))
+        {
+            running.remove(&self.key);
+        }
     }
 }
 
@@ -91,16 +113,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_caller_that_gives_up_does_not_stop_the_others() {
+    async fn a_caller_that_gives_up_leaves_the_others_their_answer_and_no_old_answer_behind() {
         let flights = Flights::<&str, usize>::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        let gave_up = tokio::time::timeout(
+        let impatient = tokio::time::timeout(
             Duration::from_millis(10),
             flights.run("c1", slow_call(&calls)),
-        )
-        .await;
+        );
+        let (gave_up, patient) = tokio::join!(impatient, flights.run("c1", slow_call(&calls)));
         assert!(gave_up.is_err());
-        assert_eq!(flights.run("c1", slow_call(&calls)).await, 1);
-        assert_eq!(flights.run("c1", slow_call(&calls)).await, 2);
+        assert_eq!(patient, 1, "the caller still waiting got the shared answer");
+
+        // Every caller of a flight gives up: the next call must not resume that old flight.
+        let started = Arc::new(AtomicUsize::new(0));
+        let call = |started: &Arc<AtomicUsize>| {
+            let started = started.clone();
+            move || {
+                async move {
+                    let n = started.fetch_add(1, Ordering::SeqCst) + 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    n
+                }
+                .boxed()
+            }
+        };
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(10), flights.run("c2", call(&started)))
+                .await;
+        assert!(abandoned.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(flights.run("c2", call(&started)).await, 2, "a new call");
     }
 }
