@@ -137,6 +137,10 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// from the present one, and so is to be announced now.
     async fn settle(&self, scope: &Scope, user: &UserId, rules: Rules) -> StoreResult<Settled>;
 
+    /// `user`, present in the scope, holds `role` there now (a membership changed while it
+    /// was online); keeps its `since`. Nothing when it is not present.
+    async fn set_role(&self, scope: &Scope, user: &UserId, role: &str) -> StoreResult<()>;
+
     /// Online users in the scope.
     async fn count(&self, scope: &Scope) -> StoreResult<u64>;
 

@@ -94,8 +94,8 @@ impl<A: Adapter> Announcer for RoomAnnouncer<A> {
 }
 
 /// Applies the membership changes that reach this node to its own sockets of each user:
-/// enrolled, they are present in the course (with `presence:join` if they were not);
-/// unenrolled, they leave it. Runs until the relay closes.
+/// enrolled, they are present in the course (with `presence:join` if they were not, with
+/// the new role if they were); unenrolled, they leave it. Runs until the relay closes.
 pub async fn follow_memberships<A: Adapter>(io: SocketIo<A>, mut incoming: Incoming) {
     while let Some(change) = incoming.recv().await {
         let sockets = io
@@ -106,7 +106,7 @@ pub async fn follow_memberships<A: Adapter>(io: SocketIo<A>, mut incoming: Incom
                 continue;
             };
             match &change.role {
-                Some(role) => p.enter_course(&change.course, role),
+                Some(role) => p.enroll(&change.course, role),
                 None => p.leave_course(&change.course),
             }
         }

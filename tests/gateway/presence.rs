@@ -353,3 +353,45 @@ async fn the_service_api_enrolling_or_unenrolling_an_online_user_changes_presenc
         .await;
     wait_for_users(&node, &t, &["i1", "s3"]).await;
 }
+
+#[tokio::test]
+async fn a_role_changed_through_the_service_api_shows_in_the_list_at_once() {
+    let node = node_with_debounce(0).await;
+    let t = course(&node).await;
+    let _s1 = connect(&node, &token("s1", Some(&t), Role::Student)).await;
+    let _s1_tab = connect(&node, &token("s1", Some(&t), Role::Student)).await;
+    let role_of_s1 = || async {
+        let list = node.course_presence(&t, "c1").await;
+        list["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["userId"] == "s1")
+            .map(|u| (u["role"].clone(), u["since"].clone()))
+    };
+    let mut first = None;
+    for _ in 0..100 {
+        first = role_of_s1().await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (role, since) = first.expect("s1 is present");
+    assert_eq!(role, "student");
+
+    node.enroll(&t, "c1", "s1", "instructor").await;
+    let mut now = None;
+    for _ in 0..100 {
+        now = role_of_s1().await;
+        if now.as_ref().is_some_and(|(r, _)| r == "instructor") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        now,
+        Some((json!("instructor"), since)),
+        "same since, new role"
+    );
+}
