@@ -4,9 +4,6 @@
 //! gateway was compiled, so a debug build measures the same:
 //! `cargo bench --profile dev --bench storage_bytes` (figures in docs/benchmarks.md).
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use fred::clients::Client;
 use fred::interfaces::{
     ClientLike, HashesInterface, KeysInterface, SetsInterface, SortedSetsInterface,
@@ -17,33 +14,14 @@ use lms_realtime::store::conformance::{fresh_tenant, notification};
 use lms_realtime::store::redis::RedisStore;
 use lms_realtime::store::{InboxStore, StoreLimits, keys};
 
+#[path = "support/redis.rs"]
+mod redis;
+
+use redis::start_redis;
+
 const RECIPIENTS: usize = 1_000;
 const DATA_BYTES: usize = 2_048;
 const INBOX_FILL: usize = 500;
-
-struct Redis(Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
-    Redis(child, port)
-}
 
 async fn used_memory(c: &Client) -> i64 {
     let info: String = c.info(Some(InfoKind::Memory)).await.unwrap();
@@ -201,15 +179,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let redis = start_redis();
-        let url = format!("redis://127.0.0.1:{}", redis.1);
-        let (config, perf, conn, policy) = lms_realtime::cluster::client_config(&url).unwrap();
-        let c = Client::new(config, Some(perf), Some(conn), Some(policy));
-        for _ in 0..50 {
-            if c.init().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let c = redis::client(&redis).await;
         let store = RedisStore::new(c.clone(), StoreLimits::DEFAULT);
         let version: String = c.info(Some(InfoKind::Server)).await.unwrap();
         let version = version

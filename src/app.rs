@@ -27,6 +27,7 @@ use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
 use crate::operator::Operator;
 use crate::presence::memory::MemoryPresence;
+use crate::presence::relay::{Incoming, LocalRelay, MembershipRelay};
 use crate::presence::tracker::PresenceSettings;
 use crate::presence::{Presence, PresenceStore};
 use crate::server::{HttpServer, Timeouts};
@@ -71,6 +72,8 @@ pub struct NodeParts {
     pub peers: Option<Arc<dyn PeerStats>>,
     pub revocations: Arc<dyn RevocationStore>,
     pub presence: Arc<dyn PresenceStore>,
+    /// Membership changes to every node's presence, and those that reach this node.
+    pub memberships: (Arc<dyn MembershipRelay>, Incoming),
 }
 
 impl Application {
@@ -87,6 +90,11 @@ impl Application {
             peers: None,
             revocations: Arc::new(MemoryRevocations::default()),
             presence: Arc::new(MemoryPresence::default()),
+            memberships: {
+                let (relay, incoming) = LocalRelay::new();
+                let relay: Arc<dyn MembershipRelay> = Arc::new(relay);
+                (relay, incoming)
+            },
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -104,6 +112,7 @@ impl Application {
             peers: Some(cluster.peers()),
             revocations: cluster.revocations(),
             presence: cluster.presence(Duration::from_millis(config.presence_ttl_ms)),
+            memberships: cluster.membership_relay().await?,
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -169,7 +178,12 @@ impl Application {
                 recipients_burst: config.tenant_notify_recipients_burst,
                 storage_quota: config.tenant_storage_quota,
             },
+            parts.memberships.0,
         );
+        tokio::spawn(socket::presence::follow_memberships(
+            io.clone(),
+            parts.memberships.1,
+        ));
         let operator = Operator::new(
             io.clone(),
             parts.revocations,

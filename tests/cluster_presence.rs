@@ -56,14 +56,7 @@ async fn spawn(url: &str, id: &str) -> TestNode {
 }
 
 async fn course_count(node: &TestNode, t: &str) -> Value {
-    let (status, body) = node
-        .get(
-            &format!("/tenants/{t}/courses/c1/presence"),
-            &service_token(t),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["count"].clone()
+    node.course_presence(t, "c1").await["count"].clone()
 }
 
 #[tokio::test]
@@ -187,4 +180,49 @@ async fn a_crashed_nodes_users_drop_and_their_instructors_hear_it() {
         .get(&format!("/tenants/{t}/presence"), &service_token(&t))
         .await;
     assert_eq!(tenant_wide["count"], 1);
+}
+
+#[tokio::test]
+async fn enrolling_and_unenrolling_through_one_node_changes_presence_of_sockets_on_another() {
+    let redis = RedisServer::start();
+    let prefix = format!("pm{}", fastrand::u32(..));
+    let a = spawn(&redis.url(), &format!("{prefix}-a")).await;
+    let b = spawn(&redis.url(), &format!("{prefix}-b")).await;
+    let t = tenant();
+    a.enroll(&t, "c1", "i1", "instructor").await;
+    let instructor = connect(&a, &token("i1", Some(&t), Role::Instructor)).await;
+    // s1 is online on b only, and not yet a member.
+    let _s1 = connect(&b, &token("s1", Some(&t), Role::Student)).await;
+    eventually("only the instructor is present", || async {
+        course_count(&b, &t).await == 1
+    })
+    .await;
+
+    a.enroll(&t, "c1", "s1", "student").await;
+    let joined = instructor
+        .inbox
+        .wait_for("presence:join", |v| v["userId"] == "s1")
+        .await;
+    assert_eq!(joined["role"], "student");
+    eventually("both nodes count s1", || async {
+        course_count(&a, &t).await == 2 && course_count(&b, &t).await == 2
+    })
+    .await;
+
+    let (status, body) = a
+        .delete(
+            &format!("/tenants/{t}/courses/c1/members/s1"),
+            &service_token(&t),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    instructor
+        .inbox
+        .wait_for("presence:leave", |v| v["userId"] == "s1")
+        .await;
+    eventually("s1 is gone on both nodes", || async {
+        course_count(&a, &t).await == 1 && course_count(&b, &t).await == 1
+    })
+    .await;
+    assert_eq!(about(&instructor, "presence:join", "s1"), 1);
 }

@@ -15,6 +15,7 @@
 
 pub mod driver;
 pub mod metrics;
+pub mod relay;
 pub mod stats;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::presence::PresenceStore;
 use crate::presence::redis::RedisPresence;
+use crate::presence::relay::{Incoming, MembershipRelay};
 use crate::service::stats::local_stats;
 use crate::store::connections::ConnectionLedger;
 use crate::store::redis::RedisStore;
@@ -142,6 +144,8 @@ fn check_version(info: &str) -> anyhow::Result<()> {
 pub struct Cluster {
     client: Client,
     subscriber: SubscriberClient,
+    /// The adapter's pub/sub driver, shared with the membership relay.
+    driver: MeteredFredDriver,
     store: Arc<RedisStore>,
     ledger: Arc<RedisLedger>,
     peers: Arc<RedisPeers>,
@@ -182,7 +186,7 @@ impl Cluster {
             .with_prefix(ADAPTER_PREFIX)
             .with_stream_buffer(ADAPTER_STREAM_BUFFER)
             .with_request_timeout(ADAPTER_REQUEST_TIMEOUT);
-        let ctr = RedisAdapterCtr::new_with_driver(driver, adapter_config);
+        let ctr = RedisAdapterCtr::new_with_driver(driver.clone(), adapter_config);
         tracing::info!(redis = %shown, node, "connected to Redis (RESP3, sharded pub/sub)");
 
         let store = Arc::new(RedisStore::new(client.clone(), limits));
@@ -203,6 +207,7 @@ impl Cluster {
             Self {
                 client,
                 subscriber,
+                driver,
                 store,
                 ledger,
                 peers,
@@ -233,6 +238,13 @@ impl Cluster {
             self.instance.clone(),
             ttl,
         ))
+    }
+
+    /// Membership changes to and from every node, on the adapter's pub/sub connection.
+    pub async fn membership_relay(&self) -> anyhow::Result<(Arc<dyn MembershipRelay>, Incoming)> {
+        let (relay, incoming) = relay::RedisRelay::start(self.driver.clone()).await?;
+        let relay: Arc<dyn MembershipRelay> = relay;
+        Ok((relay, incoming))
     }
 
     pub fn peers(&self) -> Arc<RedisPeers> {

@@ -59,6 +59,18 @@ pub async fn run_single(p: Arc<dyn PresenceStore>) {
         ("u1", "student", t0)
     );
 
+    // A membership change while online: the role changes and `since` stays; a user who is
+    // not present is not made present by it.
+    p.set_role(&c, &u1, "instructor").await.unwrap();
+    p.set_role(&c, &user("absent"), "instructor").await.unwrap();
+    let listed = p.list(&c, 100).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].role.as_str(), listed[0].since_ms),
+        ("instructor", t0)
+    );
+    p.set_role(&c, &u1, "student").await.unwrap();
+
     // A flap inside the window: the leave waits, the rejoin finds nothing to tell.
     let leave = p.leave(&c, &u1, at(t0 + 300)).await.unwrap();
     assert_eq!(

@@ -89,6 +89,15 @@ impl PresenceStore for MemoryPresence {
         }))
     }
 
+    async fn set_role(&self, scope: &Scope, user: &UserId, role: &str) -> StoreResult<()> {
+        self.with(scope, |s| {
+            if let Some((held, _)) = s.online.get_mut(user) {
+                role.clone_into(held);
+            }
+        });
+        Ok(())
+    }
+
     async fn settle(&self, scope: &Scope, user: &UserId, rules: Rules) -> StoreResult<Settled> {
         Ok(self.with(scope, |s| {
             let online = s.online.contains_key(user);

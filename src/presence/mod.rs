@@ -13,10 +13,12 @@
 //! Both pass [`conformance`].
 
 pub mod conformance;
+pub mod flights;
 pub mod keys;
 pub mod memory;
 pub mod query;
 pub mod redis;
+pub mod relay;
 pub mod tracker;
 
 use async_trait::async_trait;
@@ -134,6 +136,10 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// After a suppressed announcement: whether the state instructors last heard differs
     /// from the present one, and so is to be announced now.
     async fn settle(&self, scope: &Scope, user: &UserId, rules: Rules) -> StoreResult<Settled>;
+
+    /// `user`, present in the scope, holds `role` there now (a membership changed while it
+    /// was online); keeps its `since`. Nothing when it is not present.
+    async fn set_role(&self, scope: &Scope, user: &UserId, role: &str) -> StoreResult<()>;
 
     /// Online users in the scope.
     async fn count(&self, scope: &Scope) -> StoreResult<u64>;

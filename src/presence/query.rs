@@ -1,12 +1,20 @@
 //! The read side of presence, shared by the socket events and the service API: who is
 //! online in a course or a tenant, as the wire types of §10. Callers check who may ask.
+//! Overlapping lists of one course share one read and one list ([`super::flights`]).
+
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat};
+use futures::FutureExt;
 
-use super::{Presence, PresentUser, Scope};
+use super::flights::Flights;
+use super::{Presence, PresenceStore, PresentUser, Scope};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{CourseId, TenantId};
 use crate::types::{CoursePresence, PresenceCount, PresenceUser, TenantPresence};
+
+/// The course lists in flight.
+pub(super) type CourseLists = Flights<(TenantId, CourseId), Result<CoursePresence, AppError>>;
 
 /// Most users a tenant-wide list carries (`?list=1`); the count is always exact.
 pub const TENANT_LIST_MAX: usize = 1_000;
@@ -19,7 +27,7 @@ fn rfc3339(ms: u64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn wire(users: Vec<PresentUser>) -> Vec<PresenceUser> {
+fn wire<C: FromIterator<PresenceUser>>(users: Vec<PresentUser>) -> C {
     users
         .into_iter()
         .map(|u| PresenceUser {
@@ -42,25 +50,20 @@ impl Presence {
         }
     }
 
-    /// The online users of a course.
+    /// The online users of a course; callers that overlap share one answer.
     pub async fn course_list(
         &self,
         t: &TenantId,
         c: &CourseId,
     ) -> Result<CoursePresence, AppError> {
         self.check_enabled()?;
-        let scope = Scope::Course(t.clone(), c.clone());
-        let users = self.store().list(&scope, COURSE_LIST_MAX).await?;
-        let count = if users.len() < COURSE_LIST_MAX {
-            users.len() as u64
-        } else {
-            self.store().count(&scope).await?
+        let store = self.store().clone();
+        let key = (t.clone(), c.clone());
+        let call = {
+            let (t, c) = key.clone();
+            move || read_course(store, t, c).boxed()
         };
-        Ok(CoursePresence {
-            course_id: c.clone(),
-            users: wire(users),
-            count,
-        })
+        self.lists.run(key, call).await
     }
 
     /// How many users are online in a course.
@@ -93,6 +96,26 @@ impl Presence {
         };
         Ok(TenantPresence { count, users })
     }
+}
+
+/// One read of a course's online users.
+async fn read_course(
+    store: Arc<dyn PresenceStore>,
+    t: TenantId,
+    c: CourseId,
+) -> Result<CoursePresence, AppError> {
+    let scope = Scope::Course(t, c.clone());
+    let users = store.list(&scope, COURSE_LIST_MAX).await?;
+    let count = if users.len() < COURSE_LIST_MAX {
+        users.len() as u64
+    } else {
+        store.count(&scope).await?
+    };
+    Ok(CoursePresence {
+        course_id: c,
+        users: wire::<Arc<[PresenceUser]>>(users),
+        count,
+    })
 }
 
 #[cfg(test)]

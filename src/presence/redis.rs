@@ -32,6 +32,7 @@ static LEAVE: LazyLock<String> =
     LazyLock::new(|| format!("{DECIDE}\n{}", include_str!("lua/leave.lua")));
 static SETTLE: LazyLock<String> =
     LazyLock::new(|| format!("{DECIDE}\n{}", include_str!("lua/settle.lua")));
+const ROLE: &str = include_str!("lua/role.lua");
 static PURGE: LazyLock<String> =
     LazyLock::new(|| format!("{DECIDE}\n{}", include_str!("lua/purge.lua")));
 
@@ -227,6 +228,19 @@ impl PresenceStore for RedisPresence {
             }),
             _ => Err(malformed("settle")),
         }
+    }
+
+    async fn set_role(&self, scope: &Scope, user: &UserId, role: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .client
+            .eval(
+                ROLE,
+                vec![keys::info(scope)],
+                vec![user.to_string(), role.to_owned()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn count(&self, scope: &Scope) -> StoreResult<u64> {

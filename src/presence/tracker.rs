@@ -49,6 +49,8 @@ enum Kind {
     Join,
     Leave,
     Settle,
+    /// The user's role in the scope changed while it stayed present.
+    Role,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,8 @@ pub struct Presence {
     /// This presence itself, for the settle timers (which must not keep it alive).
     me: std::sync::Weak<Presence>,
     enabled: bool,
+    /// Course lists in flight, shared by overlapping callers (`query`).
+    pub(super) lists: super::query::CourseLists,
 }
 
 impl Presence {
@@ -112,6 +116,7 @@ impl Presence {
             pending: Mutex::default(),
             me: me.clone(),
             enabled: settings.enabled,
+            lists: Default::default(),
         });
         for rx in receivers {
             let worker = Worker {
@@ -168,6 +173,25 @@ impl Presence {
                 role: role.to_owned(),
             });
         }
+    }
+
+    /// `user`, present in `scope` on this node, holds `role` there now (its membership
+    /// changed while online). Written once per user, however many of its sockets are here.
+    pub fn change_role(&self, scope: Scope, user: &UserId, role: &str) {
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = local.get_mut(&(scope.clone(), user.clone())) else {
+            return;
+        };
+        if entry.role == role {
+            return;
+        }
+        role.clone_into(&mut entry.role);
+        self.queue(Op {
+            kind: Kind::Role,
+            scope,
+            user: user.clone(),
+            role: role.to_owned(),
+        });
     }
 
     /// One socket fewer of `user` in `scope` on this node.
@@ -274,6 +298,7 @@ impl Presence {
                 let c = store.leave(&op.scope, &op.user, rules).await?;
                 (false, flipped(c))
             }
+            Kind::Role => return store.set_role(&op.scope, &op.user, &op.role).await,
             Kind::Settle => {
                 self.pending_settles()
                     .remove(&(op.scope.clone(), op.user.clone()));
@@ -457,6 +482,32 @@ impl SocketPresence {
             tenant,
             user,
             courses: Mutex::new(Some(map)),
+        }
+    }
+
+    /// The user's membership of a course now gives it `role`: enters the course as that
+    /// role, or, already in it with another role, changes the role it is present with.
+    pub fn enroll(&self, c: &CourseId, role: &str) {
+        let mut courses = self.courses.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(map) = courses.as_mut() else { return };
+        match map.get_mut(c) {
+            Some(held) if held == role => {}
+            Some(held) => {
+                role.clone_into(held);
+                self.presence.change_role(
+                    Scope::Course(self.tenant.clone(), c.clone()),
+                    &self.user,
+                    role,
+                );
+            }
+            None => {
+                map.insert(c.clone(), role.to_owned());
+                self.presence.enter(
+                    Scope::Course(self.tenant.clone(), c.clone()),
+                    &self.user,
+                    role,
+                );
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use socketioxide::extract::SocketRef;
 use super::{Gateway, now_rfc3339};
 use crate::error::AppError;
 use crate::ids::{CourseId, TenantId, UserId};
+use crate::presence::relay::MembershipChange;
 use crate::rooms;
 use crate::server_events as events;
 use crate::store::ProgressRecord;
@@ -50,6 +51,7 @@ impl<A: Adapter> Gateway<A> {
         if let Err(e) = self.inner.io.within(user_room.clone()).join(join).await {
             tracing::warn!(tenant = %t, error = %e, "could not move live sockets into a course room");
         }
+        self.relay_membership(t, c, u, Some(role)).await;
         let event = CourseEnrollment {
             course_id: c.clone(),
             user_id: u.clone(),
@@ -86,6 +88,7 @@ impl<A: Adapter> Gateway<A> {
             vec![rooms::course(t, c), rooms::course_instructors(t, c)],
         )
         .await;
+        self.relay_membership(t, c, u, None).await;
         let event = CourseEnrollment {
             course_id: c.clone(),
             user_id: u.clone(),
@@ -94,6 +97,27 @@ impl<A: Adapter> Gateway<A> {
         };
         self.emit_or_log(vec![user_room], events::COURSE_ENROLLMENT, &event)
             .await;
+    }
+
+    /// Tells every node's presence that the user's live sockets are now in the course as
+    /// `role` (or out of it), as the room moves above did. Logged when it cannot be sent:
+    /// the membership itself is stored, and presence follows at the user's next connect.
+    async fn relay_membership(
+        &self,
+        t: &TenantId,
+        c: &CourseId,
+        u: &UserId,
+        role: Option<CourseRole>,
+    ) {
+        let change = MembershipChange {
+            tenant: t.clone(),
+            course: c.clone(),
+            user: u.clone(),
+            role: role.map(|r| r.as_str().to_owned()),
+        };
+        if let Err(e) = self.inner.memberships.send(&change).await {
+            tracing::warn!(tenant = %t, course = %c, user = %u, error = %e, "presence not told of a membership change");
+        }
     }
 
     async fn leave_rooms(&self, user_room: &str, rooms: Vec<String>) {

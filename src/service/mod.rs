@@ -23,6 +23,7 @@ use crate::emit;
 use crate::error::AppError;
 use crate::fair::{FairShare, RecipientBudget, TenantLines};
 use crate::ids::NotificationId;
+use crate::presence::relay::MembershipRelay;
 use crate::role::Role;
 use crate::store::Store;
 
@@ -45,6 +46,8 @@ struct Inner<A: Adapter> {
     node_id: String,
     peers: Option<Arc<dyn PeerStats>>,
     stats_timeout: Duration,
+    /// Carries membership changes to every node's presence (`presence::relay`).
+    memberships: Arc<dyn MembershipRelay>,
 }
 
 /// The gateway's operations. Cheap to clone.
@@ -68,6 +71,7 @@ impl<A: Adapter> Gateway<A> {
         peers: Option<Arc<dyn PeerStats>>,
         stats_timeout: Duration,
         fair: FairShare,
+        memberships: Arc<dyn MembershipRelay>,
     ) -> Self {
         crate::metrics::storage_quota(fair.storage_quota);
         Self {
@@ -80,6 +84,7 @@ impl<A: Adapter> Gateway<A> {
                 node_id,
                 peers,
                 stats_timeout,
+                memberships,
             }),
         }
     }

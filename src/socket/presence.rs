@@ -1,8 +1,12 @@
 //! `presence:*` events (§10): the list for a course's instructors and tenant admins, the
-//! count for any member; and the announcer that sends `presence:join` / `presence:leave`
-//! to a course's instructors.
+//! count for any member; the announcer that sends `presence:join` / `presence:leave`
+//! to a course's instructors; and the follower that applies the service API's membership
+//! changes to this node's sockets.
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use super::EventCx;
@@ -10,7 +14,8 @@ use crate::auth::Role;
 use crate::error::AppError;
 use crate::ids::CourseId;
 use crate::metrics::SecurityKind;
-use crate::presence::{Announcement, Announcer};
+use crate::presence::relay::Incoming;
+use crate::presence::{Announcement, Announcer, SocketPresence};
 use crate::rooms;
 use crate::server_events as events;
 use crate::service::{Gateway, now_rfc3339};
@@ -85,5 +90,25 @@ impl<A: Adapter> Announcer for RoomAnnouncer<A> {
             };
             gateway.emit_or_log(vec![room], event, &change).await;
         })
+    }
+}
+
+/// Applies the membership changes that reach this node to its own sockets of each user:
+/// enrolled, they are present in the course (with `presence:join` if they were not, with
+/// the new role if they were); unenrolled, they leave it. Runs until the relay closes.
+pub async fn follow_memberships<A: Adapter>(io: SocketIo<A>, mut incoming: Incoming) {
+    while let Some(change) = incoming.recv().await {
+        let sockets = io
+            .within(rooms::user(&change.tenant, &change.user))
+            .sockets();
+        for s in sockets {
+            let Some(p) = s.extensions.get::<Arc<SocketPresence>>() else {
+                continue;
+            };
+            match &change.role {
+                Some(role) => p.enroll(&change.course, role),
+                None => p.leave_course(&change.course),
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Presence payloads (§10): the acks of `presence:list` / `presence:count`, the
 //! `presence:join` / `presence:leave` events and the service API answers.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -26,12 +28,14 @@ pub struct PresenceUser {
     pub since: String,
 }
 
-/// The `presence:list` ack and `GET /tenants/{t}/courses/{c}/presence`.
+/// The `presence:list` ack and `GET /tenants/{t}/courses/{c}/presence`. The users are
+/// shared: callers listing one course at once get one list (`presence::query`).
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct CoursePresence {
     pub course_id: CourseId,
-    pub users: Vec<PresenceUser>,
+    #[ts(as = "Vec<PresenceUser>")]
+    pub users: Arc<[PresenceUser]>,
     pub count: u64,
 }
 

@@ -83,6 +83,18 @@ impl TestNode {
             .await
     }
 
+    /// Who is online in a course, through the service API (asserts a 200).
+    pub async fn course_presence(&self, tenant: &str, course: &str) -> Value {
+        let (status, body) = self
+            .get(
+                &format!("/tenants/{tenant}/courses/{course}/presence"),
+                &service_token(tenant),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn enroll(&self, tenant: &str, course: &str, user: &str, role: &str) {
         let (status, body) = self
             .put(

@@ -283,3 +283,115 @@ async fn leaving_a_course_room_live_leaves_its_presence() {
     }
     assert_eq!(joins(), 2);
 }
+
+/// Polls the course's presence list until it is `want` (sorted).
+async fn wait_for_users(node: &TestNode, t: &str, want: &[&str]) {
+    let mut users = vec![];
+    for _ in 0..100 {
+        users = users_of(&node.course_presence(t, "c1").await);
+        if users == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(users, want);
+}
+
+#[tokio::test]
+async fn the_service_api_enrolling_or_unenrolling_an_online_user_changes_presence_at_once() {
+    let node = node_with_debounce(0).await;
+    let t = course(&node).await;
+    let instructor = connect(&node, &token("i1", Some(&t), Role::Instructor)).await;
+    // Online before they are a member: not present in c1.
+    let _s3 = connect(&node, &token("s3", Some(&t), Role::Student)).await;
+    let _s3_tab = connect(&node, &token("s3", Some(&t), Role::Student)).await;
+    let _s1 = connect(&node, &token("s1", Some(&t), Role::Student)).await;
+    wait_for_users(&node, &t, &["i1", "s1"]).await;
+
+    node.enroll(&t, "c1", "s3", "student").await;
+    let joined = instructor
+        .inbox
+        .wait_for("presence:join", |v| v["userId"] == "s3")
+        .await;
+    assert_eq!(
+        (&joined["courseId"], &joined["role"]),
+        (&json!("c1"), &json!("student"))
+    );
+    wait_for_users(&node, &t, &["i1", "s1", "s3"]).await;
+    // Enrolled again (same role): still one user, nothing new announced.
+    node.enroll(&t, "c1", "s3", "student").await;
+
+    let (status, _) = node
+        .delete(
+            &format!("/tenants/{t}/courses/c1/members/s3"),
+            &service_token(&t),
+        )
+        .await;
+    assert_eq!(status, 204);
+    instructor
+        .inbox
+        .wait_for("presence:leave", |v| v["userId"] == "s3")
+        .await;
+    wait_for_users(&node, &t, &["i1", "s1"]).await;
+    assert_eq!(about(&instructor, "presence:join", "s3"), 1);
+
+    // A whole-course replacement applies its difference the same way.
+    let (status, body) = node
+        .put(
+            &format!("/tenants/{t}/courses/c1/members"),
+            &service_token(&t),
+            json!({ "members": [
+                { "userId": "i1", "role": "instructor" },
+                { "userId": "s3", "role": "student" },
+            ] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    instructor
+        .inbox
+        .wait_for("presence:leave", |v| v["userId"] == "s1")
+        .await;
+    wait_for_users(&node, &t, &["i1", "s3"]).await;
+}
+
+#[tokio::test]
+async fn a_role_changed_through_the_service_api_shows_in_the_list_at_once() {
+    let node = node_with_debounce(0).await;
+    let t = course(&node).await;
+    let _s1 = connect(&node, &token("s1", Some(&t), Role::Student)).await;
+    let _s1_tab = connect(&node, &token("s1", Some(&t), Role::Student)).await;
+    let role_of_s1 = || async {
+        let list = node.course_presence(&t, "c1").await;
+        list["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["userId"] == "s1")
+            .map(|u| (u["role"].clone(), u["since"].clone()))
+    };
+    let mut first = None;
+    for _ in 0..100 {
+        first = role_of_s1().await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (role, since) = first.expect("s1 is present");
+    assert_eq!(role, "student");
+
+    node.enroll(&t, "c1", "s1", "instructor").await;
+    let mut now = None;
+    for _ in 0..100 {
+        now = role_of_s1().await;
+        if now.as_ref().is_some_and(|(r, _)| r == "instructor") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        now,
+        Some((json!("instructor"), since)),
+        "same since, new role"
+    );
+}

@@ -1,7 +1,8 @@
 // §10 Presence with the official client: instructors hear a user's first tab come online
 // and its last one go away, once per user (tabs spread over the nodes in cluster mode),
-// debounced; students get the count and not the list; the service API answers for its own
-// tenant only.
+// debounced; enrolling or unenrolling an online user through the service API changes its
+// presence at once; students get the count and not the list; the service API answers for
+// its own tenant only.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -105,4 +106,24 @@ test("the service API answers presence for its own tenant only", async () => {
   assert.deepEqual(ok(await h.platform(2).tenantPresence(t), 200), { count: 1 });
   const theirs = ok(await h.service(other).tenantPresence(other, true), 200);
   assert.deepEqual(theirs.users?.map((u) => u.userId), ["s1"]);
+});
+
+test("an online user enrolled or unenrolled through the service API (on another node) is present or gone at once", async () => {
+  const t = await course();
+  const instructor = await h.clients.connect(token("i1", t, "instructor"), { node: 0 });
+  // s3 is online on node 1 before it is a member, with a second tab on node 2.
+  await h.clients.connect(token("s3", t, "student"), { node: 1 });
+  await h.clients.connect(token("s3", t, "student"), { node: 2 });
+  await countIs(instructor, 1);
+
+  ok(await h.service(t, 2).setMember(t, "c1", "s3", "student"), 200);
+  const joined = await instructor.next("presence:join", about("s3"));
+  assert.equal(joined.role, "student");
+  await countIs(instructor, 2);
+
+  await sleep(DEBOUNCE_MS);
+  assert.equal((await h.service(t, 1).removeMember(t, "c1", "s3")).status, 204);
+  await instructor.next("presence:leave", about("s3"), 5000);
+  await countIs(instructor, 1);
+  assert.deepEqual(await instructor.quiet("presence:join", about("s3")), [], "one join for two tabs");
 });
