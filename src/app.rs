@@ -71,6 +71,7 @@ pub struct NodeParts {
     pub peers: Option<Arc<dyn PeerStats>>,
     pub revocations: Arc<dyn RevocationStore>,
     pub presence: Arc<dyn PresenceStore>,
+    pub recovery: Arc<dyn crate::recovery::RecoveryStore>,
 }
 
 impl Application {
@@ -87,6 +88,9 @@ impl Application {
             peers: None,
             revocations: Arc::new(MemoryRevocations::default()),
             presence: Arc::new(MemoryPresence::default()),
+            recovery: Arc::new(crate::recovery::memory::MemoryRecovery::new(
+                config.recovery_bounds(),
+            )),
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -104,6 +108,7 @@ impl Application {
             peers: Some(cluster.peers()),
             revocations: cluster.revocations(),
             presence: cluster.presence(Duration::from_millis(config.presence_ttl_ms)),
+            recovery: cluster.recovery(config.recovery_bounds()),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -156,6 +161,8 @@ impl Application {
             config.retention_sweep_interval,
             shutdown.0.clone(),
         );
+        // One node (no peers): emits and recoveries are put in one order (`Recovery::order`).
+        let single_node = parts.peers.is_none();
         let gateway = Gateway::new(
             io.clone(),
             store,
@@ -167,6 +174,13 @@ impl Application {
                 recipients_per_sec: config.tenant_notify_recipients_per_sec,
                 recipients_burst: config.tenant_notify_recipients_burst,
             },
+            config.recovery_enabled.then(|| {
+                Arc::new(crate::recovery::Recovery::new(
+                    parts.recovery.clone(),
+                    Duration::from_secs(config.recovery_window_secs),
+                    single_node,
+                ))
+            }),
         );
         let operator = Operator::new(
             io.clone(),

@@ -41,6 +41,12 @@ pub const API_REFUSALS_TOTAL: &str = "lms_api_refusals_total";
 pub const API_REFUSALS_CLOSED_TOTAL: &str = "lms_api_refusals_closed_total";
 /// Emits that failed because a socket's send buffer was full (a slow consumer).
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
+/// Connects by what recovery made of them (`recovered`, `new`, `opted_out`, `too_old`).
+pub const RECOVERY_CONNECTS_TOTAL: &str = "lms_recovery_connects_total";
+/// Events replayed to recovered sockets.
+pub const RECOVERY_REPLAYED_TOTAL: &str = "lms_recovery_replayed_events_total";
+/// Events sent live but not kept for recovery (the recovery store failed).
+pub const RECOVERY_KEEP_FAILURES_TOTAL: &str = "lms_recovery_keep_failures_total";
 
 /// Sockets disconnected by an operator (§11), by cause.
 pub const KICKED_SOCKETS_TOTAL: &str = "lms_kicked_sockets_total";
@@ -205,6 +211,18 @@ fn describe() {
     describe_counter!(
         EMIT_DROPS_TOTAL,
         "Emits dropped because a socket's buffer was full"
+    );
+    describe_counter!(
+        RECOVERY_CONNECTS_TOTAL,
+        "Connects by recovery outcome (recovered, new, opted_out, too_old)"
+    );
+    describe_counter!(
+        RECOVERY_REPLAYED_TOTAL,
+        "Events replayed to recovered sockets"
+    );
+    describe_counter!(
+        RECOVERY_KEEP_FAILURES_TOTAL,
+        "Events sent live but not kept for recovery"
     );
 }
 
@@ -406,6 +424,18 @@ impl TenantGauge {
             gauge!(self.name, "tenant" => label).set(v);
         }
     }
+}
+
+pub fn recovery_connect(outcome: &'static str) {
+    counter!(RECOVERY_CONNECTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn recovery_replayed(n: u64) {
+    counter!(RECOVERY_REPLAYED_TOTAL).increment(n);
+}
+
+pub fn recovery_keep_failed() {
+    counter!(RECOVERY_KEEP_FAILURES_TOTAL).increment(1);
 }
 
 #[cfg(test)]

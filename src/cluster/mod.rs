@@ -235,6 +235,17 @@ impl Cluster {
         ))
     }
 
+    /// Recovery streams and sessions, on the store's connection.
+    pub fn recovery(
+        &self,
+        bounds: crate::recovery::StreamBounds,
+    ) -> Arc<dyn crate::recovery::RecoveryStore> {
+        Arc::new(crate::recovery::redis::RedisRecovery::new(
+            self.client.clone(),
+            bounds,
+        ))
+    }
+
     pub fn peers(&self) -> Arc<RedisPeers> {
         self.peers.clone()
     }

@@ -15,6 +15,7 @@ use socketioxide_core::adapter::DefinedAdapter;
 use std::time::Duration;
 
 use super::admission::{Admission, CapExceeded, SessionGuard};
+use super::recovery::{self, Plan};
 use super::session::{Reservations, Session};
 use super::{EventCx, SocketCtx, client_of, register};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
@@ -44,7 +45,12 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
     let mw_ctx = ctx.clone();
     let on_connect = move |s: SocketRef<A>| {
         let ctx = ctx.clone();
-        async move { connected(s, ctx) }
+        async move {
+            connected(s.clone(), ctx.clone());
+            if let Some(session) = s.extensions.get::<Arc<Session>>() {
+                recovery::resume(&s, &ctx, session.claims.exp).await;
+            }
+        }
     };
     let middleware = move |s: SocketRef<A>, TryData(auth): TryData<serde_json::Value>| {
         let ctx = mw_ctx.clone();
@@ -196,11 +202,18 @@ async fn admit<A: Adapter>(
         Ok(Err(cap)) => return Err(attempt.refuse(ErrorCode::RateLimited, cap.reason(), true)),
         Err(e) => return Err(attempt.refuse(ErrorCode::Unavailable, &e.to_string(), false)),
     };
-    let (rooms, courses) = match initial_rooms(ctx, &claims).await {
+    let plan = recovery::plan(s, ctx.gateway.recovery(), &claims, auth.as_ref()).await;
+    let (mut rooms, mut courses) = match initial_rooms(ctx, &claims).await {
         Ok(r) => r,
         Err(e) => return Err(attempt.refuse(e.code, &e.message, false)),
     };
-    s.join(rooms);
+    let joined = match &plan {
+        Plan::Recover { saved, .. } => {
+            rejoin(ctx, &claims, &saved.joined, &mut rooms, &mut courses).await
+        }
+        _ => Vec::new(),
+    };
+    recovery::place(s, ctx.gateway.recovery(), &claims, plan, rooms, joined).await;
     // Nothing below refuses: the socket is online from here.
     if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {
         let courses = courses
@@ -261,6 +274,48 @@ async fn initial_rooms<A: Adapter>(
     Ok((rooms, courses))
 }
 
+/// The courses a recovering socket had joined with `course:join` that it may still enter
+/// (the same check as `course:join`, membership read afresh): their rooms are added to
+/// `rooms`, and the courses it is a member of to `courses` (presence).
+async fn rejoin<A: Adapter>(
+    ctx: &SocketCtx<A>,
+    c: &Claims,
+    saved: &[String],
+    rooms: &mut Vec<String>,
+    courses: &mut Vec<(CourseId, CourseRole)>,
+) -> Vec<String> {
+    let Some(t) = &c.tenant else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    for course in saved.iter().filter_map(|id| CourseId::parse(id).ok()) {
+        let role = match ctx.gateway.course_role(t, &course, &c.sub).await {
+            Ok(role) => role,
+            Err(e) => {
+                tracing::warn!(user = %c.sub, course = %course, error = %e.message, "course not rejoined");
+                continue;
+            }
+        };
+        match role {
+            Some(r) => {
+                rooms.push(rooms::course(t, &course));
+                if r == CourseRole::Instructor {
+                    rooms.push(rooms::course_instructors(t, &course));
+                }
+                if !courses.iter().any(|(known, _)| known == &course) {
+                    courses.push((course.clone(), r));
+                }
+            }
+            None if matches!(c.role, Role::Admin | Role::SuperAdmin) => {
+                rooms.push(rooms::course(t, &course));
+            }
+            None => continue,
+        }
+        kept.push(course.to_string());
+    }
+    kept
+}
+
 fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
     let Some(session) = s.extensions.get::<Arc<Session>>() else {
         tracing::error!(sid = %s.id, "connected without a session; disconnecting");
@@ -292,6 +347,7 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
             p.close();
         }
+        recovery::release(&s, &ctx).await;
         metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
         if let Some(t) = &claims.tenant {
             ctx.tenants.add(t, -1.0);

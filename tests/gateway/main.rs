@@ -15,4 +15,6 @@ mod notifications;
 mod operator;
 mod presence;
 mod raw;
+mod recovering;
+mod recovery;
 mod shutdown;
