@@ -40,7 +40,9 @@ impl RedisRecovery {
         self.bounds.max_age.as_millis() as u64
     }
 
-    async fn read(&self, key: String, after: Offset) -> StoreResult<(u64, Vec<Entry>)> {
+    /// (the first kept offset if the stream was trimmed, the entries from `after`'s ms
+    /// minus the allowance).
+    async fn read(&self, key: String, after: Offset) -> StoreResult<(Option<Offset>, Vec<Entry>)> {
         let allowance = CLOCK_ALLOWANCE.as_millis() as u64;
         let start = format!("{}-0", after.ms.saturating_sub(allowance));
         let reply: Value = self
@@ -60,15 +62,14 @@ fn malformed(what: &str) -> StoreError {
     StoreError::Unavailable(format!("redis: unexpected reply to recovery {what}"))
 }
 
-/// The ms of a stream id `<ms>-<seq>`.
-fn id_ms(id: &str) -> Option<u64> {
-    id.split_once('-')?.0.parse().ok()
-}
-
-/// `{ deleted id, [[id, [field, value, …]], …] }` → (deleted ms, entries).
-fn parse_since(reply: Value) -> Option<(u64, Vec<Entry>)> {
+/// `{ first kept offset or '', [[id, [field, value, …]], …] }` → (floor, entries).
+fn parse_since(reply: Value) -> Option<(Option<Offset>, Vec<Entry>)> {
     let mut parts = reply.into_array().into_iter();
-    let deleted = id_ms(&parts.next()?.as_string()?)?;
+    let floor = parts.next()?.as_string()?;
+    let floor = match floor.as_str() {
+        "" => None,
+        o => Some(Offset::parse(o)?),
+    };
     let mut entries = Vec::new();
     for item in parts.next()?.into_array() {
         let mut item = item.into_array().into_iter();
@@ -92,7 +93,7 @@ fn parse_since(reply: Value) -> Option<(u64, Vec<Entry>)> {
             except: x,
         });
     }
-    Some((deleted, entries))
+    Some((floor, entries))
 }
 
 #[async_trait]
@@ -135,11 +136,10 @@ impl RecoveryStore for RedisRecovery {
                 .map(|key| self.read(key, after)),
         )
         .await?;
-        let allowance = CLOCK_ALLOWANCE.as_millis() as u64;
         let mut found = Vec::new();
-        for (deleted_ms, entries) in reads {
-            // Something trimmed from this stream may come after `after`.
-            if deleted_ms > 0 && deleted_ms + allowance >= after.ms {
+        for (floor, entries) in reads {
+            // Trimmed up to an entry after `after`: what came between is gone.
+            if floor.is_some_and(|first| first > after) {
                 return Ok(Missed::TooOld);
             }
             found.extend(entries.into_iter().filter(|e| e.offset > after));
