@@ -20,22 +20,13 @@ mod cluster_support;
 
 use std::sync::Arc;
 
-use fred::interfaces::ClientLike;
 use lms_realtime::auth::Role;
-use lms_realtime::cluster;
 use lms_realtime::recovery::redis::RedisRecovery;
 use lms_realtime::recovery::{StreamBounds, conformance};
 
 use cluster_support::*;
 use helpers::*;
 use recovering::Recovering;
-
-async fn redis_client(url: &str) -> fred::clients::Client {
-    let (config, perf, connection, policy) = cluster::client_config(url).unwrap();
-    let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
-    client.init().await.expect("connects to the test redis");
-    client
-}
 
 async fn suite(url: &str) {
     let client = redis_client(url).await;
