@@ -313,7 +313,11 @@ pub fn presence_store_failed() {
 }
 
 pub fn emit_dropped(event: &'static str) {
-    counter!(EMIT_DROPS_TOTAL, "event" => event).increment(1);
+    emit_dropped_n(event, 1);
+}
+
+pub fn emit_dropped_n(event: &'static str, n: u64) {
+    counter!(EMIT_DROPS_TOTAL, "event" => event).increment(n);
 }
 
 pub fn notifications_stored(n: u64) {

@@ -81,3 +81,38 @@ async fn a_client_recovers_on_another_node_with_what_it_missed_in_order() {
     assert_eq!(nodes[0].notify(&t, "u1", "n6").await.0, 202);
     assert_eq!(c.drain_notifications().await, ids(6..7), "then live, once");
 }
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_off_by_broadcasts_from_another_node_and_recovers() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for i in 1..=2 {
+        let url = url.clone();
+        nodes.push(
+            spawn_node_with(move |c| {
+                c.redis_url = Some(lms_realtime::config::Secret(url));
+                c.node_id = Some(format!("slow-{i}-{}", fastrand::u32(..)));
+                c.socket_buffer_packets = 8;
+                c.recovery_stream_max_len = 10_000;
+                c.api_rate_per_sec = 100_000;
+                c.api_burst = 100_000;
+                c.max_notification_data_bytes = 2 * recovering::FILL_BYTES;
+                c.max_http_body_bytes = 4 * recovering::FILL_BYTES;
+            })
+            .await,
+        );
+    }
+    let t = tenant();
+    let tok = token("slow", Some(&t), Role::Student);
+    let mut c = Recovering::new(&nodes[0], &tok).await;
+    // Every broadcast comes from the other node, relayed through Redis.
+    let sent = recovering::flood(&nodes[1], &t).await;
+    let mut got = c.titles_until_closed().await;
+    assert!(got.len() < sent.len(), "it was cut off");
+    recovering::cut_off_and_counted(&nodes[0]).await;
+    let (mut c, recovered) = c.reconnect(&nodes[0], &tok).await;
+    assert!(recovered);
+    got.extend(c.titles_until_closed().await);
+    assert_eq!(got, sent, "everything, in order, once");
+}

@@ -340,20 +340,27 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
     push_unread_count(&s, &ctx, claims);
 
     let ctx = ctx.clone();
-    s.on_disconnect(move |s: SocketRef<A>, reason: DisconnectReason| async move {
-        let claims = &session.claims;
-        ctx.expiry.cancel(s.id);
-        session.release();
-        if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
-            p.close();
-        }
-        recovery::release(&s, &ctx).await;
-        metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
-        if let Some(t) = &claims.tenant {
-            ctx.tenants.add(t, -1.0);
-        }
-        tracing::info!(sid = %s.id, user = %claims.sub, reason = reason_label(reason), "socket disconnected");
-    });
+    s.on_disconnect(
+        move |s: SocketRef<A>, reason: DisconnectReason| async move {
+            let claims = &session.claims;
+            ctx.expiry.cancel(s.id);
+            session.release();
+            if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
+                p.close();
+            }
+            recovery::release(&s, &ctx).await;
+            let reason = if crate::emit::slow_consumer_closed(&s) {
+                "slow_consumer"
+            } else {
+                reason_label(reason)
+            };
+            metrics::connection_closed(ctx.gateway.node_id(), reason);
+            if let Some(t) = &claims.tenant {
+                ctx.tenants.add(t, -1.0);
+            }
+            tracing::info!(sid = %s.id, user = %claims.sub, reason, "socket disconnected");
+        },
+    );
 }
 
 /// A pushed count can be lost (a node died between a store write and its emit), so a

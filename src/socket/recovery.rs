@@ -272,9 +272,9 @@ async fn replay<A: Adapter>(
                 continue;
             }
         };
-        if let Err(err) = emit::to_socket(s, name, &(data, e.offset.to_string())) {
-            // Its buffer is full: close, so that it recovers again from what it got.
-            tracing::warn!(sid = %s.id, error = %err, "replay did not fit: closing to recover again");
+        if !emit::to_socket_draining(s, name, &(data, e.offset.to_string()), REPLAY_DRAIN).await {
+            // Still full after the wait: close, so that it recovers again from what it got.
+            tracing::warn!(sid = %s.id, "replay did not drain: closing to recover again");
             metrics::emit_dropped(name);
             s.close_transport();
             break;
@@ -284,6 +284,9 @@ async fn replay<A: Adapter>(
     metrics::recovery_replayed(sent);
     tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
 }
+
+/// How long a replay waits for a full send buffer to drain before it gives up.
+const REPLAY_DRAIN: Duration = Duration::from_secs(10);
 
 /// Stores the session until the token expires plus the window (a node that dies cannot
 /// shorten it at disconnect).

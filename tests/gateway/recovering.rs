@@ -126,3 +126,63 @@ impl Recovering {
         ids
     }
 }
+
+/// Bytes of filler per broadcast: loopback TCP buffers take tens of MB (rmem max 32 MiB
+/// here) before a socket's own send buffer fills, so nodes under this test admit it.
+pub const FILL_BYTES: usize = 200_000;
+
+/// Broadcasts that overflow a socket that reads nothing: its kernel buffers take a few MB
+/// before its send buffer (`SOCKET_BUFFER_PACKETS`) fills.
+pub const FLOOD: usize = 80;
+
+/// Sends [`FLOOD`] tenant broadcasts of [`FILL_BYTES`] through `via`; returns their titles.
+pub async fn flood(via: &TestNode, tenant: &str) -> Vec<String> {
+    let token = crate::helpers::service_token(tenant);
+    let filler = "x".repeat(FILL_BYTES);
+    let mut sent = Vec::new();
+    for i in 0..FLOOD {
+        let title = format!("b{i}");
+        let (status, body) = via
+            .post(
+                &format!("/tenants/{tenant}/broadcast"),
+                &token,
+                json!({ "title": title, "message": "m", "data": { "fill": filler } }),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        sent.push(title);
+    }
+    sent
+}
+
+/// Asserts that `node` cut a socket off as a slow consumer and counted what it dropped.
+pub async fn cut_off_and_counted(node: &TestNode) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = node.metrics_text().await;
+        let cut =
+            crate::helpers::counter(&m, "lms_socket_disconnects_total{reason=\"slow_consumer\"}");
+        let dropped = crate::helpers::counter(&m, "lms_emit_dropped_total{event=\"any\"}");
+        if cut >= 1.0 && dropped >= 1.0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no slow consumer cut off and counted: cut {cut}, dropped {dropped}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Recovering {
+    /// Titles of the `notification:new` events until the session closes or goes quiet.
+    pub async fn titles_until_closed(&mut self) -> Vec<String> {
+        let mut titles = Vec::new();
+        while let Some(got) = self.next_event(Duration::from_secs(2)).await {
+            if got.event == "notification:new" {
+                titles.push(got.data["title"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        titles
+    }
+}

@@ -221,3 +221,29 @@ async fn a_recovered_socket_is_back_in_its_course_join_rooms_with_membership_app
         "the new course's events, c1's not"
     );
 }
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_off_counted_and_recovers_what_it_missed() {
+    let node = spawn_node_with(|c| {
+        c.socket_buffer_packets = 8;
+        c.recovery_stream_max_len = 100_000;
+        c.api_rate_per_sec = 100_000;
+        c.api_burst = 100_000;
+        c.max_notification_data_bytes = 2 * crate::recovering::FILL_BYTES;
+        c.max_http_body_bytes = 4 * crate::recovering::FILL_BYTES;
+    })
+    .await;
+    let tok = token("slow", Some("rt7"), lms_realtime::auth::Role::Student);
+    // Reads nothing while the broadcasts pile up.
+    let mut c = Recovering::new(&node, &tok).await;
+    let sent = crate::recovering::flood(&node, "rt7").await;
+    // What reached the client before the cut (the close completes once it reads).
+    let mut got = c.titles_until_closed().await;
+    assert!(got.len() < sent.len(), "it was cut off");
+    crate::recovering::cut_off_and_counted(&node).await;
+    // Then a recovery for the rest.
+    let (mut c, recovered) = c.reconnect(&node, &tok).await;
+    assert!(recovered);
+    got.extend(c.titles_until_closed().await);
+    assert_eq!(got, sent, "everything, in order, once");
+}

@@ -315,6 +315,9 @@ pub struct Socket<A: Adapter = LocalAdapter> {
     /// For a client that cannot take recovery offsets: the prefix of the trailing string
     /// argument that broadcasts leave out for this socket.
     strip_offset: std::sync::OnceLock<&'static str>,
+    /// Broadcasts dropped because the send buffer was full; the first one closes the
+    /// transport (see [`Socket::dropped_broadcasts`]).
+    dropped: std::sync::atomic::AtomicU32,
     /// The socket id
     pub id: Sid,
 
@@ -347,6 +350,7 @@ impl<A: Adapter> Socket<A> {
             parser,
             pid: std::sync::OnceLock::new(),
             strip_offset: std::sync::OnceLock::new(),
+            dropped: std::sync::atomic::AtomicU32::new(0),
             id: sid,
             #[cfg(feature = "extensions")]
             extensions: Extensions::new(),
@@ -734,15 +738,33 @@ impl<A: Adapter> Socket<A> {
         let _ = self.strip_offset.set(prefix);
     }
 
+    /// # Broadcasts this socket missed because its send buffer was full.
+    ///
+    /// A broadcast that does not fit the buffer, whichever node it came from, is counted
+    /// here and closes the transport: a client that falls behind is cut off and reconnects
+    /// (and can recover what it missed) instead of silently missing events. A disconnect
+    /// handler reads it to tell a slow consumer from a transport close.
+    pub fn dropped_broadcasts(&self) -> u32 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Sends an encoded broadcast, without its trailing offset for a socket that asked so.
     pub(crate) fn send_broadcast(&self, data: &Value) -> Result<(), SocketError> {
-        match (self.strip_offset.get(), data) {
+        let sent = match (self.strip_offset.get(), data) {
             (Some(prefix), Value::Str(msg, None)) => match strip_offset(msg, prefix) {
                 Some(stripped) => self.send_raw(Value::Str(stripped.into(), None)),
                 None => self.send_raw(data.clone()),
             },
             _ => self.send_raw(data.clone()),
+        };
+        if let Err(SocketError::InternalChannelFull) = sent {
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = ?self.id, "send buffer full: closing the transport");
+                self.esocket.close(EIoDisconnectReason::TransportClose);
+            }
         }
+        sent
     }
 
     /// # Get the request info made by the client to connect.
