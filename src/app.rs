@@ -72,6 +72,9 @@ pub struct NodeParts {
     pub revocations: Arc<dyn RevocationStore>,
     pub presence: Arc<dyn PresenceStore>,
     pub recovery: Arc<dyn crate::recovery::RecoveryStore>,
+    /// Cluster: the adapter's re-subscriptions (when the subscription was lost and when it
+    /// was back), after which the node replays what its sockets missed.
+    pub resubscribed: Option<tokio::sync::broadcast::Receiver<(u64, u64)>>,
 }
 
 impl Application {
@@ -91,6 +94,7 @@ impl Application {
             recovery: Arc::new(crate::recovery::memory::MemoryRecovery::new(
                 config.recovery_bounds(),
             )),
+            resubscribed: None,
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -109,6 +113,7 @@ impl Application {
             revocations: cluster.revocations(),
             presence: cluster.presence(Duration::from_millis(config.presence_ttl_ms)),
             recovery: cluster.recovery(config.recovery_bounds()),
+            resubscribed: Some(cluster.resubscribed()),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -231,6 +236,14 @@ impl Application {
             presence.clone(),
         ));
         init(socket::serve(&io, ctx)).await;
+        if let (Some(rx), Some(_)) = (parts.resubscribed, gateway.recovery()) {
+            tokio::spawn(socket::recovery::replay_after_blips(
+                io.clone(),
+                gateway.clone(),
+                rx,
+                shutdown.0.clone(),
+            ));
+        }
 
         let state = ApiState {
             gateway,

@@ -147,6 +147,8 @@ pub struct Cluster {
     peers: Arc<RedisPeers>,
     /// This process: the node id and a boot id.
     instance: String,
+    /// Re-subscriptions of the adapter, with the time the subscription was lost.
+    resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
 }
 
 impl Cluster {
@@ -178,6 +180,7 @@ impl Cluster {
         let driver = MeteredFredDriver::new(subscriber.clone())
             .await
             .with_context(|| format!("cannot open the pub/sub connection to Redis at {shown}"))?;
+        let resubscribed = driver.resubscribed();
         let adapter_config = RedisAdapterConfig::new()
             .with_prefix(ADAPTER_PREFIX)
             .with_stream_buffer(ADAPTER_STREAM_BUFFER)
@@ -207,6 +210,7 @@ impl Cluster {
                 ledger,
                 peers,
                 instance,
+                resubscribed,
             },
             ctr,
         ))
@@ -233,6 +237,12 @@ impl Cluster {
             self.instance.clone(),
             ttl,
         ))
+    }
+
+    /// The adapter's re-subscriptions after a Redis reconnect, each with the time (ms since
+    /// the epoch) the subscription was lost.
+    pub fn resubscribed(&self) -> tokio::sync::broadcast::Receiver<(u64, u64)> {
+        self.resubscribed.resubscribe()
     }
 
     /// Recovery streams and sessions, on the store's connection.

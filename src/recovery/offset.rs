@@ -70,6 +70,11 @@ impl Clock {
         }
     }
 
+    /// The random id of this node process in its offsets.
+    pub fn origin(&self) -> u32 {
+        self.origin
+    }
+
     /// The next offset of this node, greater than every one it gave before.
     pub fn next(&self) -> Offset {
         let now = now_ms();

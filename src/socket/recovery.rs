@@ -252,6 +252,18 @@ async fn replay<A: Adapter>(
             return;
         }
     };
+    let sent = send_entries(s, &missed, pid).await;
+    metrics::recovery_replayed(sent);
+    tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
+}
+
+/// Sends kept events to one socket, each with its offset, skipping the ones it sent itself;
+/// how many were sent.
+async fn send_entries<A: Adapter>(
+    s: &SocketRef<A>,
+    missed: &[crate::recovery::Entry],
+    pid: &Pid,
+) -> u64 {
     let mut sent = 0;
     for e in missed
         .iter()
@@ -281,8 +293,70 @@ async fn replay<A: Adapter>(
         }
         sent += 1;
     }
+    sent
+}
+
+/// Cluster: after the adapter subscribed again following a Redis reconnect, every local
+/// socket gets what its rooms' streams hold from when the subscription was lost until it
+/// was back (later events reach it live): events from
+/// this node process were delivered locally (the adapter delivers after a successful
+/// publish), so only other nodes' events are replayed.
+pub async fn replay_after_blips<A: Adapter>(
+    io: socketioxide::SocketIo<A>,
+    gateway: crate::service::Gateway<A>,
+    mut resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let (lost, back) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = resubscribed.recv() => match r {
+                Ok(window) => window,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+        };
+        let Some(r) = gateway.recovery().cloned() else {
+            return;
+        };
+        let sockets = io.local().sockets();
+        tracing::info!(
+            sockets = sockets.len(),
+            lost_at_ms = lost,
+            "replaying what sockets missed while the adapter was not subscribed"
+        );
+        for s in sockets {
+            let r = r.clone();
+            tokio::spawn(async move { replay_blip(&s, &r, lost, back).await });
+        }
+    }
+}
+
+async fn replay_blip<A: Adapter>(s: &SocketRef<A>, r: &Recovery, lost_ms: u64, back_ms: u64) {
+    let Some(me) = s.extensions.get::<Arc<SocketRecovery>>() else {
+        return;
+    };
+    let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
+    rooms.push(keys::EVERYONE.to_owned());
+    let mine = r.clock.origin();
+    let missed = match r.store.since(&rooms, Offset::at_ms(lost_ms)).await {
+        Ok(Missed::Events(e)) => e,
+        Ok(Missed::TooOld) => {
+            tracing::warn!(sid = %s.id, "events missed during the Redis outage are no longer kept: closing so that the client re-reads");
+            s.close_transport();
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(sid = %s.id, error = %e, "events missed during the Redis outage not read");
+            return;
+        }
+    };
+    let missed: Vec<_> = missed
+        .into_iter()
+        .filter(|e| e.offset.origin != mine && e.offset < Offset::at_ms(back_ms))
+        .collect();
+    let sent = send_entries(s, &missed, &me.pid).await;
     metrics::recovery_replayed(sent);
-    tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
 }
 
 /// How long a replay waits for a full send buffer to drain before it gives up.
