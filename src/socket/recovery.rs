@@ -56,7 +56,6 @@ pub struct SocketRecovery {
     joined: Mutex<Vec<String>>,
     /// A recovering socket's rooms and offset, until [`resume`] takes them.
     pending: Mutex<Option<(Vec<String>, Offset)>>,
-    recovered: bool,
 }
 
 impl SocketRecovery {
@@ -70,11 +69,6 @@ impl SocketRecovery {
                 .clone(),
             sid: sid.to_owned(),
         }
-    }
-
-    /// Whether this connection recovered an earlier one.
-    pub fn recovered(&self) -> bool {
-        self.recovered
     }
 }
 
@@ -205,7 +199,6 @@ fn hold<A: Adapter>(
         pid,
         start,
         joined: Mutex::new(joined),
-        recovered: pending.is_some(),
         pending: Mutex::new(pending),
     }));
 }
