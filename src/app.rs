@@ -74,6 +74,10 @@ pub struct NodeParts {
     pub presence: Arc<dyn PresenceStore>,
     /// Membership changes to every node's presence, and those that reach this node.
     pub memberships: (Arc<dyn MembershipRelay>, Incoming),
+    pub recovery: Arc<dyn crate::recovery::RecoveryStore>,
+    /// Cluster: the adapter's re-subscriptions (when the subscription was lost and when it
+    /// was back), after which the node replays what its sockets missed.
+    pub resubscribed: Option<tokio::sync::broadcast::Receiver<(u64, u64)>>,
 }
 
 impl Application {
@@ -95,6 +99,10 @@ impl Application {
                 let relay: Arc<dyn MembershipRelay> = Arc::new(relay);
                 (relay, incoming)
             },
+            recovery: Arc::new(crate::recovery::memory::MemoryRecovery::new(
+                config.recovery_bounds(),
+            )),
+            resubscribed: None,
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -113,6 +121,8 @@ impl Application {
             revocations: cluster.revocations(),
             presence: cluster.presence(Duration::from_millis(config.presence_ttl_ms)),
             memberships: cluster.membership_relay().await?,
+            recovery: cluster.recovery(config.recovery_bounds()),
+            resubscribed: Some(cluster.resubscribed()),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -166,6 +176,8 @@ impl Application {
             config.tenant_metric_cap,
             shutdown.0.clone(),
         );
+        // One node (no peers): emits and recoveries are put in one order (`Recovery::order`).
+        let single_node = parts.peers.is_none();
         let gateway = Gateway::new(
             io.clone(),
             store,
@@ -179,6 +191,13 @@ impl Application {
                 storage_quota: config.tenant_storage_quota,
             },
             parts.memberships.0,
+            config.recovery_enabled.then(|| {
+                Arc::new(crate::recovery::Recovery::new(
+                    parts.recovery.clone(),
+                    Duration::from_secs(config.recovery_window_secs),
+                    single_node,
+                ))
+            }),
         );
         tokio::spawn(socket::presence::follow_memberships(
             io.clone(),
@@ -233,6 +252,14 @@ impl Application {
             presence.clone(),
         ));
         init(socket::serve(&io, ctx)).await;
+        if let (Some(rx), Some(_)) = (parts.resubscribed, gateway.recovery()) {
+            tokio::spawn(socket::recovery::replay_after_blips(
+                io.clone(),
+                gateway.clone(),
+                rx,
+                shutdown.0.clone(),
+            ));
+        }
 
         let state = ApiState {
             gateway,

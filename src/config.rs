@@ -286,6 +286,19 @@ pub struct Config {
     /// public port serves no per-tenant data.
     #[arg(long, env = "METRICS_PORT")]
     pub metrics_port: Option<u16>,
+    /// Connection state recovery (§9) on or off. Off: no pid, no offsets, nothing kept.
+    #[arg(long, env = "RECOVERY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub recovery_enabled: bool,
+    /// How long after a disconnect a client may recover its session, in seconds.
+    #[arg(long, env = "RECOVERY_WINDOW_SECS", default_value_t = 120)]
+    pub recovery_window_secs: u64,
+    /// Events kept per room for recovery (approximate in Redis: a little more may stay).
+    #[arg(long, env = "RECOVERY_STREAM_MAX_LEN", default_value_t = 1_000)]
+    pub recovery_stream_max_len: usize,
+    /// Events older than this are no longer kept for recovery, in seconds (at least the
+    /// window, or a client that reconnects late cannot recover).
+    #[arg(long, env = "RECOVERY_STREAM_MAX_AGE_SECS", default_value_t = 300)]
+    pub recovery_stream_max_age_secs: u64,
 }
 
 impl Config {
@@ -319,6 +332,14 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "node".into())
         })
+    }
+
+    /// What each recovery stream keeps.
+    pub fn recovery_bounds(&self) -> crate::recovery::StreamBounds {
+        crate::recovery::StreamBounds {
+            max_len: self.recovery_stream_max_len.max(1),
+            max_age: Duration::from_secs(self.recovery_stream_max_age_secs.max(1)),
+        }
     }
 
     /// The bounds every store engine keeps.

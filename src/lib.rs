@@ -18,6 +18,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod operator;
 pub mod presence;
+pub mod recovery;
 pub mod refusal_log;
 pub mod role;
 pub mod rooms;

@@ -46,6 +46,12 @@ pub const TENANT_STORAGE_BYTES: &str = "lms_tenant_storage_bytes";
 pub const TENANT_STORAGE_ENTRIES: &str = "lms_tenant_storage_entries";
 /// `TENANT_STORAGE_QUOTA` (0: none), for the alert on a tenant near it.
 pub const TENANT_STORAGE_QUOTA_BYTES: &str = "lms_tenant_storage_quota_bytes";
+/// Connects by what recovery made of them (`recovered`, `new`, `opted_out`, `too_old`).
+pub const RECOVERY_CONNECTS_TOTAL: &str = "lms_recovery_connects_total";
+/// Events replayed to recovered sockets.
+pub const RECOVERY_REPLAYED_TOTAL: &str = "lms_recovery_replayed_events_total";
+/// Events sent live but not kept for recovery (the recovery store failed).
+pub const RECOVERY_KEEP_FAILURES_TOTAL: &str = "lms_recovery_keep_failures_total";
 
 /// Sockets disconnected by an operator (§11), by cause.
 pub const KICKED_SOCKETS_TOTAL: &str = "lms_kicked_sockets_total";
@@ -225,6 +231,18 @@ fn describe() {
         EMIT_DROPS_TOTAL,
         "Emits dropped because a socket's buffer was full"
     );
+    describe_counter!(
+        RECOVERY_CONNECTS_TOTAL,
+        "Connects by recovery outcome (recovered, new, opted_out, too_old)"
+    );
+    describe_counter!(
+        RECOVERY_REPLAYED_TOTAL,
+        "Events replayed to recovered sockets"
+    );
+    describe_counter!(
+        RECOVERY_KEEP_FAILURES_TOTAL,
+        "Events sent live but not kept for recovery"
+    );
 }
 
 /// Publishes the node's gauges at zero, so dashboards show a node before its first socket.
@@ -314,7 +332,11 @@ pub fn presence_store_failed() {
 }
 
 pub fn emit_dropped(event: &'static str) {
-    counter!(EMIT_DROPS_TOTAL, "event" => event).increment(1);
+    emit_dropped_n(event, 1);
+}
+
+pub fn emit_dropped_n(event: &'static str, n: u64) {
+    counter!(EMIT_DROPS_TOTAL, "event" => event).increment(n);
 }
 
 pub fn notifications_stored(n: u64) {
@@ -437,6 +459,18 @@ impl TenantGauge {
             gauge!(self.name, "tenant" => label).set(v);
         }
     }
+}
+
+pub fn recovery_connect(outcome: &'static str) {
+    counter!(RECOVERY_CONNECTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn recovery_replayed(n: u64) {
+    counter!(RECOVERY_REPLAYED_TOTAL).increment(n);
+}
+
+pub fn recovery_keep_failed() {
+    counter!(RECOVERY_KEEP_FAILURES_TOTAL).increment(1);
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! grouped by hash slot so it also works on a Redis Cluster, and counters.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use fred::clients::SubscriberClient;
@@ -47,6 +48,9 @@ impl From<fred::error::Error> for DriverError {
 pub struct MeteredFredDriver {
     handlers: Arc<RwLock<HandlerMap>>,
     conn: SubscriberClient,
+    /// After each successful re-subscription: when the subscription was lost and when it
+    /// was back (ms since the epoch), so that the node can replay what its sockets missed.
+    resubscribed: broadcast::Sender<(u64, u64)>,
 }
 
 impl MeteredFredDriver {
@@ -57,11 +61,25 @@ impl MeteredFredDriver {
         client.init().await?;
         // Subscribed after the first connection, so only real reconnects are seen.
         let reconnects = client.reconnect_rx();
-        tokio::spawn(resubscribe_on_reconnect(client.clone(), reconnects));
+        let (resubscribed, _) = broadcast::channel(16);
+        let lost_at = Arc::new(AtomicU64::new(0));
+        tokio::spawn(note_losses(client.error_rx(), lost_at.clone()));
+        tokio::spawn(resubscribe_on_reconnect(
+            client.clone(),
+            reconnects,
+            lost_at,
+            resubscribed.clone(),
+        ));
         Ok(Self {
             handlers,
             conn: client,
+            resubscribed,
         })
+    }
+
+    /// Each successful re-subscription after a reconnect: (lost, back), ms since the epoch.
+    pub fn resubscribed(&self) -> broadcast::Receiver<(u64, u64)> {
+        self.resubscribed.subscribe()
     }
 
     /// The subscriber connection (for shutdown and tests).
@@ -108,10 +126,35 @@ async fn dispatch(mut rx: broadcast::Receiver<Message>, handlers: Arc<RwLock<Han
     }
 }
 
-/// After every reconnect, subscribes again to every shard channel the adapter uses.
+/// When the subscriber connection failed first since the last re-subscription: the
+/// earliest time events can have been missed.
+async fn note_losses(
+    mut errors: broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+    lost_at: Arc<AtomicU64>,
+) {
+    loop {
+        match errors.recv().await {
+            Ok(_) => {
+                let now = crate::recovery::offset::now_ms();
+                let _ = lost_at.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A reconnect whose loss was not seen as an error is assumed to have lost this much
+/// (fred's reconnect delay is capped at 1 s; the rest is margin).
+const UNSEEN_LOSS_MS: u64 = 3_000;
+
+/// After every reconnect, subscribes again to every shard channel the adapter uses, then
+/// tells the node since when it was deaf.
 async fn resubscribe_on_reconnect(
     client: SubscriberClient,
     mut reconnects: broadcast::Receiver<fred::types::config::Server>,
+    lost_at: Arc<AtomicU64>,
+    resubscribed: broadcast::Sender<(u64, u64)>,
 ) {
     loop {
         match reconnects.recv().await {
@@ -119,6 +162,12 @@ async fn resubscribe_on_reconnect(
                 metrics::redis_reconnect("pubsub");
                 match resubscribe(&client).await {
                     Ok(n) => {
+                        let back = crate::recovery::offset::now_ms();
+                        let lost = match lost_at.swap(0, Ordering::Relaxed) {
+                            0 => back.saturating_sub(UNSEEN_LOSS_MS),
+                            t => t,
+                        };
+                        let _ = resubscribed.send((lost, back));
                         metrics::resubscribed(true);
                         tracing::info!(%server, channels = n, "redis reconnected: adapter channels re-subscribed");
                     }

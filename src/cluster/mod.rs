@@ -151,6 +151,8 @@ pub struct Cluster {
     peers: Arc<RedisPeers>,
     /// This process: the node id and a boot id.
     instance: String,
+    /// Re-subscriptions of the adapter, with the time the subscription was lost.
+    resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
 }
 
 impl Cluster {
@@ -182,6 +184,7 @@ impl Cluster {
         let driver = MeteredFredDriver::new(subscriber.clone())
             .await
             .with_context(|| format!("cannot open the pub/sub connection to Redis at {shown}"))?;
+        let resubscribed = driver.resubscribed();
         let adapter_config = RedisAdapterConfig::new()
             .with_prefix(ADAPTER_PREFIX)
             .with_stream_buffer(ADAPTER_STREAM_BUFFER)
@@ -212,6 +215,7 @@ impl Cluster {
                 ledger,
                 peers,
                 instance,
+                resubscribed,
             },
             ctr,
         ))
@@ -245,6 +249,23 @@ impl Cluster {
         let (relay, incoming) = relay::RedisRelay::start(self.driver.clone()).await?;
         let relay: Arc<dyn MembershipRelay> = relay;
         Ok((relay, incoming))
+    }
+
+    /// The adapter's re-subscriptions after a Redis reconnect, each with the time (ms since
+    /// the epoch) the subscription was lost.
+    pub fn resubscribed(&self) -> tokio::sync::broadcast::Receiver<(u64, u64)> {
+        self.resubscribed.resubscribe()
+    }
+
+    /// Recovery streams and sessions, on the store's connection.
+    pub fn recovery(
+        &self,
+        bounds: crate::recovery::StreamBounds,
+    ) -> Arc<dyn crate::recovery::RecoveryStore> {
+        Arc::new(crate::recovery::redis::RedisRecovery::new(
+            self.client.clone(),
+            bounds,
+        ))
     }
 
     pub fn peers(&self) -> Arc<RedisPeers> {

@@ -24,6 +24,7 @@ use crate::error::AppError;
 use crate::fair::{FairShare, RecipientBudget, TenantLines};
 use crate::ids::NotificationId;
 use crate::presence::relay::MembershipRelay;
+use crate::recovery::{Entry, Recovery, keys::EVERYONE};
 use crate::role::Role;
 use crate::store::Store;
 
@@ -48,6 +49,8 @@ struct Inner<A: Adapter> {
     stats_timeout: Duration,
     /// Carries membership changes to every node's presence (`presence::relay`).
     memberships: Arc<dyn MembershipRelay>,
+    /// Connection state recovery: every room emit is kept and carries its offset.
+    recovery: Option<Arc<Recovery>>,
 }
 
 /// The gateway's operations. Cheap to clone.
@@ -72,6 +75,7 @@ impl<A: Adapter> Gateway<A> {
         stats_timeout: Duration,
         fair: FairShare,
         memberships: Arc<dyn MembershipRelay>,
+        recovery: Option<Arc<Recovery>>,
     ) -> Self {
         crate::metrics::storage_quota(fair.storage_quota);
         Self {
@@ -85,6 +89,7 @@ impl<A: Adapter> Gateway<A> {
                 peers,
                 stats_timeout,
                 memberships,
+                recovery,
             }),
         }
     }
@@ -93,6 +98,11 @@ impl<A: Adapter> Gateway<A> {
     /// shutdown), not for emits: those go through the methods below.
     pub fn io(&self) -> &SocketIo<A> {
         &self.inner.io
+    }
+
+    /// Connection state recovery, when it is on.
+    pub fn recovery(&self) -> Option<&Arc<Recovery>> {
+        self.inner.recovery.as_ref()
     }
 
     pub fn node_id(&self) -> &str {
@@ -129,9 +139,9 @@ impl<A: Adapter> Gateway<A> {
         let to = if rooms.is_empty() {
             self.inner.io.broadcast()
         } else {
-            self.inner.io.to(rooms)
+            self.inner.io.to(rooms.clone())
         };
-        match emit::broadcast(to, event, data).await {
+        match self.emit_kept(rooms, to, event, data, None).await {
             Ok(()) => Ok(()),
             Err(e) => emit::report_broadcast_error(event, &e),
         }
@@ -147,9 +157,57 @@ impl<A: Adapter> Gateway<A> {
         event: &'static str,
         data: &T,
     ) {
-        if let Err(e) = emit::broadcast(from.to(rooms), event, data).await {
+        let except = from.pid().map(str::to_owned);
+        let to = from.to(rooms.clone());
+        if let Err(e) = self.emit_kept(rooms, to, event, data, except).await {
             let _logged = emit::report_broadcast_error(event, &e);
         }
+    }
+
+    /// Emits to rooms; with recovery on, first keeps the event in every room's stream and
+    /// sends its offset as the last argument. A failed keep is logged and the event still
+    /// goes out live: recovery is then as good as it was without streams, and the caller's
+    /// write (the inbox) is not undone by it.
+    async fn emit_kept<T: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        to: socketioxide::operators::BroadcastOperators<A>,
+        event: &'static str,
+        data: &T,
+        except: Option<String>,
+    ) -> Result<(), socketioxide::BroadcastError> {
+        let Some(r) = &self.inner.recovery else {
+            return emit::broadcast(to, event, data).await;
+        };
+        let json = match serde_json::to_string(data) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(event, error = %e, "event not kept for recovery: not JSON");
+                return emit::broadcast(to, event, data).await;
+            }
+        };
+        let kept_in = if rooms.is_empty() {
+            vec![EVERYONE.to_owned()]
+        } else {
+            rooms
+        };
+        // One node: keep and hand to the sockets in one step (see `Recovery::order`).
+        let _order = match &r.order {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let offset = r.clock.next();
+        let entry = Entry {
+            offset,
+            event: event.to_owned(),
+            data: json,
+            except,
+        };
+        if let Err(e) = r.store.append(&kept_in, &entry).await {
+            crate::metrics::recovery_keep_failed();
+            tracing::warn!(event, error = %e, "event not kept for recovery; sent live only");
+        }
+        emit::broadcast(to, event, &(data, offset.to_string())).await
     }
 }
 

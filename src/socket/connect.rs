@@ -15,6 +15,7 @@ use socketioxide_core::adapter::DefinedAdapter;
 use std::time::Duration;
 
 use super::admission::{Admission, CapExceeded, SessionGuard};
+use super::recovery::{self, Plan};
 use super::session::{Reservations, Session};
 use super::{EventCx, SocketCtx, client_of, register};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
@@ -43,7 +44,12 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
     let mw_ctx = ctx.clone();
     let on_connect = move |s: SocketRef<A>| {
         let ctx = ctx.clone();
-        async move { connected(s, ctx) }
+        async move {
+            connected(s.clone(), ctx.clone());
+            if let Some(session) = s.extensions.get::<Arc<Session>>() {
+                recovery::resume(&s, &ctx, session.claims.exp).await;
+            }
+        }
     };
     let middleware = move |s: SocketRef<A>, TryData(auth): TryData<serde_json::Value>| {
         let ctx = mw_ctx.clone();
@@ -195,11 +201,18 @@ async fn admit<A: Adapter>(
         Ok(Err(cap)) => return Err(attempt.refuse(ErrorCode::RateLimited, cap.reason(), true)),
         Err(e) => return Err(attempt.refuse(ErrorCode::Unavailable, &e.to_string(), false)),
     };
-    let (rooms, courses) = match initial_rooms(ctx, &claims).await {
+    let plan = recovery::plan(s, ctx.gateway.recovery(), &claims, auth.as_ref()).await;
+    let (mut rooms, mut courses) = match initial_rooms(ctx, &claims).await {
         Ok(r) => r,
         Err(e) => return Err(attempt.refuse(e.code, &e.message, false)),
     };
-    s.join(rooms);
+    let joined = match &plan {
+        Plan::Recover { saved, .. } => {
+            rejoin(ctx, &claims, &saved.joined, &mut rooms, &mut courses).await
+        }
+        _ => Vec::new(),
+    };
+    recovery::place(s, ctx.gateway.recovery(), &claims, plan, rooms, joined).await;
     // Nothing below refuses: the socket is online from here.
     if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {
         let courses = courses
@@ -260,6 +273,48 @@ async fn initial_rooms<A: Adapter>(
     Ok((rooms, courses))
 }
 
+/// The courses a recovering socket had joined with `course:join` that it may still enter
+/// (the same check as `course:join`, membership read afresh): their rooms are added to
+/// `rooms`, and the courses it is a member of to `courses` (presence).
+async fn rejoin<A: Adapter>(
+    ctx: &SocketCtx<A>,
+    c: &Claims,
+    saved: &[String],
+    rooms: &mut Vec<String>,
+    courses: &mut Vec<(CourseId, CourseRole)>,
+) -> Vec<String> {
+    let Some(t) = &c.tenant else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    for course in saved.iter().filter_map(|id| CourseId::parse(id).ok()) {
+        let role = match ctx.gateway.course_role(t, &course, &c.sub).await {
+            Ok(role) => role,
+            Err(e) => {
+                tracing::warn!(user = %c.sub, course = %course, error = %e.message, "course not rejoined");
+                continue;
+            }
+        };
+        match role {
+            Some(r) => {
+                rooms.push(rooms::course(t, &course));
+                if r == CourseRole::Instructor {
+                    rooms.push(rooms::course_instructors(t, &course));
+                }
+                if !courses.iter().any(|(known, _)| known == &course) {
+                    courses.push((course.clone(), r));
+                }
+            }
+            None if matches!(c.role, Role::Admin | Role::SuperAdmin) => {
+                rooms.push(rooms::course(t, &course));
+            }
+            None => continue,
+        }
+        kept.push(course.to_string());
+    }
+    kept
+}
+
 fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
     let Some(session) = s.extensions.get::<Arc<Session>>() else {
         tracing::error!(sid = %s.id, "connected without a session; disconnecting");
@@ -284,19 +339,27 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
     push_unread_count(&s, &ctx, claims);
 
     let ctx = ctx.clone();
-    s.on_disconnect(move |s: SocketRef<A>, reason: DisconnectReason| async move {
-        let claims = &session.claims;
-        ctx.expiry.cancel(s.id);
-        session.release();
-        if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
-            p.close();
-        }
-        metrics::connection_closed(ctx.gateway.node_id(), reason_label(reason));
-        if let Some(t) = &claims.tenant {
-            ctx.tenants.add(t, -1.0);
-        }
-        tracing::info!(sid = %s.id, user = %claims.sub, reason = reason_label(reason), "socket disconnected");
-    });
+    s.on_disconnect(
+        move |s: SocketRef<A>, reason: DisconnectReason| async move {
+            let claims = &session.claims;
+            ctx.expiry.cancel(s.id);
+            session.release();
+            if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
+                p.close();
+            }
+            recovery::release(&s, &ctx).await;
+            let reason = if crate::emit::slow_consumer_closed(&s) {
+                "slow_consumer"
+            } else {
+                reason_label(reason)
+            };
+            metrics::connection_closed(ctx.gateway.node_id(), reason);
+            if let Some(t) = &claims.tenant {
+                ctx.tenants.add(t, -1.0);
+            }
+            tracing::info!(sid = %s.id, user = %claims.sub, reason, "socket disconnected");
+        },
+    );
 }
 
 /// Every socket of a tenant user learns its unread count at once (the Gateway says why);

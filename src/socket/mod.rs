@@ -16,6 +16,7 @@ mod expiry;
 mod notifications;
 pub mod presence;
 mod progress;
+pub mod recovery;
 pub mod reply;
 pub mod session;
 

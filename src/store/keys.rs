@@ -171,19 +171,21 @@ pub mod legacy {
     }
 }
 
+/// The part of a key Redis Cluster hashes: the first `{...}` (for the tests of every key
+/// module).
+#[cfg(test)]
+pub(crate) fn hash_tag(key: &str) -> &str {
+    let open = key.find('{').unwrap();
+    let close = key[open..].find('}').unwrap() + open;
+    &key[open + 1..close]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(s: &str) -> TenantId {
         TenantId::parse(s).unwrap()
-    }
-
-    /// The part of a key Redis Cluster hashes: the first `{...}`.
-    fn hash_tag(key: &str) -> &str {
-        let open = key.find('{').unwrap();
-        let close = key[open..].find('}').unwrap() + open;
-        &key[open + 1..close]
     }
 
     #[test]

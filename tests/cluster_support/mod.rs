@@ -271,3 +271,12 @@ where
 pub fn tenant() -> String {
     format!("t{}", fastrand::u64(..))
 }
+
+/// A connected fred client with the gateway's settings, for engine-level tests.
+pub async fn redis_client(url: &str) -> fred::clients::Client {
+    use fred::interfaces::ClientLike;
+    let (config, perf, connection, policy) = lms_realtime::cluster::client_config(url).unwrap();
+    let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
+    client.init().await.expect("connects to the test redis");
+    client
+}

@@ -15,5 +15,7 @@ mod notifications;
 mod operator;
 mod presence;
 mod raw;
+mod recovering;
+mod recovery;
 mod shutdown;
 mod storage_quota;

@@ -17,7 +17,7 @@ use crate::{
 use socketioxide_core::{
     Sid, Str, Uid, Value,
     adapter::{BroadcastIter, CoreLocalAdapter, RemoteSocketData, SocketEmitter},
-    packet::{ConnectPacket, Packet, PacketData},
+    packet::{Packet, PacketData},
     parser::Parse,
 };
 
@@ -27,6 +27,16 @@ use socketioxide_core::{
 pub struct NamespaceCtr<A: Adapter> {
     handler: BoxedConnectHandler<A>,
 }
+
+/// The data of a CONNECT answer: the socket id, and the private session id of connection
+/// state recovery when the server set one (`Socket::set_pid`).
+#[derive(serde::Serialize)]
+struct ConnectAnswer<'a> {
+    sid: Sid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<&'a str>,
+}
+
 pub struct Namespace<A: Adapter> {
     pub path: Str,
     pub(crate) adapter: Arc<A>,
@@ -168,7 +178,10 @@ impl<A: Adapter> Namespace<A> {
         tracing::trace!(?socket.id, ?self.path, "socket added to namespace");
 
         let protocol = esocket.protocol.into();
-        let payload = ConnectPacket { sid: socket.id };
+        let payload = ConnectAnswer {
+            sid: socket.id,
+            pid: socket.pid(),
+        };
         let payload = match protocol {
             ProtocolVersion::V5 => Some(self.parser.encode_default(&payload).unwrap()),
             ProtocolVersion::V4 => None,
@@ -305,7 +318,7 @@ impl<A: Adapter> InnerEmitter for Namespace<A> {
         let sockets = self.sockets.read().unwrap();
         let errs: Vec<SocketError> = sids
             .filter_map(|sid| sockets.get(&sid))
-            .filter_map(|socket| socket.send_raw(data.clone()).err())
+            .filter_map(|socket| socket.send_broadcast(&data).err())
             .collect();
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }

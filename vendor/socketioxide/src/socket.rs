@@ -129,6 +129,21 @@ impl<'a> PermitExt<'a> for Permit<'a> {
     }
 }
 
+/// The encoded event without its last argument, when that argument is a plain string (no
+/// quote or escape in it) that starts with `prefix`: `2["e",{..},"<prefix>.."]` → `2["e",{..}]`.
+fn strip_offset(msg: &str, prefix: &str) -> Option<String> {
+    let body = msg.strip_suffix("\"]")?;
+    let start = body.rfind(",\"")?;
+    let arg = &body[start + 2..];
+    if !arg.starts_with(prefix) || arg.contains(['"', '\\']) {
+        return None;
+    }
+    let mut out = String::with_capacity(start + 1);
+    out.push_str(&body[..start]);
+    out.push(']');
+    Some(out)
+}
+
 /// A RemoteSocket is a [`Socket`] that is remotely connected on another server.
 /// It implements a subset of the [`Socket`] API.
 pub struct RemoteSocket<A> {
@@ -295,6 +310,14 @@ pub struct Socket<A: Adapter = LocalAdapter> {
     ack_counter: AtomicI64,
     connected: AtomicBool,
     pub(crate) parser: Parser,
+    /// The private session id sent in the CONNECT answer (connection state recovery).
+    pid: std::sync::OnceLock<String>,
+    /// For a client that cannot take recovery offsets: the prefix of the trailing string
+    /// argument that broadcasts leave out for this socket.
+    strip_offset: std::sync::OnceLock<&'static str>,
+    /// Broadcasts dropped because the send buffer was full; the first one closes the
+    /// transport (see [`Socket::dropped_broadcasts`]).
+    dropped: std::sync::atomic::AtomicU32,
     /// The socket id
     pub id: Sid,
 
@@ -325,6 +348,9 @@ impl<A: Adapter> Socket<A> {
             ack_counter: AtomicI64::new(0),
             connected: AtomicBool::new(false),
             parser,
+            pid: std::sync::OnceLock::new(),
+            strip_offset: std::sync::OnceLock::new(),
+            dropped: std::sync::atomic::AtomicU32::new(0),
             id: sid,
             #[cfg(feature = "extensions")]
             extensions: Extensions::new(),
@@ -686,6 +712,61 @@ impl<A: Adapter> Socket<A> {
         }
     }
 
+    /// # Set the private session id of connection state recovery.
+    ///
+    /// Called from a connect middleware, it makes the CONNECT answer `{ sid, pid }` (protocol
+    /// v5), which tells socket.io-client 4.6+ to send `{ pid, offset }` when it reconnects.
+    /// A server that recovers a session sets the same pid again, and the client reports
+    /// `socket.recovered`. Only the first call has an effect.
+    pub fn set_pid(&self, pid: String) {
+        let _ = self.pid.set(pid);
+    }
+
+    /// # The private session id, if one was set with [`Socket::set_pid`].
+    pub fn pid(&self) -> Option<&str> {
+        self.pid.get().map(String::as_str)
+    }
+
+    /// # Leave the recovery offset out of the broadcasts this socket receives.
+    ///
+    /// A server that appends an offset as the last argument of every broadcast (connection
+    /// state recovery) encodes each broadcast once for every receiver. A client that opted
+    /// out of recovery would see that offset as an extra argument: for such a socket the
+    /// last argument is removed from a broadcast when it is a string starting with `prefix`.
+    /// Only the first call has an effect.
+    pub fn strip_trailing_offset(&self, prefix: &'static str) {
+        let _ = self.strip_offset.set(prefix);
+    }
+
+    /// # Broadcasts this socket missed because its send buffer was full.
+    ///
+    /// A broadcast that does not fit the buffer, whichever node it came from, is counted
+    /// here and closes the transport: a client that falls behind is cut off and reconnects
+    /// (and can recover what it missed) instead of silently missing events. A disconnect
+    /// handler reads it to tell a slow consumer from a transport close.
+    pub fn dropped_broadcasts(&self) -> u32 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sends an encoded broadcast, without its trailing offset for a socket that asked so.
+    pub(crate) fn send_broadcast(&self, data: &Value) -> Result<(), SocketError> {
+        let sent = match (self.strip_offset.get(), data) {
+            (Some(prefix), Value::Str(msg, None)) => match strip_offset(msg, prefix) {
+                Some(stripped) => self.send_raw(Value::Str(stripped.into(), None)),
+                None => self.send_raw(data.clone()),
+            },
+            _ => self.send_raw(data.clone()),
+        };
+        if let Err(SocketError::InternalChannelFull) = sent {
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = ?self.id, "send buffer full: closing the transport");
+                self.esocket.close(EIoDisconnectReason::TransportClose);
+            }
+        }
+        sent
+    }
+
     /// # Get the request info made by the client to connect.
     ///
     /// It might be used to retrieve the [`http::Extensions`]
@@ -1016,5 +1097,16 @@ mod test {
         }
         let threshold = socket.ack_sweep_at.load(Ordering::Relaxed);
         assert!(threshold >= pending.len(), "threshold: {threshold}");
+    }
+
+    #[test]
+    fn strip_offset_removes_only_a_trailing_string_with_the_prefix() {
+        assert_eq!(
+            strip_offset(r#"2["e",{"a":1},"o1-2"]"#, "o").as_deref(),
+            Some(r#"2["e",{"a":1}]"#)
+        );
+        assert_eq!(strip_offset(r#"2["e",{"a":1}]"#, "o"), None);
+        assert_eq!(strip_offset(r#"2["e",{"a":1},"x1"]"#, "o"), None);
+        assert_eq!(strip_offset(r#"2["e","a\",\"o1"]"#, "o"), None);
     }
 }

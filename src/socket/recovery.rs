@@ -1,0 +1,434 @@
+//! Connection state recovery at connect (PROTOCOL.md §9): offering a session id, taking a
+//! session back, and replaying what the socket missed.
+//!
+//! The middleware decides ([`plan`]) once the token is verified: a client that opted out
+//! gets no pid (and its broadcasts lose their offset in the vendored socketioxide); a
+//! CONNECT with a known `pid` of the same user, and an offset that is still kept, recovers;
+//! anything else is a new session. A recovering socket joins its rooms and gets its missed
+//! events in [`resume`], after CONNECT, in one step with the node's emits on one node
+//! (`Recovery::order`), so each event reaches it once: replayed, or live.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+
+use super::SocketCtx;
+use crate::auth::Claims;
+use crate::emit;
+use crate::ids::CourseId;
+use crate::metrics;
+use crate::recovery::{Missed, Offset, Pid, Recovery, SavedSession, keys, offset};
+use crate::server_events::SERVER_EVENTS;
+
+/// What a CONNECT's auth asks of recovery.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ask {
+    pub opt_out: bool,
+    pub pid: Option<Pid>,
+    /// `None` when absent (no event seen yet); `Some(None)` when not an offset of ours.
+    pub offset: Option<Option<Offset>>,
+}
+
+impl Ask {
+    pub fn read(auth: Option<&Value>) -> Ask {
+        let Some(auth) = auth else {
+            return Ask::default();
+        };
+        Ask {
+            opt_out: auth.get("recovery") == Some(&Value::Bool(false)),
+            pid: auth.get("pid").and_then(Value::as_str).and_then(Pid::parse),
+            offset: auth
+                .get("offset")
+                .map(|o| o.as_str().and_then(Offset::parse)),
+        }
+    }
+}
+
+/// A socket's part in recovery, kept in its extensions.
+pub struct SocketRecovery {
+    pub pid: Pid,
+    key: String,
+    start: Offset,
+    /// Courses joined with `course:join`, kept with the session.
+    joined: Mutex<Vec<String>>,
+    /// A recovering socket's rooms and offset, until [`resume`] takes them.
+    pending: Mutex<Option<(Vec<String>, Offset)>>,
+}
+
+impl SocketRecovery {
+    fn saved(&self, sid: &str) -> SavedSession {
+        SavedSession {
+            start: self.start.to_string(),
+            joined: self
+                .joined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            sid: sid.to_owned(),
+        }
+    }
+}
+
+/// What the middleware does with a connect.
+pub enum Plan {
+    /// Recovery off, or the client opted out.
+    Off,
+    /// A new session: join now.
+    New,
+    /// Recover: the rooms are joined and the events replayed in [`resume`].
+    Recover {
+        pid: Pid,
+        saved: SavedSession,
+        after: Offset,
+    },
+}
+
+/// Reads the auth and the stored session. Never refuses: what cannot be recovered is new.
+pub async fn plan<A: Adapter>(
+    s: &SocketRef<A>,
+    r: Option<&Arc<Recovery>>,
+    claims: &Claims,
+    auth: Option<&Value>,
+) -> Plan {
+    let Some(r) = r else {
+        return Plan::Off;
+    };
+    let ask = Ask::read(auth);
+    if ask.opt_out {
+        s.strip_trailing_offset(offset::PREFIX);
+        metrics::recovery_connect("opted_out");
+        return Plan::Off;
+    }
+    let Some(pid) = ask.pid else {
+        return Plan::New;
+    };
+    let key = keys::session(claims.tenant.as_ref(), &claims.sub, pid.as_str());
+    let saved = match r.store.get_session(&key).await {
+        Ok(Some(saved)) => saved,
+        Ok(None) => {
+            tracing::debug!(sid = %s.id, user = %claims.sub, "unknown or expired pid: new session");
+            return Plan::New;
+        }
+        Err(e) => {
+            tracing::warn!(sid = %s.id, error = %e, "recovery session not read: new session");
+            return Plan::New;
+        }
+    };
+    let Some(start) = Offset::parse(&saved.start) else {
+        return Plan::New;
+    };
+    let after = match ask.offset {
+        None => start,
+        // Nothing before the session began can have been missed.
+        Some(Some(o)) => o.max(start),
+        Some(None) => {
+            tracing::debug!(sid = %s.id, "offset not ours: new session");
+            return Plan::New;
+        }
+    };
+    Plan::Recover { pid, saved, after }
+}
+
+/// Places a connecting socket: a new session joins `rooms` at once and gets a pid; a
+/// recovery checks that its offset is still kept and leaves the joining to [`resume`].
+/// `joined` are the saved `course:join` courses the user may still enter (their rooms are
+/// in `rooms`).
+pub async fn place<A: Adapter>(
+    s: &SocketRef<A>,
+    r: Option<&Arc<Recovery>>,
+    claims: &Claims,
+    plan: Plan,
+    mut rooms: Vec<String>,
+    joined: Vec<String>,
+) {
+    let (r, plan) = match (r, plan) {
+        (Some(r), plan @ (Plan::New | Plan::Recover { .. })) => (r, plan),
+        _ => {
+            s.join(rooms);
+            return;
+        }
+    };
+    let key = |pid: &Pid| keys::session(claims.tenant.as_ref(), &claims.sub, pid.as_str());
+    if let Plan::Recover { pid, saved, after } = plan {
+        rooms.push(keys::EVERYONE.to_owned());
+        let outcome = r.store.since(&rooms, after).await;
+        rooms.retain(|room| room != keys::EVERYONE);
+        match outcome {
+            Ok(Missed::Events(_)) => {
+                let start = Offset::parse(&saved.start).unwrap_or(after);
+                let key = key(&pid);
+                hold(s, pid, key, start, joined, Some((rooms, after)));
+                metrics::recovery_connect("recovered");
+                return;
+            }
+            Ok(Missed::TooOld) => {
+                metrics::recovery_connect("too_old");
+                tracing::debug!(sid = %s.id, "offset no longer kept: new session");
+            }
+            Err(e) => {
+                metrics::recovery_connect("too_old");
+                tracing::warn!(sid = %s.id, error = %e, "missed events not read: new session");
+            }
+        }
+    } else {
+        metrics::recovery_connect("new");
+    }
+    // Taken before joining: every event after it reaches a socket of this session.
+    let start = r.clock.next();
+    s.join(rooms);
+    let pid = Pid::new();
+    let key = key(&pid);
+    hold(s, pid, key, start, joined, None);
+}
+
+/// Gives the socket its pid (the CONNECT answer) and its recovery state.
+fn hold<A: Adapter>(
+    s: &SocketRef<A>,
+    pid: Pid,
+    key: String,
+    start: Offset,
+    joined: Vec<String>,
+    pending: Option<(Vec<String>, Offset)>,
+) {
+    s.set_pid(pid.as_str().to_owned());
+    s.extensions.insert(Arc::new(SocketRecovery {
+        key,
+        pid,
+        start,
+        joined: Mutex::new(joined),
+        pending: Mutex::new(pending),
+    }));
+}
+
+/// After CONNECT: a recovering socket joins its rooms and gets what it missed, then the
+/// session is stored (again) for the next recovery.
+pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) {
+    let (Some(r), Some(me)) = (
+        ctx.gateway.recovery(),
+        s.extensions.get::<Arc<SocketRecovery>>(),
+    ) else {
+        return;
+    };
+    let pending = me.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((rooms, after)) = pending {
+        let _order = match &r.order {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let mut read = rooms.clone();
+        read.push(keys::EVERYONE.to_owned());
+        s.join(rooms);
+        replay(s, r, &read, after, &me.pid).await;
+    }
+    save(s, r, &me, exp).await;
+}
+
+/// Sends the missed events, each with its offset, to the socket alone.
+async fn replay<A: Adapter>(
+    s: &SocketRef<A>,
+    r: &Recovery,
+    rooms: &[String],
+    after: Offset,
+    pid: &Pid,
+) {
+    let missed = match r.store.since(rooms, after).await {
+        Ok(Missed::Events(e)) => e,
+        Ok(Missed::TooOld) => {
+            tracing::warn!(sid = %s.id, "missed events trimmed during the recovery");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(sid = %s.id, error = %e, "missed events not read");
+            return;
+        }
+    };
+    let sent = send_entries(s, &missed, pid).await;
+    metrics::recovery_replayed(sent);
+    tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
+}
+
+/// Sends kept events to one socket, each with its offset, skipping the ones it sent itself;
+/// how many were sent.
+async fn send_entries<A: Adapter>(
+    s: &SocketRef<A>,
+    missed: &[crate::recovery::Entry],
+    pid: &Pid,
+) -> u64 {
+    let mut sent = 0;
+    for e in missed
+        .iter()
+        .filter(|e| e.except.as_deref() != Some(pid.as_str()))
+    {
+        let Some(name) = SERVER_EVENTS
+            .iter()
+            .find(|k| k.name == e.event)
+            .map(|k| k.name)
+        else {
+            tracing::warn!(sid = %s.id, event = %e.event, "kept event of an unknown kind skipped");
+            continue;
+        };
+        let data: Value = match serde_json::from_str(&e.data) {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!(sid = %s.id, event = name, error = %err, "kept event unreadable");
+                continue;
+            }
+        };
+        if !emit::to_socket_draining(s, name, &(data, e.offset.to_string()), REPLAY_DRAIN).await {
+            // Still full after the wait: close, so that it recovers again from what it got.
+            tracing::warn!(sid = %s.id, "replay did not drain: closing to recover again");
+            metrics::emit_dropped(name);
+            s.close_transport();
+            break;
+        }
+        sent += 1;
+    }
+    sent
+}
+
+/// Cluster: after the adapter subscribed again following a Redis reconnect, every local
+/// socket gets what its rooms' streams hold from when the subscription was lost until it
+/// was back (later events reach it live): events from
+/// this node process were delivered locally (the adapter delivers after a successful
+/// publish), so only other nodes' events are replayed.
+pub async fn replay_after_blips<A: Adapter>(
+    io: socketioxide::SocketIo<A>,
+    gateway: crate::service::Gateway<A>,
+    mut resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let (lost, back) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = resubscribed.recv() => match r {
+                Ok(window) => window,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+        };
+        let Some(r) = gateway.recovery().cloned() else {
+            return;
+        };
+        let sockets = io.local().sockets();
+        tracing::info!(
+            sockets = sockets.len(),
+            lost_at_ms = lost,
+            "replaying what sockets missed while the adapter was not subscribed"
+        );
+        for s in sockets {
+            let r = r.clone();
+            tokio::spawn(async move { replay_blip(&s, &r, lost, back).await });
+        }
+    }
+}
+
+async fn replay_blip<A: Adapter>(s: &SocketRef<A>, r: &Recovery, lost_ms: u64, back_ms: u64) {
+    let Some(me) = s.extensions.get::<Arc<SocketRecovery>>() else {
+        return;
+    };
+    let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
+    rooms.push(keys::EVERYONE.to_owned());
+    let mine = r.clock.origin();
+    let missed = match r.store.since(&rooms, Offset::at_ms(lost_ms)).await {
+        Ok(Missed::Events(e)) => e,
+        Ok(Missed::TooOld) => {
+            tracing::warn!(sid = %s.id, "events missed during the Redis outage are no longer kept: closing so that the client re-reads");
+            s.close_transport();
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(sid = %s.id, error = %e, "events missed during the Redis outage not read");
+            return;
+        }
+    };
+    let missed: Vec<_> = missed
+        .into_iter()
+        .filter(|e| e.offset.origin != mine && e.offset < Offset::at_ms(back_ms))
+        .collect();
+    let sent = send_entries(s, &missed, &me.pid).await;
+    metrics::recovery_replayed(sent);
+}
+
+/// How long a replay waits for a full send buffer to drain before it gives up.
+const REPLAY_DRAIN: Duration = Duration::from_secs(10);
+
+/// Stores the session until the token expires plus the window (a node that dies cannot
+/// shorten it at disconnect).
+async fn save<A: Adapter>(s: &SocketRef<A>, r: &Recovery, me: &SocketRecovery, exp: u64) {
+    let left = exp.saturating_sub(offset::now_ms() / 1000);
+    let ttl = Duration::from_secs(left) + r.window;
+    if let Err(e) = r
+        .store
+        .put_session(&me.key, &me.saved(&s.id.to_string()), ttl)
+        .await
+    {
+        tracing::warn!(sid = %s.id, error = %e, "recovery session not stored");
+    }
+}
+
+/// `course:join` / `course:leave`: the session remembers the courses joined by hand.
+pub async fn joined_courses_changed<A: Adapter>(
+    s: &SocketRef<A>,
+    ctx: &SocketCtx<A>,
+    course: &CourseId,
+    joined: bool,
+    exp: u64,
+) {
+    let (Some(r), Some(me)) = (
+        ctx.gateway.recovery(),
+        s.extensions.get::<Arc<SocketRecovery>>(),
+    ) else {
+        return;
+    };
+    {
+        let mut list = me.joined.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|c| c != course.as_str());
+        if joined {
+            list.push(course.to_string());
+        }
+    }
+    save(s, r, &me, exp).await;
+}
+
+/// At disconnect: the session lives on for the window.
+pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>) {
+    let (Some(r), Some(me)) = (
+        ctx.gateway.recovery(),
+        s.extensions.get::<Arc<SocketRecovery>>(),
+    ) else {
+        return;
+    };
+    if let Err(e) = r
+        .store
+        .release_session(&me.key, &s.id.to_string(), r.window)
+        .await
+    {
+        tracing::warn!(sid = %s.id, error = %e, "recovery session not released");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_auth_says_opt_out_pid_and_offset() {
+        let pid = Pid::new();
+        let o = offset::Clock::new().next();
+        let ask = Ask::read(Some(
+            &json!({ "token": "t", "pid": pid.as_str(), "offset": o.to_string() }),
+        ));
+        assert_eq!(ask.pid, Some(pid));
+        assert_eq!(ask.offset, Some(Some(o)));
+        assert!(!ask.opt_out);
+        assert!(Ask::read(Some(&json!({ "recovery": false }))).opt_out);
+        let bad = Ask::read(Some(&json!({ "pid": "../x", "offset": 7 })));
+        assert_eq!(bad.pid, None);
+        assert_eq!(bad.offset, Some(None));
+        assert_eq!(Ask::read(None), Ask::default());
+    }
+}
