@@ -22,13 +22,6 @@ use serde_json::{Value, json};
 use cluster_support::*;
 use helpers::*;
 
-async fn redis_client(url: &str) -> fred::clients::Client {
-    let (config, perf, connection, policy) = cluster::client_config(url).unwrap();
-    let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
-    client.init().await.expect("connects to the test redis");
-    client
-}
-
 async fn redis_store(url: &str, limits: StoreLimits) -> RedisStore {
     RedisStore::new(redis_client(url).await, limits)
 }

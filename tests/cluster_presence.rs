@@ -14,9 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::interfaces::ClientLike;
 use lms_realtime::auth::Role;
-use lms_realtime::cluster;
 use lms_realtime::config::Secret;
 use lms_realtime::presence::conformance;
 use lms_realtime::presence::redis::RedisPresence;
@@ -24,13 +22,6 @@ use serde_json::Value;
 
 use cluster_support::*;
 use helpers::*;
-
-async fn redis_client(url: &str) -> fred::clients::Client {
-    let (config, perf, connection, policy) = cluster::client_config(url).unwrap();
-    let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
-    client.init().await.expect("connects to the test redis");
-    client
-}
 
 #[tokio::test]
 async fn the_redis_presence_passes_the_presence_suite() {
