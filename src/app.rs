@@ -190,14 +190,16 @@ impl Application {
                 recipients_burst: config.tenant_notify_recipients_burst,
                 storage_quota: config.tenant_storage_quota,
             },
-            parts.memberships.0,
-            config.recovery_enabled.then(|| {
-                Arc::new(crate::recovery::Recovery::new(
-                    parts.recovery.clone(),
-                    Duration::from_secs(config.recovery_window_secs),
-                    single_node,
-                ))
-            }),
+            crate::service::Links {
+                memberships: parts.memberships.0,
+                recovery: config.recovery_enabled.then(|| {
+                    Arc::new(crate::recovery::Recovery::new(
+                        parts.recovery.clone(),
+                        Duration::from_secs(config.recovery_window_secs),
+                        single_node,
+                    ))
+                }),
+            },
         );
         tokio::spawn(socket::presence::follow_memberships(
             io.clone(),

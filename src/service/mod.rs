@@ -66,6 +66,14 @@ impl<A: Adapter> Clone for Gateway<A> {
     }
 }
 
+/// What carries the gateway's changes past the emit itself: membership changes to every
+/// node's presence, and the recovery streams every room emit is kept in.
+pub struct Links {
+    pub memberships: Arc<dyn MembershipRelay>,
+    /// `None` when recovery is off (`RECOVERY_ENABLED=false`).
+    pub recovery: Option<Arc<Recovery>>,
+}
+
 impl<A: Adapter> Gateway<A> {
     pub fn new(
         io: SocketIo<A>,
@@ -74,8 +82,7 @@ impl<A: Adapter> Gateway<A> {
         peers: Option<Arc<dyn PeerStats>>,
         stats_timeout: Duration,
         fair: FairShare,
-        memberships: Arc<dyn MembershipRelay>,
-        recovery: Option<Arc<Recovery>>,
+        links: Links,
     ) -> Self {
         crate::metrics::storage_quota(fair.storage_quota);
         Self {
@@ -88,8 +95,8 @@ impl<A: Adapter> Gateway<A> {
                 node_id,
                 peers,
                 stats_timeout,
-                memberships,
-                recovery,
+                memberships: links.memberships,
+                recovery: links.recovery,
             }),
         }
     }
