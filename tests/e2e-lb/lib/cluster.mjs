@@ -213,6 +213,8 @@ export class Cluster {
         JWT_SECRET,
         DRAIN_TIMEOUT_SECS: "2",
         RUST_LOG: process.env.RUST_LOG || "info",
+        // To show what a test owes to recovery: LMS_E2E_RECOVERY=false turns it off.
+        ...(process.env.LMS_E2E_RECOVERY ? { RECOVERY_ENABLED: process.env.LMS_E2E_RECOVERY } : {}),
       },
     });
     const node = { id, port, url: `http://127.0.0.1:${port}` };
