@@ -48,6 +48,10 @@ pub enum Scenario {
     /// Presence: one course of N students and its instructor; CPU per connect and per
     /// disconnect, presence updates/s (course leave + join), `presence:list` latency.
     Presence(PresenceArgs),
+    /// Connection state recovery: N sockets on the first node, tenant broadcasts through the
+    /// others; the first node is killed and every socket reconnects to a survivor with its
+    /// pid and offset: how many recovered, how fast, events replayed, loss and duplicates.
+    Recovery(RecoveryArgs),
 }
 
 /// Flags every scenario takes.
@@ -263,6 +267,24 @@ pub struct PresenceArgs {
     /// `presence:list` calls per second from the instructor.
     #[arg(long, default_value_t = 5.0)]
     pub list_rate: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct RecoveryArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// `--connections` sockets over `--tenants` tenants, all on the first `--url`.
+    #[command(flatten)]
+    pub pop: Population,
+    /// Tenant broadcasts per second, through the surviving nodes, for `--duration` seconds.
+    #[arg(long, short = 'r', default_value_t = 20.0)]
+    pub rate: f64,
+    /// Pid of the first node's process: it gets SIGKILL (a crash, no drain).
+    #[arg(long)]
+    pub kill_pid: u32,
+    /// Seconds into the publish phase at which the first node is killed.
+    #[arg(long, default_value_t = 5.0)]
+    pub kill_after: f64,
 }
 
 /// Checks the noisy scenario's own bounds.

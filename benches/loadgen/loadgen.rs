@@ -90,6 +90,7 @@ fn parts(s: &Scenario) -> (&Common, &Population, Vec<f64>) {
             ],
         ),
         Scenario::Presence(a) => (&a.common, &a.pop, vec![a.rate, a.list_rate]),
+        Scenario::Recovery(a) => (&a.common, &a.pop, vec![a.rate]),
         // The victims' notify stream runs twice (quiet, then noisy): its ledger needs room
         // for both phases.
         Scenario::Noisy(a) => (
@@ -109,6 +110,7 @@ fn name(s: &Scenario) -> &'static str {
         Scenario::Mixed(_) => "mixed",
         Scenario::Noisy(_) => "noisy",
         Scenario::Presence(_) => "presence",
+        Scenario::Recovery(_) => "recovery",
     }
 }
 
@@ -177,6 +179,7 @@ async fn start(scenario: &Scenario) -> anyhow::Result<String> {
             Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await,
             Scenario::Noisy(a) => scenarios::noisy::run(&ctx, a).await,
             Scenario::Presence(a) => scenarios::presence::run(&ctx, a).await,
+            Scenario::Recovery(a) => scenarios::recovery::run(&ctx, a).await,
         }
     })
     .await;

@@ -1,5 +1,5 @@
-//! The five scenarios of the benchmark issue, `noisy` (fair sharing, issue 10) and `presence`
-//! (issue 13), one module
+//! The five scenarios of the benchmark issue, `noisy` (fair sharing, issue 10), `presence`
+//! (issue 13) and `recovery` (issue 12), one module
 //! each; they share `run` for ramping, pacing and metering, and each returns its own JSON
 //! section for the result line.
 
@@ -10,6 +10,7 @@ pub mod mixed;
 pub mod noisy;
 pub mod notify;
 pub mod presence;
+pub mod recovery;
 
 use crate::run::{Ctx, Spec};
 
