@@ -30,15 +30,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-port=0
-for _ in $(seq 200); do
-  p=$((20000 + RANDOM % 10000))
-  if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null; then port=$p; break; fi
-done
-[ "$port" != 0 ] || { echo "no free port for redis" >&2; exit 1; }
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no > "$OUT/redis.log" 2>&1 &
-redis_pid=$!; pids+=("$redis_pid")
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+. "$here/lib/redis.sh"
+start_redis "$OUT/redis.log"
 
 node() { # node <port>: starts one gateway, prints its pid
   PORT=$1 HOST=127.0.0.1 RUST_LOG=warn REDIS_URL="redis://127.0.0.1:$port" NODE_ID="rec-$1" \
