@@ -78,7 +78,11 @@ describe("every metric used by the dashboard and the alerts is exported", { skip
   const scrapes = new Map(); // node id -> exposition text
 
   before(async () => {
-    cluster = await new Cluster({ nodes: embedded ? 1 : 2, nginx: false, name: "metrics", embedded }).start();
+    cluster = await new Cluster({
+      nodes: embedded ? 1 : 2, nginx: false, name: "metrics", embedded,
+      // The per-tenant storage gauges are set by the retention sweep (15 min by default).
+      env: { RETENTION_SWEEP_INTERVAL: "1s" },
+    }).start();
   });
 
   after(async () => {

@@ -128,8 +128,9 @@ for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => process.exit(13
 
 export class Cluster {
   // embedded: nodes without REDIS_URL (the in-memory single-node mode), no redis-server.
-  constructor({ nodes = 3, nginx = true, name = "lb", embedded = false } = {}) {
+  constructor({ nodes = 3, nginx = true, name = "lb", embedded = false, env = {} } = {}) {
     this.nodeCount = nodes;
+    this.extraEnv = env; // settings every node of this cluster gets
     this.embedded = embedded;
     this.withNginx = nginx;
     this.dir = mkdtempSync(`/tmp/lms-ops-${name}-`);
@@ -215,6 +216,7 @@ export class Cluster {
         RUST_LOG: process.env.RUST_LOG || "info",
         // To show what a test owes to recovery: LMS_E2E_RECOVERY=false turns it off.
         ...(process.env.LMS_E2E_RECOVERY ? { RECOVERY_ENABLED: process.env.LMS_E2E_RECOVERY } : {}),
+        ...this.extraEnv,
       },
     });
     const node = { id, port, url: `http://127.0.0.1:${port}` };
