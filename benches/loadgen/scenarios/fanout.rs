@@ -4,13 +4,12 @@
 
 use crate::cli::{FanoutArgs, PublishVia};
 use crate::client::Outgoing;
-use crate::proto::{StreamKind, marker};
+use crate::proto::StreamKind;
 use crate::report;
 use crate::run::{self, Ctx, Meter, Spec, per};
 use crate::stats::AckKind;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -58,11 +57,7 @@ pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Value> {
     let stats = ctx.stats.clone();
     let nodes = ctx.targets.len();
     let (started, wall) = run::pace(ctx, a.rate, Duration::from_secs(ctx.common.duration), |k| {
-        let s = stats.stream(StreamKind::Broadcast);
-        let seq = s.ledger.next_seq()?;
-        let t = (k as usize) % t_count;
-        let text = marker(StreamKind::Broadcast, seq, stats.now_us());
-        s.sent.fetch_add(1, Relaxed);
+        let (seq, t, text) = super::next_broadcast(&stats, k, t_count)?;
         let (stats, members, api) = (stats.clone(), members.clone(), ctx.api.clone());
         let node = ctx.targets[(k as usize / t_count) % nodes].clone();
         let tenant = ctx.tenant(t);

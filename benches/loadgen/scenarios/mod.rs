@@ -12,7 +12,10 @@ pub mod notify;
 pub mod presence;
 pub mod recovery;
 
+use crate::proto::{StreamKind, marker};
 use crate::run::{Ctx, Spec};
+use crate::stats::Stats;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Client `i` of a population of `tenants` tenants: its tenant index and its user id there.
 pub fn identity(i: usize, tenants: usize) -> (usize, String) {
@@ -49,4 +52,15 @@ pub fn per_tenant(connected: &[bool], tenants: usize) -> Vec<u32> {
 /// Ledger capacity for `rate` messages per second over `secs` seconds, with headroom.
 pub fn capacity(rate: f64, secs: u64) -> usize {
     ((rate * secs as f64 * 1.05) as usize + 64).min(20_000_000)
+}
+
+/// The `k`-th tenant broadcast of a run: its ledger sequence, its tenant index (round-robin
+/// over `tenants`) and the marker text to send; counted as sent. `None` once the ledger is
+/// full.
+pub fn next_broadcast(stats: &Stats, k: u64, tenants: usize) -> Option<(u64, usize, String)> {
+    let s = stats.stream(StreamKind::Broadcast);
+    let seq = s.ledger.next_seq()?;
+    let text = marker(StreamKind::Broadcast, seq, stats.now_us());
+    s.sent.fetch_add(1, Relaxed);
+    Some((seq, (k as usize) % tenants, text))
 }

@@ -8,7 +8,7 @@
 //! when its pid is in `--pids`).
 
 use crate::cli::RecoveryArgs;
-use crate::proto::{self, Frame, StreamKind, marker};
+use crate::proto::{self, Frame, StreamKind};
 use crate::run::{self, Ctx, Meter, per};
 use crate::stats::Stats;
 use crate::target::Target;
@@ -290,11 +290,7 @@ pub async fn run(ctx: &Ctx, a: &RecoveryArgs) -> anyhow::Result<Value> {
     let stats = ctx.stats.clone();
     let survivors = ctx.targets[1..].to_vec();
     let (started, wall) = run::pace(ctx, a.rate, Duration::from_secs(ctx.common.duration), |k| {
-        let s = stats.stream(StreamKind::Broadcast);
-        let seq = s.ledger.next_seq()?;
-        let t = (k as usize) % t_count;
-        let text = marker(StreamKind::Broadcast, seq, stats.now_us());
-        s.sent.fetch_add(1, Relaxed);
+        let (seq, t, text) = super::next_broadcast(&stats, k, t_count)?;
         let (stats, members, api) = (stats.clone(), members.clone(), ctx.api.clone());
         let node = survivors[(k as usize / t_count) % survivors.len()].clone();
         let tenant = ctx.tenant(t);
