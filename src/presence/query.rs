@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat};
 use futures::FutureExt;
 
 use super::flights::Flights;
 use super::{Presence, PresenceStore, PresentUser, Scope};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{CourseId, TenantId};
-use crate::types::{CoursePresence, PresenceCount, PresenceUser, TenantPresence};
+use crate::types::{CoursePresence, PresenceCount, PresenceUser, Rfc3339Millis, TenantPresence};
 
 /// The course lists in flight.
 pub(super) type CourseLists = Flights<(TenantId, CourseId), Result<CoursePresence, AppError>>;
@@ -21,19 +20,13 @@ pub const TENANT_LIST_MAX: usize = 1_000;
 /// Most users a course list carries; the count is always exact.
 pub const COURSE_LIST_MAX: usize = 20_000;
 
-fn rfc3339(ms: u64) -> String {
-    DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0))
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn wire<C: FromIterator<PresenceUser>>(users: Vec<PresentUser>) -> C {
     users
         .into_iter()
         .map(|u| PresenceUser {
             user_id: u.user,
             role: u.role,
-            since: rfc3339(u.since_ms),
+            since: Rfc3339Millis(u.since_ms),
         })
         .collect()
 }
@@ -124,6 +117,7 @@ mod tests {
 
     #[test]
     fn since_is_rfc3339_in_utc_with_milliseconds() {
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        let since = Rfc3339Millis(1_700_000_000_123);
+        assert_eq!(since.to_string(), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -270,7 +270,7 @@ impl PresenceStore for RedisPresence {
         }
         let mut users = Vec::with_capacity(flat.len() / 2);
         for pair in flat.chunks_exact(2) {
-            let (Some(user), Some(info)) = (pair[0].as_string(), pair[1].as_string()) else {
+            let (Some(user), Some(info)) = (pair[0].as_string(), pair[1].as_str()) else {
                 return Err(malformed("list"));
             };
             let Ok(user) = UserId::parse(user) else {
