@@ -6,6 +6,10 @@
 #   benches/presence.sh                  # 10,000-student course, 20 s phases
 #   N=2000 DUR=5 benches/presence.sh     # smaller
 #   SKIP_BUILD=1 benches/presence.sh     # use the release binaries already built
+#   SERVER_CPUS=0 LOADGEN_CPUS=1 NICE=-20 benches/presence.sh
+#                                        # node and Redis on one core, the generator (which
+#                                        # parses each 770 KB list) on the other, both ahead
+#                                        # of anything else on the box: the figure is the server's
 #
 # Output: $OUT (default target/bench/presence-<UTC time>/): on.json, off.json (one result line
 # each), memory.txt, node logs. The per-IP caps are lifted (every socket comes from 127.0.0.1). Ports: gateway 4141, Redis on a free port in 20000-29999
@@ -37,13 +41,13 @@ run() { # run on|off
   PORT=4141 HOST=127.0.0.1 RUST_LOG=warn REDIS_URL="redis://127.0.0.1:$port" NODE_ID="bench-$mode" \
     PRESENCE_ENABLED=$enabled MAX_HTTP_BODY_BYTES=4000000 \
     MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
-    "$target/release/lms-realtime" > "$OUT/node-$mode.log" 2>&1 &
+    ${NICE:+nice -n $NICE} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} "$target/release/lms-realtime" > "$OUT/node-$mode.log" 2>&1 &
   local node=$!; pids+=("$node")
   until curl -sf http://127.0.0.1:4141/readyz >/dev/null; do sleep 0.1; done
   redis-cli -p "$port" flushall >/dev/null
   sleep 1
   local before; before=$(used)
-  "$target/release/lms-loadgen" presence --url http://127.0.0.1:4141 --pids "$node,$redis_pid" \
+  ${NICE:+nice -n $NICE} ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$target/release/lms-loadgen" presence --url http://127.0.0.1:4141 --pids "$node,$redis_pid" \
     -n "$N" --connect-rate 2000 --duration "$DUR" --rate "$RATE" --list-rate "$LIST_RATE" \
     --run-id "pr$mode" > "$OUT/$mode.json" 2> "$OUT/$mode.progress" &
   local lg=$!
