@@ -233,6 +233,8 @@ impl Application {
             max_pending_sessions: config.max_pending_sessions,
             max_pending_sessions_per_ip: config.max_pending_sessions_per_ip,
             connect_attempts_per_session: config.connect_attempts_per_session,
+            connect_concurrency: config.connect_concurrency,
+            connect_queue_timeout: Duration::from_millis(config.connect_queue_timeout_ms),
         });
         let limits = SocketLimits {
             max_connections_per_user: config.max_connections_per_user,

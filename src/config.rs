@@ -210,6 +210,15 @@ pub struct Config {
     /// handshake; an incomplete packet is dropped after the same time.
     #[arg(long, env = "CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
     pub connect_timeout_ms: u64,
+    /// Connects that do their store work (caps, recovery, memberships) at once on this
+    /// node; the others wait in arrival order. Keeps a reconnect storm from timing out
+    /// store calls. 0: no gate.
+    #[arg(long, env = "CONNECT_CONCURRENCY", default_value_t = 128)]
+    pub connect_concurrency: usize,
+    /// Longest wait for a turn at that gate; after it the connect is refused UNAVAILABLE
+    /// and the client retries after its backoff.
+    #[arg(long, env = "CONNECT_QUEUE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub connect_queue_timeout_ms: u64,
     /// Refused CONNECTs after which a session is closed.
     #[arg(long, env = "CONNECT_ATTEMPTS_PER_SESSION", default_value_t = 3)]
     pub connect_attempts_per_session: u32,

@@ -41,6 +41,8 @@ pub const API_REFUSALS_TOTAL: &str = "lms_api_refusals_total";
 pub const API_REFUSALS_CLOSED_TOTAL: &str = "lms_api_refusals_closed_total";
 /// Emits that failed because a socket's send buffer was full (a slow consumer).
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
+/// Connects waiting for their turn at the connect pacer (`CONNECT_CONCURRENCY`).
+pub const CONNECTS_WAITING: &str = "lms_connects_waiting";
 /// Per tenant, the store's estimate of what it keeps (`store::usage`), set by each sweep.
 pub const TENANT_STORAGE_BYTES: &str = "lms_tenant_storage_bytes";
 pub const TENANT_STORAGE_ENTRIES: &str = "lms_tenant_storage_entries";
@@ -227,6 +229,10 @@ fn describe() {
         PRESENCE_STORE_FAILURES_TOTAL,
         "Presence updates given up because the store was unreachable"
     );
+    describe_gauge!(
+        CONNECTS_WAITING,
+        "Connects waiting for their turn to do their store work (CONNECT_CONCURRENCY)"
+    );
     describe_counter!(
         EMIT_DROPS_TOTAL,
         "Emits dropped because a socket's buffer was full"
@@ -329,6 +335,22 @@ pub fn presence_event(event: &'static str, outcome: &'static str) {
 
 pub fn presence_store_failed() {
     counter!(PRESENCE_STORE_FAILURES_TOTAL).increment(1);
+}
+
+/// Counts one connect waiting at the pacer while it lives.
+pub struct ConnectWaiting(());
+
+impl ConnectWaiting {
+    pub fn start() -> Self {
+        gauge!(CONNECTS_WAITING).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for ConnectWaiting {
+    fn drop(&mut self) {
+        gauge!(CONNECTS_WAITING).decrement(1.0);
+    }
 }
 
 pub fn emit_dropped(event: &'static str) {

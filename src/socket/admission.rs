@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
+use super::pacing::ConnectPacer;
 use crate::client_ip::ClientIp;
 use crate::refusal_log::RefusalLog;
 
@@ -27,6 +30,10 @@ pub struct AdmissionLimits {
     pub max_pending_sessions: usize,
     pub max_pending_sessions_per_ip: usize,
     pub connect_attempts_per_session: u32,
+    /// Connects doing their store work at once ([`ConnectPacer`]); 0: no gate.
+    pub connect_concurrency: usize,
+    /// Longest wait for a turn at the pacer before `UNAVAILABLE`.
+    pub connect_queue_timeout: Duration,
 }
 
 /// Why a reservation was refused.
@@ -116,6 +123,8 @@ pub struct Admission {
     sockets_per_ip: PerIp,
     pending: Counter,
     pending_per_ip: PerIp,
+    /// Turns for the store work of connects.
+    pub pacer: ConnectPacer,
 }
 
 /// Which reservation a [`Slot`] gives back.
@@ -147,6 +156,7 @@ impl Drop for Slot {
 impl Admission {
     pub fn new(limits: AdmissionLimits) -> Arc<Self> {
         Arc::new(Self {
+            pacer: ConnectPacer::new(limits.connect_concurrency, limits.connect_queue_timeout),
             limits,
             log: RefusalLog::default(),
             sockets: Counter::default(),
@@ -263,6 +273,8 @@ mod tests {
             max_pending_sessions: pending,
             max_pending_sessions_per_ip: pending_ip,
             connect_attempts_per_session: 3,
+            connect_concurrency: 0,
+            connect_queue_timeout: Duration::from_secs(1),
         })
     }
 

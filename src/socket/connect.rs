@@ -176,6 +176,15 @@ async fn admit<A: Adapter>(
         Ok(c) => c,
         Err(e) => return Err(attempt.refuse(e.code(), &e.to_string(), true)),
     };
+    // The store work below waits its turn: a reconnect storm queues here, not in the
+    // store client where calls would time out.
+    let Ok(_turn) = ctx.admission.pacer.turn().await else {
+        return Err(attempt.refuse(
+            ErrorCode::Unavailable,
+            "node busy: too many connects in progress, retry",
+            false,
+        ));
+    };
     if let Err(e) = ctx.operator.check(&claims).await {
         let security = e.code == ErrorCode::Unauthorized;
         if security {

@@ -14,6 +14,7 @@ mod connect;
 mod courses;
 mod expiry;
 mod notifications;
+mod pacing;
 pub mod presence;
 mod progress;
 pub mod recovery;
