@@ -125,6 +125,14 @@ export function connect(url: string, options: ConnectOptions): LmsSocket {
       report(err);
       return retryRefresh();
     }
+    const had = current === undefined ? undefined : tokenExpiry(current);
+    const got = tokenExpiry(next);
+    if (had !== undefined && got !== undefined && got <= had) {
+      // An application cache that hands back the same token would otherwise be asked again
+      // and again as `exp` nears.
+      report(new Error("getToken returned no token that lives longer than the current one"));
+      return retryRefresh();
+    }
     try {
       // socket.io-client types `timeout().emitWithAck` as `any`; the map gives the ack's type.
       const ack = (await socket.timeout(ackTimeoutMs).emitWithAck("auth:refresh", { token: next })) as Ack<Refreshed>;

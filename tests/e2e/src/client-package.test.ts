@@ -108,6 +108,27 @@ test("after auth:expired, connect() reconnects with a fresh token from getToken"
   assert.equal(w.getTokenCalls, fresh, "no further getToken call while the fresh token lives");
 });
 
+test("a refresh that gets back the same token reports it and asks again before expiry", async () => {
+  const [t, u] = [uid("t"), uid("u")];
+  let first = "";
+  // An application cache that serves its old token once more, then a new one.
+  const w = watch((call) => {
+    if (call === 1) first = token(u, t, "student", 8);
+    return call <= 2 ? first : token(u, t, "student", 3600);
+  });
+  await until("connect", () => w.connects === 1);
+  await until("the third getToken call", () => w.getTokenCalls === 3, 10_000);
+  assert.deepEqual(
+    w.authErrors.map((e) => e.message),
+    ["getToken returned no token that lives longer than the current one"],
+  );
+  await sleep(1000);
+  assert.equal(w.socket.connected, true);
+  assert.equal(w.expired, 0, "refreshed in time");
+  assert.equal(w.connects, 1);
+  await servedAs(w, t, u);
+});
+
 test("a connect refused with TOKEN_EXPIRED is retried with a fresh token", async () => {
   const [t, u] = [uid("t"), uid("u")];
   const w = watch((call) => (call === 1 ? expiredToken(u, t) : token(u, t, "student")));

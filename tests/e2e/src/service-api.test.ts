@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import type { ApiErrorBody, SendNotificationRequest } from "@lms-realtime/client-types";
+import type { ApiErrorBody, Member, SendNotificationRequest, SendNotificationResponse } from "@lms-realtime/client-types";
 
-import { failed, rejected, request } from "./lib/api.js";
+import { failed, ok, rejected, request } from "./lib/api.js";
 import { uid } from "./lib/client.js";
 import { harness } from "./lib/harness.js";
 import { badSignatureToken, expiredToken, serviceToken, token } from "./lib/jwt.js";
@@ -16,6 +16,18 @@ const body = (t: string): SendNotificationRequest => ({
   tenantId: t,
   target: { userId: "u1" },
   notification: { title: "t", message: "m" },
+});
+
+// The typed client resolves with the body only; the statuses themselves are checked here.
+test("2xx: 202 for a stored notification, 200 for a membership, 204 for its removal", async () => {
+  const t = uid("t");
+  const call = <T>(method: string, path: string, b?: unknown) =>
+    request<T>(h.gw, { method, path: `/api/v1${path}`, token: serviceToken(t), body: b });
+  assert.equal(ok(await call<SendNotificationResponse>("POST", "/notifications", body(t)), 202).recipients, 1);
+  assert.deepEqual(ok(await call<Member>("PUT", `/tenants/${t}/courses/c1/members/u1`, { role: "student" }), 200), { userId: "u1", role: "student" });
+  const removed = await call("DELETE", `/tenants/${t}/courses/c1/members/u1`);
+  assert.equal(removed.status, 204);
+  assert.equal(removed.body, undefined);
 });
 
 test("401: no bearer token, a bad or expired token", async () => {
