@@ -51,6 +51,9 @@ await assert.rejects(api.stats(), (e) => e instanceof ApiError && e.status === 0
 console.log("package: the installed tarball imports and runs");
 JS
 node smoke.mjs
+# No separate CommonJS build: Node >= 20.19 loads the ESM build with require().
+node -e 'const m = require("@lms-realtime/client-types"); if (typeof m.connect !== "function") process.exit(1)'
+echo "package: require() loads it from CommonJS"
 
 cat >app.ts <<'TS'
 import { connect, ServiceClient, type LmsSocket, type Notification } from "@lms-realtime/client-types";

@@ -9,7 +9,7 @@ import { connect, type ConnectOptions, type LmsSocket, ServiceClient, tokenExpir
 
 import { rejected } from "./lib/api.js";
 import { uid } from "./lib/client.js";
-import { EVENT_TIMEOUT_MS, sleep } from "./lib/gateway.js";
+import { EVENT_TIMEOUT_MS, sleep, until } from "./lib/gateway.js";
 import { harness, okAck } from "./lib/harness.js";
 import { expiredToken, token } from "./lib/jwt.js";
 
@@ -52,14 +52,6 @@ function watch(mint: (call: number, w: Watched) => string, node = 0, extra: Part
   w.socket.on("auth:expired", () => (w.expired += 1));
   w.socket.on("connect_error", (err) => w.refusals.push(err.message));
   return w;
-}
-
-async function until(what: string, cond: () => boolean, ms = EVENT_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /** A served round trip on the socket, and a notification the service API sent to its user. */

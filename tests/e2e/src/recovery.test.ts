@@ -9,7 +9,7 @@ import { describe, test } from "node:test";
 import { io, type Socket } from "socket.io-client";
 
 import { uid } from "./lib/client.js";
-import { EVENT_TIMEOUT_MS, MODE, sleep } from "./lib/gateway.js";
+import { EVENT_TIMEOUT_MS, MODE, sleep, until } from "./lib/gateway.js";
 import { harness } from "./lib/harness.js";
 import { token } from "./lib/jwt.js";
 
@@ -51,14 +51,6 @@ function open(tok: string, node = 0, extraAuth: Record<string, unknown> = {}, se
   });
   socket.connect();
   return r;
-}
-
-async function until(what: string, cond: () => boolean, ms = EVENT_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 async function notify(t: string, u: string, id: string): Promise<void> {
