@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ok, failed } from "./lib/api.js";
+import { rejected } from "./lib/api.js";
 import { uid } from "./lib/client.js";
 import { errAck, harness, okAck } from "./lib/harness.js";
 import { token } from "./lib/jwt.js";
@@ -20,7 +20,7 @@ test("course:join before enrollment is FORBIDDEN; after it, allowed", async () =
   const stud = await h.clients.connect(token(s, t, "student"), { node: 0 });
   errAck(await stud.call("course:join", c), "FORBIDDEN");
   errAck(await stud.call("course:join", { courseId: c }), "FORBIDDEN");
-  ok(await h.service(t, 1).setMember(t, c, s, "student"), 200);
+  await h.service(t, 1).setCourseMember(t, c, s, "student");
   assert.deepEqual(okAck(await stud.call("course:join", { courseId: c })), { ok: true, courseId: c });
   assert.deepEqual(okAck(await stud.call("course:leave", c)), { ok: true, courseId: c });
 });
@@ -28,7 +28,7 @@ test("course:join before enrollment is FORBIDDEN; after it, allowed", async () =
 test("a numeric course id joins as its decimal string", async () => {
   const t = uid("t");
   const s = uid("stud");
-  ok(await h.service(t).setMember(t, "101", s, "student"), 200);
+  await h.service(t).setCourseMember(t, "101", s, "student");
   const stud = await h.clients.connect(token(s, t, "student"));
   assert.equal(okAck(await stud.call("course:join", 101)).courseId, "101");
 });
@@ -42,12 +42,12 @@ test("a tenant admin may join any course of the tenant", async () => {
 test("PUT membership moves a live socket into the course room and tells it", async () => {
   const { t, c, s, i } = ids();
   const api = h.service(t, 2);
-  ok(await api.setMember(t, c, i, "instructor"), 200);
+  await api.setCourseMember(t, c, i, "instructor");
   const inst = await h.clients.connect(token(i, t, "instructor"), { node: 0 });
   const stud = await h.clients.connect(token(s, t, "student"), { node: 1 });
   const other = await h.clients.connect(token(uid("other"), t, "student"), { node: 2 });
 
-  const member = ok(await api.setMember(t, c, s, "student"), 200);
+  const member = await api.setCourseMember(t, c, s, "student");
   assert.deepEqual(member, { userId: s, role: "student" });
   const enrolled = await stud.next("course:enrollment");
   assert.deepEqual(enrolled, { courseId: c, userId: s, action: "enrolled", role: "student" });
@@ -64,9 +64,9 @@ test("PUT membership moves a live socket into the course room and tells it", asy
 test("a course event from the service API reaches the room", async () => {
   const { t, c, s } = ids();
   const stud = await h.clients.connect(token(s, t, "student"), { node: 1 });
-  ok(await h.service(t).setMember(t, c, s, "student"), 200);
+  await h.service(t).setCourseMember(t, c, s, "student");
   await stud.next("course:enrollment");
-  const ev = ok(await h.service(t, 2).courseEvent(t, c, { changes: { published: true } }), 202);
+  const ev = await h.service(t, 2).publishCourseEvent(t, c, { changes: { published: true } });
   assert.equal(ev.courseId, c);
   const got = await stud.next("course:updated");
   assert.deepEqual(got.changes, { published: true });
@@ -76,30 +76,29 @@ test("a course event from the service API reaches the room", async () => {
 test("DELETE membership takes the live socket out of the room", async () => {
   const { t, c, s, i } = ids();
   const api = h.service(t);
-  ok(await api.setMember(t, c, i, "instructor"), 200);
-  ok(await api.setMember(t, c, s, "student"), 200);
+  await api.setCourseMember(t, c, i, "instructor");
+  await api.setCourseMember(t, c, s, "student");
   // Connected after the PUT: joined from the membership cache at connect.
   const stud = await h.clients.connect(token(s, t, "student"), { node: 2 });
   const inst = await h.clients.connect(token(i, t, "instructor"), { node: 0 });
   okAck(await inst.call("course:update", { courseId: c, changes: { n: 1 } }));
   await stud.next("course:updated", (p) => p.changes.n === 1);
 
-  const del = await h.service(t, 1).removeMember(t, c, s);
-  assert.equal(del.status, 204);
+  await h.service(t, 1).removeCourseMember(t, c, s);
   const un = await stud.next("course:enrollment");
   assert.deepEqual(un, { courseId: c, userId: s, action: "unenrolled", role: "student" });
   okAck(await inst.call("course:update", { courseId: c, changes: { n: 2 } }));
   await inst.next("course:updated", (p) => p.changes.n === 2);
   assert.deepEqual(await stud.quiet("course:updated"), [], "removed: no more course events");
   errAck(await stud.call("course:join", c), "FORBIDDEN");
-  failed(await api.removeMember(t, c, s), 404, "NOT_FOUND");
+  await rejected(api.removeCourseMember(t, c, s), 404, "NOT_FOUND");
 });
 
 test("course:leave stops the course's events", async () => {
   const { t, c, s, i } = ids();
   const api = h.service(t);
-  ok(await api.setMember(t, c, i, "instructor"), 200);
-  ok(await api.setMember(t, c, s, "student"), 200);
+  await api.setCourseMember(t, c, i, "instructor");
+  await api.setCourseMember(t, c, s, "student");
   const stud = await h.clients.connect(token(s, t, "student"), { node: 1 });
   const inst = await h.clients.connect(token(i, t, "instructor"), { node: 2 });
   okAck(await stud.call("course:leave", { courseId: c }));
@@ -110,8 +109,8 @@ test("course:leave stops the course's events", async () => {
 test("course:update by a student or another course's instructor is FORBIDDEN", async () => {
   const { t, c, s, i } = ids();
   const api = h.service(t);
-  ok(await api.setMember(t, c, s, "student"), 200);
-  ok(await api.setMember(t, uid("other-course"), i, "instructor"), 200);
+  await api.setCourseMember(t, c, s, "student");
+  await api.setCourseMember(t, uid("other-course"), i, "instructor");
   const stud = await h.clients.connect(token(s, t, "student"));
   const inst = await h.clients.connect(token(i, t, "instructor"));
   errAck(await stud.call("course:update", { courseId: c, changes: { title: "x" } }), "FORBIDDEN");
@@ -121,7 +120,7 @@ test("course:update by a student or another course's instructor is FORBIDDEN", a
 
 test("a tenant admin may update any course", async () => {
   const { t, c, s } = ids();
-  ok(await h.service(t).setMember(t, c, s, "student"), 200);
+  await h.service(t).setCourseMember(t, c, s, "student");
   const stud = await h.clients.connect(token(s, t, "student"), { node: 1 });
   const admin = await h.clients.connect(token(uid("adm"), t, "admin"), { node: 0 });
   okAck(await admin.call("course:update", { courseId: c, changes: { locked: true } }));
@@ -132,15 +131,15 @@ test("PUT of the whole membership applies the difference live", async () => {
   const { t, c } = ids();
   const [a, b, d] = [uid("a"), uid("b"), uid("d")];
   const api = h.service(t);
-  ok(await api.setMember(t, c, a, "student"), 200);
-  ok(await api.setMember(t, c, b, "student"), 200);
+  await api.setCourseMember(t, c, a, "student");
+  await api.setCourseMember(t, c, b, "student");
   const ca = await h.clients.connect(token(a, t, "student"), { node: 0 });
   const cd = await h.clients.connect(token(d, t, "student"), { node: 1 });
-  const res = ok(await api.replaceMembers(t, c, [{ userId: b, role: "student" }, { userId: d, role: "student" }]), 200);
+  const res = await api.replaceCourseMembers(t, c, [{ userId: b, role: "student" }, { userId: d, role: "student" }]);
   assert.deepEqual(res, { members: 2, added: 1, removed: 1 });
   assert.equal((await ca.next("course:enrollment")).action, "unenrolled");
   assert.equal((await cd.next("course:enrollment")).action, "enrolled");
-  ok(await api.courseEvent(t, c, { changes: { v: 1 } }), 202);
+  await api.publishCourseEvent(t, c, { changes: { v: 1 } });
   await cd.next("course:updated");
   assert.deepEqual(await ca.quiet("course:updated"), []);
 });

@@ -7,7 +7,6 @@ import { describe, test } from "node:test";
 
 import type { NotificationInput, SendNotificationResponse } from "@lms-realtime/client-types";
 
-import { ok } from "./lib/api.js";
 import { type Conn, uid } from "./lib/client.js";
 import { errAck, harness, okAck } from "./lib/harness.js";
 import { token } from "./lib/jwt.js";
@@ -31,12 +30,11 @@ async function user(): Promise<User> {
 }
 
 async function send(x: User, input: Partial<NotificationInput> = {}, node = 2): Promise<SendNotificationResponse> {
-  const res = await h.service(x.t, node).notify({
+  return h.service(x.t, node).sendNotification({
     tenantId: x.t,
     target: { userId: x.u },
     notification: { title: "Assignment due", message: "Essay 1 is due tomorrow", ...input },
   });
-  return ok(res, 202);
 }
 
 /** Sends and waits until both sockets have it, consuming the new + count events. */
@@ -70,7 +68,7 @@ describe("delivery", () => {
       assert.ok(!Number.isNaN(Date.parse(n.createdAt)), `createdAt ${n.createdAt}`);
       assert.equal((await c.next("notification:count")).unread, 1);
     }
-    assert.equal(ok(await h.service(x.t).unread(x.t, x.u), 200).unread, 1);
+    assert.equal((await h.service(x.t).unreadCount(x.t, x.u)).unread, 1);
   });
 
   test("every connect is told the unread count, zero included", async () => {
@@ -103,7 +101,7 @@ describe("delivery", () => {
     const again = await send(x, { id, title: "changed" }, 1);
     assert.equal(again.id, id);
     assert.deepEqual(await x.a.quiet("notification:new"), [], "no second notification:new");
-    assert.equal(ok(await h.service(x.t).unread(x.t, x.u), 200).unread, 1);
+    assert.equal((await h.service(x.t).unreadCount(x.t, x.u)).unread, 1);
     const page = okAck(await x.b.call("notification:list", {}));
     assert.equal(page.items.filter((n) => n.id === id).length, 1);
     assert.equal(page.items[0]?.title, "Assignment due");
@@ -116,29 +114,29 @@ describe("delivery", () => {
     const c2 = await h.clients.connect(token(u2, t, "student"), { node: 1 });
     const c3 = await h.clients.connect(token(u3, t, "student"), { node: 2 });
     const api = h.service(t);
-    const many = ok(await api.notify({ tenantId: t, target: { userIds: [u1, u2, u1] }, notification: { title: "a", message: "b" } }), 202);
+    const many = await api.sendNotification({ tenantId: t, target: { userIds: [u1, u2, u1] }, notification: { title: "a", message: "b" } });
     assert.equal(many.recipients, 2);
     await c1.next("notification:new", (p) => p.id === many.id);
     await c2.next("notification:new", (p) => p.id === many.id);
     assert.deepEqual(await c3.quiet("notification:new"), []);
 
     const course = uid("c");
-    ok(await api.setMember(t, course, u2, "student"), 200);
-    ok(await api.setMember(t, course, u3, "instructor"), 200);
-    const toCourse = ok(await api.notify({ tenantId: t, target: { courseId: course }, notification: { title: "c", message: "d" } }), 202);
+    await api.setCourseMember(t, course, u2, "student");
+    await api.setCourseMember(t, course, u3, "instructor");
+    const toCourse = await api.sendNotification({ tenantId: t, target: { courseId: course }, notification: { title: "c", message: "d" } });
     assert.equal(toCourse.recipients, 2);
     await c2.next("notification:new", (p) => p.id === toCourse.id);
     await c3.next("notification:new", (p) => p.id === toCourse.id);
     assert.deepEqual(await c1.quiet("notification:new", (p) => p.id === toCourse.id), []);
-    assert.equal(ok(await api.unread(t, u2), 200).unread, 2);
-    assert.equal(ok(await api.unread(t, u3), 200).unread, 1);
+    assert.equal((await api.unreadCount(t, u2)).unread, 2);
+    assert.equal((await api.unreadCount(t, u3)).unread, 1);
   });
 
   test("a role target is delivered live to that role only, with recipients 0", async () => {
     const t = uid("t");
     const inst = await h.clients.connect(token(uid("i"), t, "instructor"), { node: 1 });
     const stud = await h.clients.connect(token(uid("s"), t, "student"), { node: 2 });
-    const res = ok(await h.service(t).notify({ tenantId: t, target: { role: "instructor" }, notification: { title: "r", message: "m" } }), 202);
+    const res = await h.service(t).sendNotification({ tenantId: t, target: { role: "instructor" }, notification: { title: "r", message: "m" } });
     assert.equal(res.recipients, 0);
     await inst.next("notification:new", (p) => p.id === res.id);
     assert.deepEqual(await stud.quiet("notification:new"), []);
@@ -174,7 +172,7 @@ describe("the owner's inbox events", () => {
     assert.equal(okAck(await x.b.call("notification:read_all", {})).unread, 0);
     assert.equal((await x.a.next("notification:count")).unread, 0);
     assert.equal((await x.b.next("notification:count")).unread, 0);
-    assert.equal(ok(await h.service(x.t).unread(x.t, x.u), 200).unread, 0);
+    assert.equal((await h.service(x.t).unreadCount(x.t, x.u)).unread, 0);
     const page = okAck(await x.a.call("notification:list", { status: "UNREAD" }));
     assert.deepEqual(page.items, []);
   });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { failed, ok, request } from "./lib/api.js";
+import { failed, rejected, request } from "./lib/api.js";
 import { type Conn, uid } from "./lib/client.js";
 import { alive, errAck, harness } from "./lib/harness.js";
 import { serviceToken, sign, token } from "./lib/jwt.js";
@@ -31,15 +31,15 @@ test("a kick disconnects every socket of the user on every node, and nobody else
   const bystander = await h.clients.connect(token(uid("v"), t, "student"), { node: 2 });
   const [goneA, goneB] = [disconnected(a), disconnected(b)];
 
-  failed(await h.service(uid("other")).kick(t, u), 403, "TENANT_MISMATCH");
-  const res = ok(await h.service(t, 1).kick(t, u), 200);
+  await rejected(h.service(uid("other")).disconnectUser(t, u), 403, "TENANT_MISMATCH");
+  const res = await h.service(t, 1).disconnectUser(t, u);
   assert.equal(res.disconnected, 2);
   await kicked(a, goneA);
   await kicked(b, goneB);
   await alive(bystander);
   assert.deepEqual(await bystander.quiet("error"), []);
   // Nobody left to kick.
-  assert.equal(ok(await h.platform().kick(t, u), 200).disconnected, 0);
+  assert.equal((await h.platform().disconnectUser(t, u)).disconnected, 0);
 });
 
 test("a user revocation refuses older tokens at connect and refresh on every node", async () => {
@@ -49,7 +49,7 @@ test("a user revocation refuses older tokens at connect and refresh on every nod
   const live = await h.clients.connect(old, { node: 2 });
   const gone = disconnected(live);
 
-  const res = ok(await h.service(t).revoke(t, { userId: u, before: now() - 10 }), 200);
+  const res = await h.service(t).revoke(t, { userId: u, before: now() - 10 });
   assert.equal(res.disconnected, 1);
   assert.equal(typeof res.expiresAt, "number");
   await kicked(live, gone);
@@ -72,7 +72,7 @@ test("a jti revocation refuses that token only and disconnects its sockets", asy
   const gone = disconnected(a);
 
   const jti = JSON.parse(Buffer.from(revoked.split(".")[1], "base64url").toString()).jti as string;
-  assert.equal(ok(await h.service(t, 2).revoke(t, { jti }), 200).disconnected, 1);
+  assert.equal((await h.service(t, 2).revoke(t, { jti })).disconnected, 1);
   await kicked(a, gone);
   await alive(b);
   assert.equal(await h.clients.refused({ token: revoked, node: 2 }), "UNAUTHORIZED");
@@ -81,8 +81,8 @@ test("a jti revocation refuses that token only and disconnects its sockets", asy
 
 test("a revocation without a target, or for another tenant, is refused", async () => {
   const t = uid("t");
-  failed(await h.service(t).revoke(t, {}), 422, "INVALID_PAYLOAD");
-  failed(await h.service(uid("other")).revoke(t, { userId: "u1" }), 403, "TENANT_MISMATCH");
+  await rejected(h.service(t).revoke(t, {}), 422, "INVALID_PAYLOAD");
+  await rejected(h.service(uid("other")).revoke(t, { userId: "u1" }), 403, "TENANT_MISMATCH");
   const res = await request(h.gw, { method: "POST", path: `/api/v1/tenants/${t}/revocations`, token: serviceToken(t), body: { userId: "u1", nope: 1 } });
   failed(res, 422, "INVALID_PAYLOAD");
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { failed, ok } from "./lib/api.js";
+import { rejected } from "./lib/api.js";
 import { type Conn, uid } from "./lib/client.js";
 import { QUIET_MS, sleep } from "./lib/gateway.js";
 import { errAck, harness, okAck } from "./lib/harness.js";
@@ -19,9 +19,9 @@ const h = harness({ env: { PRESENCE_DEBOUNCE_MS: String(DEBOUNCE_MS) } });
 /** A tenant with course c1: instructor i1, students s1 and s2. */
 async function course(): Promise<string> {
   const t = uid("t");
-  ok(await h.service(t).setMember(t, "c1", "i1", "instructor"), 200);
-  ok(await h.service(t).setMember(t, "c1", "s1", "student"), 200);
-  ok(await h.service(t).setMember(t, "c1", "s2", "student"), 200);
+  await h.service(t).setCourseMember(t, "c1", "i1", "instructor");
+  await h.service(t).setCourseMember(t, "c1", "s1", "student");
+  await h.service(t).setCourseMember(t, "c1", "s2", "student");
   return t;
 }
 
@@ -100,11 +100,11 @@ test("the service API answers presence for its own tenant only", async () => {
   await h.clients.connect(token("s1", other, "student"), { node: 1 });
   await countIs(s1, 1);
 
-  const listed = ok(await h.service(t, 1).coursePresence(t, "c1"), 200);
+  const listed = await h.service(t, 1).coursePresence(t, "c1");
   assert.deepEqual({ ...listed, users: listed.users.map((u) => u.userId) }, { courseId: "c1", users: ["s1"], count: 1 });
-  failed(await h.service(other).coursePresence(t, "c1"), 403, "TENANT_MISMATCH");
-  assert.deepEqual(ok(await h.platform(2).tenantPresence(t), 200), { count: 1 });
-  const theirs = ok(await h.service(other).tenantPresence(other, true), 200);
+  await rejected(h.service(other).coursePresence(t, "c1"), 403, "TENANT_MISMATCH");
+  assert.deepEqual(await h.platform(2).tenantPresence(t), { count: 1 });
+  const theirs = await h.service(other).tenantPresence(other, { list: true });
   assert.deepEqual(theirs.users?.map((u) => u.userId), ["s1"]);
 });
 
@@ -116,13 +116,13 @@ test("an online user enrolled or unenrolled through the service API (on another 
   await h.clients.connect(token("s3", t, "student"), { node: 2 });
   await countIs(instructor, 1);
 
-  ok(await h.service(t, 2).setMember(t, "c1", "s3", "student"), 200);
+  await h.service(t, 2).setCourseMember(t, "c1", "s3", "student");
   const joined = await instructor.next("presence:join", about("s3"));
   assert.equal(joined.role, "student");
   await countIs(instructor, 2);
 
   await sleep(DEBOUNCE_MS);
-  assert.equal((await h.service(t, 1).removeMember(t, "c1", "s3")).status, 204);
+  await h.service(t, 1).removeCourseMember(t, "c1", "s3");
   await instructor.next("presence:leave", about("s3"), 5000);
   await countIs(instructor, 1);
   assert.deepEqual(await instructor.quiet("presence:join", about("s3")), [], "one join for two tabs");

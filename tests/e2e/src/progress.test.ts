@@ -4,7 +4,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ok } from "./lib/api.js";
 import { uid } from "./lib/client.js";
 import { errAck, harness, okAck } from "./lib/harness.js";
 import { token } from "./lib/jwt.js";
@@ -15,15 +14,15 @@ const h = harness({ env: { PROGRESS_VIDEO_INTERVAL_MS: "60000" } });
 async function course() {
   const [t, c, s, i] = [uid("t"), uid("c"), uid("stud"), uid("inst")];
   const api = h.service(t);
-  ok(await api.setMember(t, c, s, "student"), 200);
-  ok(await api.setMember(t, c, i, "instructor"), 200);
+  await api.setCourseMember(t, c, s, "student");
+  await api.setCourseMember(t, c, i, "instructor");
   const studTok = token(s, t, "student");
   const stud = await h.clients.connect(studTok, { node: 0 });
   const studTab = await h.clients.connect(studTok, { node: 1 });
   const inst = await h.clients.connect(token(i, t, "instructor"), { node: 2 });
   // Enrolled as a student, so in the course room but not the instructors' room.
   const classmate = uid("mate");
-  ok(await api.setMember(t, c, classmate, "student"), 200);
+  await api.setCourseMember(t, c, classmate, "student");
   const mate = await h.clients.connect(token(classmate, t, "student"), { node: 1 });
   return { t, c, s, i, stud, studTab, inst, mate };
 }

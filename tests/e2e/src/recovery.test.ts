@@ -8,9 +8,8 @@ import { describe, test } from "node:test";
 
 import { io, type Socket } from "socket.io-client";
 
-import { ok } from "./lib/api.js";
 import { uid } from "./lib/client.js";
-import { EVENT_TIMEOUT_MS, MODE, sleep } from "./lib/gateway.js";
+import { EVENT_TIMEOUT_MS, MODE, sleep, until } from "./lib/gateway.js";
 import { harness } from "./lib/harness.js";
 import { token } from "./lib/jwt.js";
 
@@ -54,24 +53,13 @@ function open(tok: string, node = 0, extraAuth: Record<string, unknown> = {}, se
   return r;
 }
 
-async function until(what: string, cond: () => boolean, ms = EVENT_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 async function notify(t: string, u: string, id: string): Promise<void> {
   const node = h.gw.nodes.length - 1;
-  ok(
-    await h.service(t, node).notify({
-      tenantId: t,
-      target: { userId: u },
-      notification: { id, title: "t", message: "m" },
-    }),
-    202,
-  );
+  await h.service(t, node).sendNotification({
+    tenantId: t,
+    target: { userId: u },
+    notification: { id, title: "t", message: "m" },
+  });
 }
 
 const state = (r: Recv): RecoveryState => r.socket as unknown as RecoveryState;

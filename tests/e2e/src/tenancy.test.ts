@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { failed, ok } from "./lib/api.js";
+import { rejected } from "./lib/api.js";
 import { type Conn, uid } from "./lib/client.js";
 import { errAck, harness, okAck } from "./lib/harness.js";
 import { token } from "./lib/jwt.js";
@@ -25,8 +25,8 @@ interface Side {
 
 async function side(t: string, node: number, enrolled: boolean): Promise<Side> {
   const api = h.service(t, node);
-  ok(await api.setMember(t, COURSE, INSTRUCTOR, "instructor"), 200);
-  if (enrolled) ok(await api.setMember(t, COURSE, STUDENT, "student"), 200);
+  await api.setCourseMember(t, COURSE, INSTRUCTOR, "instructor");
+  if (enrolled) await api.setCourseMember(t, COURSE, STUDENT, "student");
   return {
     t,
     stud: await h.clients.connect(token(STUDENT, t, "student"), { node }),
@@ -43,11 +43,11 @@ const all = (s: Side): Conn[] => [s.stud, s.inst, s.admin];
 
 test("a notification for u1 of tenant A never reaches u1 of tenant B", async () => {
   const [a, b] = await pair();
-  const res = ok(await h.service(a.t).notify({ tenantId: a.t, target: { userId: STUDENT }, notification: { title: "A only", message: "m" } }), 202);
+  const res = await h.service(a.t).sendNotification({ tenantId: a.t, target: { userId: STUDENT }, notification: { title: "A only", message: "m" } });
   await a.stud.next("notification:new", (p) => p.id === res.id);
   assert.deepEqual(await b.stud.quiet("notification:new"), []);
   assert.deepEqual(await b.stud.quiet("notification:count"), []);
-  assert.equal(ok(await h.service(b.t).unread(b.t, STUDENT), 200).unread, 0);
+  assert.equal((await h.service(b.t).unreadCount(b.t, STUDENT)).unread, 0);
   // B's socket cannot even find A's notification.
   errAck(await b.stud.call("notification:read", { notificationId: res.id }), "NOT_FOUND");
 });
@@ -57,7 +57,7 @@ test("course c1 of tenant A is not course c1 of tenant B", async () => {
   okAck(await a.inst.call("course:update", { courseId: COURSE, changes: { title: "A's c1" } }));
   await a.stud.next("course:updated");
   for (const c of all(b)) assert.deepEqual(await c.quiet("course:updated"), []);
-  ok(await h.service(a.t).courseEvent(a.t, COURSE, { changes: { from: "api" } }), 202);
+  await h.service(a.t).publishCourseEvent(a.t, COURSE, { changes: { from: "api" } });
   await a.stud.next("course:updated", (p) => p.changes.from === "api");
   assert.deepEqual(await b.stud.quiet("course:updated"), []);
 });
@@ -86,25 +86,25 @@ test("enrollment in tenant A does not let u1 of tenant B join c1", async () => {
 
 test("a payload naming another tenant is TENANT_MISMATCH", async () => {
   const [a, b] = await pair();
-  const res = ok(await h.service(a.t).notify({ tenantId: a.t, target: { userId: STUDENT }, notification: { title: "t", message: "m" } }), 202);
+  const res = await h.service(a.t).sendNotification({ tenantId: a.t, target: { userId: STUDENT }, notification: { title: "t", message: "m" } });
   await a.stud.next("notification:new");
   errAck(await a.stud.call("notification:read", { notificationId: res.id, tenantId: b.t }), "TENANT_MISMATCH");
   errAck(await a.stud.call("notification:dismiss", { notificationId: res.id, tenantId: b.t }), "TENANT_MISMATCH");
   errAck(await a.stud.call("notification:read_all", { tenantId: b.t }), "TENANT_MISMATCH");
   errAck(await a.admin.call("admin:broadcast", { title: "t", message: "m", tenantId: b.t }), "TENANT_MISMATCH");
   // Nothing changed.
-  assert.equal(ok(await h.service(a.t).unread(a.t, STUDENT), 200).unread, 1);
+  assert.equal((await h.service(a.t).unreadCount(a.t, STUDENT)).unread, 1);
 });
 
 test("a service token of tenant A is refused on tenant B with TENANT_MISMATCH", async () => {
   const [a, b] = await pair();
   const api = h.service(a.t);
-  failed(await api.notify({ tenantId: b.t, target: { userId: STUDENT }, notification: { title: "t", message: "m" } }), 403, "TENANT_MISMATCH");
-  failed(await api.setMember(b.t, COURSE, "intruder", "student"), 403, "TENANT_MISMATCH");
-  failed(await api.removeMember(b.t, COURSE, STUDENT), 403, "TENANT_MISMATCH");
-  failed(await api.courseEvent(b.t, COURSE, { changes: {} }), 403, "TENANT_MISMATCH");
-  failed(await api.unread(b.t, STUDENT), 403, "TENANT_MISMATCH");
-  failed(await api.replaceMembers(b.t, COURSE, []), 403, "TENANT_MISMATCH");
+  await rejected(api.sendNotification({ tenantId: b.t, target: { userId: STUDENT }, notification: { title: "t", message: "m" } }), 403, "TENANT_MISMATCH");
+  await rejected(api.setCourseMember(b.t, COURSE, "intruder", "student"), 403, "TENANT_MISMATCH");
+  await rejected(api.removeCourseMember(b.t, COURSE, STUDENT), 403, "TENANT_MISMATCH");
+  await rejected(api.publishCourseEvent(b.t, COURSE, { changes: {} }), 403, "TENANT_MISMATCH");
+  await rejected(api.unreadCount(b.t, STUDENT), 403, "TENANT_MISMATCH");
+  await rejected(api.replaceCourseMembers(b.t, COURSE, []), 403, "TENANT_MISMATCH");
   assert.deepEqual(await b.stud.quiet("notification:new"), []);
   assert.deepEqual(await b.stud.quiet("course:enrollment"), []);
 });

@@ -1,26 +1,10 @@
-// The service API over real HTTP, with request and response bodies typed by the
-// generated declarations.
+// Raw HTTP against the gateway, for the tests of the protocol itself (status codes, error
+// bodies, malformed requests); everything else calls the service API through the
+// package's typed `ServiceClient` (see harness.ts), and `rejected` checks its `ApiError`s.
 
-import type {
-  ApiErrorBody,
-  BroadcastRequest,
-  ClusterStats,
-  CourseEventRequest,
-  CoursePresence,
-  CourseRole,
-  CourseUpdated,
-  Disconnected,
-  Member,
-  MembersReplaced,
-  RevocationRequest,
-  Revoked,
-  SendNotificationRequest,
-  SendNotificationResponse,
-  SystemAlert,
-  SystemAlertRequest,
-  TenantPresence,
-  UnreadCount,
-} from "@lms-realtime/client-types";
+import assert from "node:assert/strict";
+
+import { ApiError, type ApiErrorBody, type ApiErrorCode } from "@lms-realtime/client-types";
 
 import type { Gateway } from "./gateway.js";
 
@@ -66,71 +50,6 @@ export async function request<T = unknown>(gw: Gateway, r: RawRequest): Promise<
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
-/** The typed service API of one gateway, called with one token. */
-export class Api {
-  constructor(
-    private readonly gw: Gateway,
-    private readonly token: string,
-    private readonly node = 0,
-  ) {}
-
-  private req<T>(method: string, path: string, body?: unknown): Promise<Response<T>> {
-    return request<T>(this.gw, { method, path: `/api/v1${path}`, token: this.token, body, node: this.node });
-  }
-
-  notify(body: SendNotificationRequest): Promise<Response<SendNotificationResponse | ApiErrorBody>> {
-    return this.req("POST", "/notifications", body);
-  }
-
-  broadcast(tenant: string, body: BroadcastRequest): Promise<Response<{ id: string } | ApiErrorBody>> {
-    return this.req("POST", `/tenants/${tenant}/broadcast`, body);
-  }
-
-  systemAlert(body: SystemAlertRequest): Promise<Response<SystemAlert | ApiErrorBody>> {
-    return this.req("POST", "/system/alerts", body);
-  }
-
-  setMember(tenant: string, course: string, user: string, role: CourseRole): Promise<Response<Member | ApiErrorBody>> {
-    return this.req("PUT", `/tenants/${tenant}/courses/${course}/members/${user}`, { role });
-  }
-
-  removeMember(tenant: string, course: string, user: string): Promise<Response<ApiErrorBody | undefined>> {
-    return this.req("DELETE", `/tenants/${tenant}/courses/${course}/members/${user}`);
-  }
-
-  replaceMembers(tenant: string, course: string, members: Member[]): Promise<Response<MembersReplaced | ApiErrorBody>> {
-    return this.req("PUT", `/tenants/${tenant}/courses/${course}/members`, { members });
-  }
-
-  courseEvent(tenant: string, course: string, body: CourseEventRequest): Promise<Response<CourseUpdated | ApiErrorBody>> {
-    return this.req("POST", `/tenants/${tenant}/courses/${course}/events`, body);
-  }
-
-  unread(tenant: string, user: string): Promise<Response<UnreadCount | ApiErrorBody>> {
-    return this.req("GET", `/tenants/${tenant}/users/${user}/unread`);
-  }
-
-  stats(): Promise<Response<ClusterStats | ApiErrorBody>> {
-    return this.req("GET", "/stats");
-  }
-
-  kick(tenant: string, user: string): Promise<Response<Disconnected | ApiErrorBody>> {
-    return this.req("DELETE", `/tenants/${tenant}/users/${user}/sockets`);
-  }
-
-  revoke(tenant: string, body: RevocationRequest): Promise<Response<Revoked | ApiErrorBody>> {
-    return this.req("POST", `/tenants/${tenant}/revocations`, body);
-  }
-
-  coursePresence(tenant: string, course: string): Promise<Response<CoursePresence | ApiErrorBody>> {
-    return this.req("GET", `/tenants/${tenant}/courses/${course}/presence`);
-  }
-
-  tenantPresence(tenant: string, list = false): Promise<Response<TenantPresence | ApiErrorBody>> {
-    return this.req("GET", `/tenants/${tenant}/presence${list ? "?list=1" : ""}`);
-  }
-}
-
 /** Narrows a response to its success body, failing with the error body otherwise. */
 export function ok<T>(res: Response<T | ApiErrorBody | undefined>, status: number): T {
   if (res.status !== status) {
@@ -149,4 +68,17 @@ export function failed(res: Response<unknown>, status: number, code: ApiErrorBod
     throw new Error(`error body without a message: ${JSON.stringify(res.body)}`);
   }
   return body;
+}
+
+/** Asserts that a typed client call failed with `status` and `code` (and a message). */
+export async function rejected(call: Promise<unknown>, status: number, code: ApiErrorCode): Promise<ApiError> {
+  const err = await call.then(
+    (body) => assert.fail(`expected HTTP ${status} ${code}, got success: ${JSON.stringify(body)}`),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ApiError, `expected an ApiError, got ${String(err)}`);
+  assert.equal(err.status, status, `status of ${err.code}: ${err.message}`);
+  assert.equal(err.code, code, `code (HTTP ${err.status}): ${err.message}`);
+  assert.ok(err.message.length > 0, "an ApiError carries the gateway's message");
+  return err;
 }

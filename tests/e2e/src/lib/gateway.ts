@@ -39,6 +39,15 @@ export const QUIET_MS = MODE === "cluster" ? 700 : 300;
 /** How long to wait for an event that must arrive. */
 export const EVENT_TIMEOUT_MS = 5000;
 
+/** Polls `cond` until it holds; fails naming `what` after `ms`. */
+export async function until(what: string, cond: () => boolean, ms = EVENT_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 // ---------------------------------------------------------------- ports
 
 function listenable(port: number): Promise<boolean> {

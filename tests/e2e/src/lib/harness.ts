@@ -4,9 +4,8 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before } from "node:test";
 
-import type { AppError, ErrorCode } from "@lms-realtime/client-types";
+import { type AppError, type ErrorCode, ServiceClient } from "@lms-realtime/client-types";
 
-import { Api } from "./api.js";
 import { type Conn, Clients } from "./client.js";
 import { Gateway, type GatewayOptions } from "./gateway.js";
 import { serviceToken, superAdminToken } from "./jwt.js";
@@ -14,19 +13,19 @@ import { serviceToken, superAdminToken } from "./jwt.js";
 export interface Harness {
   gw: Gateway;
   clients: Clients;
-  /** The service API with a service token of `tenant`, through node `node`. */
-  service(tenant: string, node?: number): Api;
-  /** The service API with a super_admin token. */
-  platform(node?: number): Api;
+  /** The package's service API client with a service token of `tenant`, through node `node`. */
+  service(tenant: string, node?: number): ServiceClient;
+  /** The service API client with a super_admin token. */
+  platform(node?: number): ServiceClient;
 }
 
 export function harness(opts: GatewayOptions = {}): Harness {
   const h = {
     service(tenant: string, node = 0) {
-      return new Api(h.gw, serviceToken(tenant), node);
+      return new ServiceClient({ baseUrl: h.gw.url(node), token: serviceToken(tenant) });
     },
     platform(node = 0) {
-      return new Api(h.gw, superAdminToken(), node);
+      return new ServiceClient({ baseUrl: h.gw.url(node), token: superAdminToken() });
     },
   } as Harness;
   before(async () => {
