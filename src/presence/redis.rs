@@ -16,9 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::clients::Client;
 use fred::interfaces::{
-    HashesInterface, KeysInterface, LuaInterface, SetsInterface, SortedSetsInterface,
+    ClientLike, HashesInterface, KeysInterface, LuaInterface, SetsInterface, SortedSetsInterface,
 };
-use fred::types::Value;
+use fred::types::{ClusterHash, CustomCommand, Value};
 
 use super::keys;
 use super::{Change, Departed, PresenceStore, PresentUser, Rules, Scope, Settled, Upkeep, Verdict};
@@ -35,6 +35,33 @@ static SETTLE: LazyLock<String> =
 const ROLE: &str = include_str!("lua/role.lua");
 static PURGE: LazyLock<String> =
     LazyLock::new(|| format!("{DECIDE}\n{}", include_str!("lua/purge.lua")));
+
+/// `HSCAN` as a command of its own (fred's scan stream turns each page into a map).
+static HSCAN: LazyLock<CustomCommand> =
+    LazyLock::new(|| CustomCommand::new_static("HSCAN", ClusterHash::FirstKey, false));
+/// Fields asked for per `HSCAN` page of a list: about 100 KB of reply.
+const LIST_PAGE: &str = "2000";
+
+/// Appends one `HSCAN` page (`field, value, ...`) of a scope's info hash to `users`.
+fn parse_page(page: Value, users: &mut Vec<PresentUser>) -> StoreResult<()> {
+    let flat = page.into_array();
+    users.reserve(flat.len() / 2);
+    for pair in flat.chunks_exact(2) {
+        let (Some(user), Some(info)) = (pair[0].as_string(), pair[1].as_str()) else {
+            return Err(malformed("list"));
+        };
+        let Ok(user) = UserId::parse(user) else {
+            continue;
+        };
+        let (role, since) = info.split_once('|').ok_or_else(|| malformed("list"))?;
+        users.push(PresentUser {
+            user,
+            role: role.to_owned(),
+            since_ms: since.parse().unwrap_or(0),
+        });
+    }
+    Ok(())
+}
 
 /// Dead instances purged per upkeep, so that one upkeep stays short.
 const PURGES_PER_UPKEEP: i64 = 4;
@@ -251,38 +278,37 @@ impl PresenceStore for RedisPresence {
     }
 
     async fn list(&self, scope: &Scope, limit: usize) -> StoreResult<Vec<PresentUser>> {
-        // One command, no script: the whole hash when it is within the limit (a course),
-        // else `limit` distinct users (a tenant-wide list). A Lua HSCAN loop took 50-80 ms
-        // of Redis time for a 10,000-user course, this 2 ms (docs/benchmarks.md).
-        let count = i64::try_from(limit).unwrap_or(i64::MAX);
-        let reply: Value = self
-            .client
-            .hrandfield(keys::info(scope), Some((count, true)))
-            .await
-            .map_err(unavailable)?;
-        // RESP3 answers [[field, value], ...]; RESP2 a flat [field, value, ...].
-        let mut flat = Vec::new();
-        for v in reply.into_array() {
-            match v {
-                Value::Array(pair) => flat.extend(pair),
-                other => flat.push(other),
-            }
-        }
-        let mut users = Vec::with_capacity(flat.len() / 2);
-        for pair in flat.chunks_exact(2) {
-            let (Some(user), Some(info)) = (pair[0].as_string(), pair[1].as_str()) else {
+        // Pages of `HSCAN`, not one reply: the Redis client parses a reply again from its
+        // start each time more of it arrives, so one 600 KB reply (a 10,000-user course)
+        // was parsed about ten times; pages of ~100 KB are parsed once or twice each.
+        // (A Lua loop over HSCAN took 50-80 ms of Redis time; docs/benchmarks.md.)
+        let key = keys::info(scope);
+        let mut users = Vec::new();
+        let mut cursor = String::from("0");
+        loop {
+            let reply: Value = self
+                .client
+                .custom(
+                    HSCAN.clone(),
+                    vec![key.as_str(), &cursor, "COUNT", LIST_PAGE],
+                )
+                .await
+                .map_err(unavailable)?;
+            let mut reply = reply.into_array().into_iter();
+            let (Some(next), Some(page)) = (reply.next(), reply.next()) else {
                 return Err(malformed("list"));
             };
-            let Ok(user) = UserId::parse(user) else {
-                continue;
-            };
-            let (role, since) = info.split_once('|').ok_or_else(|| malformed("list"))?;
-            users.push(PresentUser {
-                user,
-                role: role.to_owned(),
-                since_ms: since.parse().unwrap_or(0),
-            });
+            cursor = next.as_string().ok_or_else(|| malformed("list"))?;
+            parse_page(page, &mut users)?;
+            if cursor == "0" || users.len() >= limit {
+                break;
+            }
         }
+        // A scan may return a user twice while Redis resizes the hash; sorted, the list is
+        // also in a stable order.
+        users.sort_unstable_by(|a, b| a.user.as_str().cmp(b.user.as_str()));
+        users.dedup_by(|a, b| a.user == b.user);
+        users.truncate(limit);
         Ok(users)
     }
 
