@@ -8,7 +8,7 @@ use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::role::Role;
 
-#[derive(Debug, Clone, Default, Deserialize, TS)]
+#[derive(Debug, Clone, Default, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     #[serde(default)]
@@ -77,7 +77,7 @@ impl Target {
 }
 
 with_notification_content! {
-    #[derive(Debug, Clone, Deserialize, TS)]
+    #[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct NotificationInput {
         /// Idempotency key; generated when absent.
@@ -87,7 +87,7 @@ with_notification_content! {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendNotificationRequest {
     #[ts(type = "string | number")]
@@ -98,7 +98,7 @@ pub struct SendNotificationRequest {
     pub notification: NotificationInput,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct SendNotificationResponse {
     pub id: NotificationId,
     /// Recipients the notification was stored for (or, for a role target, delivered to live).

@@ -17,7 +17,7 @@ pub struct PresenceQuery {
 }
 
 /// One online user.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceUser {
     pub user_id: UserId,
@@ -30,7 +30,7 @@ pub struct PresenceUser {
 
 /// The `presence:list` ack and `GET /tenants/{t}/courses/{c}/presence`. The users are
 /// shared: callers listing one course at once get one list (`presence::query`).
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CoursePresence {
     pub course_id: CourseId,
@@ -48,7 +48,7 @@ pub struct PresenceCount {
 }
 
 /// `GET /tenants/{t}/presence`: the count, and with `?list=1` up to 1000 users.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantPresence {
     pub count: u64,
