@@ -22,7 +22,7 @@ use axum::handler::Handler;
 use axum::routing::{MethodFilter, on};
 use serde_json::json;
 use socketioxide::adapter::Adapter;
-use utoipa::openapi::path::{HttpMethod, Operation, PathItem};
+use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -219,12 +219,19 @@ const UNAVAILABLE: SharedError = SharedError {
     message: "store unavailable",
 };
 const INVALID: SharedError = SharedError {
-    name: "InvalidPayload",
+    name: "BadRequest",
     status: "400",
-    description: "A malformed body, a missing or invalid field, or a bad id in the path \
-        (INVALID_PAYLOAD; the message names the field)",
+    description: "A body that is not JSON, or a bad id in the path (INVALID_PAYLOAD)",
     code: "INVALID_PAYLOAD",
-    message: "tenantId: may only contain letters, digits and . _ - @ (found ':')",
+    message: "tenant: may only contain letters, digits and . _ - @ (found '!')",
+};
+const UNPROCESSABLE: SharedError = SharedError {
+    name: "InvalidPayload",
+    status: "422",
+    description: "JSON that is not a valid request: a missing, unknown or invalid field or \
+        query value (INVALID_PAYLOAD; the message names the field)",
+    code: "INVALID_PAYLOAD",
+    message: "notification.type: unknown variant `NEWS`",
 };
 const TOO_LARGE: SharedError = SharedError {
     name: "PayloadTooLarge",
@@ -251,7 +258,7 @@ const AUTHENTICATED: [&SharedError; 5] = [
     &UNAVAILABLE,
 ];
 /// And these when it reads a body.
-const WITH_BODY: [&SharedError; 3] = [&INVALID, &TOO_LARGE, &NOT_JSON];
+const WITH_BODY: [&SharedError; 4] = [&INVALID, &UNPROCESSABLE, &TOO_LARGE, &NOT_JSON];
 
 /// What every operation shares: the bearer scheme (for each operation that does not say
 /// `security(...)` itself) and the error answers its shape implies.
@@ -307,15 +314,19 @@ fn add_shared_errors(op: &mut Operation) {
         op.security = Some(vec![SecurityRequirement::new::<_, _, &str>(BEARER, [])]);
         shared.extend(AUTHENTICATED);
     }
+    let has_param = |place: ParameterIn| {
+        op.parameters
+            .iter()
+            .flatten()
+            .any(|p| p.parameter_in == place)
+    };
     if op.request_body.is_some() {
         shared.extend(WITH_BODY);
-    } else if op
-        .parameters
-        .iter()
-        .flatten()
-        .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
-    {
+    } else if has_param(ParameterIn::Path) {
         shared.push(&INVALID);
+    }
+    if has_param(ParameterIn::Query) {
+        shared.push(&UNPROCESSABLE);
     }
     for error in shared {
         op.responses
@@ -377,7 +388,12 @@ mod tests {
                     );
                 }
                 if op.get("requestBody").is_some() {
-                    assert!(op["responses"].get("415").is_some(), "{method} {path}");
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(
+                            op["responses"].get(status).is_some(),
+                            "{method} {path}: {status}"
+                        );
+                    }
                 }
             }
         }
