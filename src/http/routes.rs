@@ -168,7 +168,10 @@ pub async fn set_member<A: Adapter>(
     path = "/tenants/{t}/courses/{c}/members/{u}",
     tag = "courses",
     params(TenantParam, CourseParam, UserParam),
-    responses((status = 204, description = "Removed (or was not a member)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "Not a member (NOT_FOUND)", body = ApiErrorBody),
+    ),
 )]
 pub async fn remove_member<A: Adapter>(
     State(s): State<ApiState<A>>,

@@ -10,6 +10,7 @@ use crate::role::Role;
 
 #[derive(Debug, Clone, Default, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(description = "Exactly one of: userId, userIds (1 to 1000), courseId, role.")]
 pub struct Target {
     #[serde(default)]
     #[ts(optional, type = "string | number")]

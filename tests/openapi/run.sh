@@ -17,15 +17,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openapi_spec_v
   "$venv/bin/pip" install -q "openapi-spec-validator==0.7.*"
 fi
 port=${OPENAPI_TEST_PORT:-4392}
-export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
-log=$(mktemp)
-doc=$(mktemp)
-PORT=$port HOST=127.0.0.1 RUST_LOG=warn "$LMS_BIN" >"$log" 2>&1 &
-gw=$!
-trap 'kill $gw 2>/dev/null || true; wait $gw 2>/dev/null || true; rm -f "$log" "$doc"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/api/v1/openapi.json" -o "$doc" || { cat "$log" >&2; exit 1; }
-"$venv/bin/python" tests/openapi/validate.py "$doc"
+source tests/support/gateway.sh
+start_gateway "$port"
+curl -fsS "http://127.0.0.1:$port/api/v1/openapi.json" |
+  "$venv/bin/python" tests/openapi/validate.py /dev/stdin
