@@ -6,12 +6,12 @@
 //! with an `example`, path parameters, its success answers); the router takes each
 //! route's path and methods from that attribute, never from a second copy. The wire types
 //! derive `utoipa::ToSchema` beside `ts_rs::TS`, so the schemas follow serde's spelling.
-//! The error answers every route shares are added here ([`Shared`]), by what the
+//! The error answers every route shares are added here (`Shared`), by what the
 //! operation has: a bearer token (401, 403, 429, 500, 503), a body (400, 413, 415) or path
 //! ids (400).
 //!
 //! Adding a route: annotate its handler with `#[utoipa::path(...)]`, then name it in
-//! [`service_api!`]'s list below (`module::handler::<A>` for a handler generic over the
+//! `service_api!`'s list below (`module::handler::<A>` for a handler generic over the
 //! adapter). `tests/gateway/openapi.rs` sends every documented example to a real node, and
 //! fails on a route the router serves that the document lacks.
 
