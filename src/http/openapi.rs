@@ -7,8 +7,8 @@
 //! route's path and methods from that attribute, never from a second copy. The wire types
 //! derive `utoipa::ToSchema` beside `ts_rs::TS`, so the schemas follow serde's spelling.
 //! The error answers every route shares are added here (`Shared`), by what the
-//! operation has: a bearer token (401, 403, 429, 500, 503), a body (400, 413, 415) or path
-//! ids (400).
+//! operation has: a bearer token (401, 403, 429, 500, 503), a body (400, 413, 415, 422),
+//! path ids (400) or a query (422).
 //!
 //! Adding a route: annotate its handler with `#[utoipa::path(...)]`, then name it in
 //! `service_api!`'s list below (`module::handler::<A>` for a handler generic over the
