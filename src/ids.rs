@@ -42,6 +42,20 @@ pub fn validate(raw: &str) -> Result<(), IdError> {
     }
 }
 
+/// The OpenAPI schema of every id: the alphabet [`validate`] admits.
+fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_LEN))
+        .pattern(Some("^[A-Za-z0-9._@-]+$"))
+        .description(Some(
+            "Letters, digits and . _ - @; in a request body an integer is read as its decimal string.",
+        ))
+        .into()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -86,6 +100,14 @@ macro_rules! id_type {
                 Self::parse(raw).map_err(de::Error::custom)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl ts_rs::TS for $name {
             type WithoutGenerics = Self;
@@ -132,9 +154,10 @@ pub const MAX_TOKEN_ID_LEN: usize = 256;
 /// A token's `jti`. Issuers spell them freely (UUIDs, base64 with `+/=`), so any printable
 /// text up to [`MAX_TOKEN_ID_LEN`] bytes is accepted; room names and Redis keys use its
 /// [`digest`](Self::digest), never the raw text.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS, utoipa::ToSchema)]
 #[serde(try_from = "String")]
 #[ts(type = "string")]
+#[schema(value_type = String, description = "A token's `jti`: up to 256 bytes of printable text.")]
 pub struct TokenId(String);
 
 impl TokenId {

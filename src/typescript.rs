@@ -52,6 +52,7 @@ fn visit_api_types(v: &mut Declarations) {
         SendNotificationRequest,
         SendNotificationResponse,
         BroadcastRequest,
+        BroadcastAccepted,
         SystemAlertRequest,
         MemberRequest,
         Member,

@@ -4,6 +4,7 @@
 mod caller;
 pub mod error;
 pub mod handshake;
+mod openapi;
 mod operator;
 mod ops;
 mod owned_parts;
@@ -21,7 +22,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::Adapter;
 
@@ -78,34 +79,9 @@ pub fn router<A: Adapter>(
     max_body_bytes: usize,
     metrics_on: MetricsOn,
 ) -> Router {
-    let api = Router::new()
-        .route("/notifications", post(routes::send_notification::<A>))
-        .route("/tenants/{t}/broadcast", post(routes::broadcast::<A>))
-        .route("/system/alerts", post(routes::system_alert::<A>))
-        .route(
-            "/tenants/{t}/courses/{c}/members/{u}",
-            put(routes::set_member::<A>).delete(routes::remove_member::<A>),
-        )
-        .route(
-            "/tenants/{t}/courses/{c}/members",
-            put(routes::replace_members::<A>),
-        )
-        .route(
-            "/tenants/{t}/courses/{c}/events",
-            post(routes::course_event::<A>),
-        )
-        .route("/tenants/{t}/users/{u}/unread", get(routes::unread::<A>))
-        .route("/stats", get(routes::stats::<A>))
-        .route(
-            "/tenants/{t}/users/{u}/sockets",
-            delete(operator::kick::<A>),
-        )
-        .route("/tenants/{t}/revocations", post(operator::revoke::<A>))
-        .route(
-            "/tenants/{t}/courses/{c}/presence",
-            get(presence::course::<A>),
-        )
-        .route("/tenants/{t}/presence", get(presence::tenant::<A>))
+    // Every `/api/v1` route comes from the table in `openapi.rs`, which also builds the
+    // OpenAPI document: add a route there, never with `.route` here.
+    let api = openapi::router::<A>()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     let mut router = Router::new()

@@ -9,11 +9,19 @@ use socketioxide::adapter::Adapter;
 use super::ApiState;
 use super::caller::Caller;
 use super::error::ApiJson;
+use super::openapi::{TenantParam, UserParam};
 use super::routes::{ApiResult, ids, tenant_user};
 use crate::ids::TenantId;
-use crate::types::{Disconnected, RevocationRequest};
+use crate::types::{Disconnected, RevocationRequest, Revoked};
 
-/// `DELETE /tenants/{t}/users/{u}/sockets`
+/// Disconnects every socket of the user on every node (no recovery).
+#[utoipa::path(
+    delete,
+    path = "/tenants/{t}/users/{u}/sockets",
+    tag = "operator",
+    params(TenantParam, UserParam),
+    responses((status = 200, description = "Sockets disconnected", body = Disconnected)),
+)]
 pub async fn kick<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, u)): Path<(String, String)>,
@@ -24,7 +32,16 @@ pub async fn kick<A: Adapter>(
     Ok(Json(Disconnected { disconnected }))
 }
 
-/// `POST /tenants/{t}/revocations`
+/// Refuses a user's tokens issued before `before`, or one token by `jti`, on every node,
+/// and disconnects the matching live sockets.
+#[utoipa::path(
+    post,
+    path = "/tenants/{t}/revocations",
+    tag = "operator",
+    params(TenantParam),
+    request_body(content = RevocationRequest, example = json!({ "userId": "u42" })),
+    responses((status = 200, description = "What was recorded and done", body = Revoked)),
+)]
 pub async fn revoke<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path(t): Path<String>,

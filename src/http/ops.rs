@@ -42,6 +42,21 @@ pub async fn readyz<A: Adapter>(State(s): State<ApiState<A>>) -> impl IntoRespon
     }
 }
 
+/// This document (no token needed).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document_json(),
+    )
+}
+
 pub async fn metrics<A: Adapter>(State(s): State<ApiState<A>>) -> impl IntoResponse {
     s.gateway.refresh_room_gauges();
     (

@@ -8,11 +8,21 @@ use socketioxide::adapter::Adapter;
 
 use super::ApiState;
 use super::caller::Caller;
+use super::openapi::{CourseParam, TenantParam};
 use super::routes::{ApiResult, ids};
 use crate::error::AppError;
 use crate::ids::{CourseId, TenantId};
+use crate::types::{CoursePresence, TenantPresence};
 
-/// `GET /tenants/{t}/courses/{c}/presence`
+/// Who is online in a course.
+#[utoipa::path(
+    get,
+    path = "/tenants/{t}/courses/{c}/presence",
+    operation_id = "course_presence",
+    tag = "presence",
+    params(TenantParam, CourseParam),
+    responses((status = 200, description = "The course's online users", body = CoursePresence)),
+)]
 pub async fn course<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, c)): Path<(String, String)>,
@@ -42,7 +52,18 @@ fn wants_list(query: Option<&str>) -> Result<bool, AppError> {
     Ok(list)
 }
 
-/// `GET /tenants/{t}/presence[?list=1]`
+/// How many users of the tenant are online, and with `?list=1` up to 1000 of whom.
+#[utoipa::path(
+    get,
+    path = "/tenants/{t}/presence",
+    operation_id = "tenant_presence",
+    tag = "presence",
+    params(
+        TenantParam,
+        ("list" = Option<String>, Query, description = "`1` or `true` lists the users", example = "1"),
+    ),
+    responses((status = 200, description = "The tenant's online count", body = TenantPresence)),
+)]
 pub async fn tenant<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path(t): Path<String>,

@@ -12,6 +12,7 @@ use socketioxide::adapter::Adapter;
 use super::ApiState;
 use super::caller::Caller;
 use super::error::{ApiError, ApiJson};
+use super::openapi::{CourseParam, TenantParam, UserParam};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{CourseId, TenantId, UserId};
 use crate::types::*;
@@ -41,6 +42,28 @@ pub(super) fn ids<T: std::str::FromStr<Err = crate::ids::IdError>>(
     })
 }
 
+/// Stores one inbox entry per recipient and delivers it live; idempotent on `notification.id`.
+#[utoipa::path(
+    post,
+    path = "/notifications",
+    tag = "notifications",
+    request_body(
+        content = SendNotificationRequest,
+        example = json!({
+            "tenantId": "acme",
+            "target": { "userIds": ["u42", "u43"] },
+            "notification": {
+                "id": "n-2024-0001",
+                "title": "Assignment graded",
+                "message": "Your essay has been graded.",
+                "type": "ASSIGNMENT_GRADED",
+                "priority": "NORMAL",
+                "data": { "assignmentId": "a7" }
+            }
+        }),
+    ),
+    responses((status = 202, description = "Stored and delivered", body = SendNotificationResponse)),
+)]
 pub async fn send_notification<A: Adapter>(
     State(s): State<ApiState<A>>,
     caller: Caller,
@@ -56,6 +79,23 @@ pub async fn send_notification<A: Adapter>(
     Ok((StatusCode::ACCEPTED, Json(res)).into_response())
 }
 
+/// `notification:new` to every socket of the tenant, live only (not stored per user).
+#[utoipa::path(
+    post,
+    path = "/tenants/{t}/broadcast",
+    tag = "notifications",
+    params(TenantParam),
+    request_body(
+        content = BroadcastRequest,
+        example = json!({
+            "title": "Campus closed",
+            "message": "The campus is closed on Friday.",
+            "type": "ANNOUNCEMENT",
+            "priority": "HIGH"
+        }),
+    ),
+    responses((status = 202, description = "Sent to the tenant's sockets", body = BroadcastAccepted)),
+)]
 pub async fn broadcast<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path(t): Path<String>,
@@ -69,13 +109,24 @@ pub async fn broadcast<A: Adapter>(
         .gateway
         .broadcast_to_tenant(&t, req.into_content())
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "id": n.id })),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Json(BroadcastAccepted { id: n.id })).into_response())
 }
 
+/// `system:alert` to every socket of every tenant (super_admin only).
+#[utoipa::path(
+    post,
+    path = "/system/alerts",
+    tag = "platform",
+    request_body(
+        content = SystemAlertRequest,
+        example = json!({
+            "title": "Maintenance",
+            "message": "The platform restarts at 22:00 UTC.",
+            "priority": "URGENT"
+        }),
+    ),
+    responses((status = 202, description = "Sent to every socket", body = SystemAlert)),
+)]
 pub async fn system_alert<A: Adapter>(
     State(s): State<ApiState<A>>,
     caller: Caller,
@@ -86,6 +137,15 @@ pub async fn system_alert<A: Adapter>(
     Ok((StatusCode::ACCEPTED, Json(alert)))
 }
 
+/// Caches the membership; the user's live sockets join the course rooms on every node.
+#[utoipa::path(
+    put,
+    path = "/tenants/{t}/courses/{c}/members/{u}",
+    tag = "courses",
+    params(TenantParam, CourseParam, UserParam),
+    request_body(content = MemberRequest, example = json!({ "role": "student" })),
+    responses((status = 200, description = "The membership as stored", body = Member)),
+)]
 pub async fn set_member<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, c, u)): Path<(String, String, String)>,
@@ -102,6 +162,17 @@ pub async fn set_member<A: Adapter>(
     }))
 }
 
+/// Removes the membership; the user's live sockets leave the course rooms on every node.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{t}/courses/{c}/members/{u}",
+    tag = "courses",
+    params(TenantParam, CourseParam, UserParam),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "Not a member (NOT_FOUND)", body = ApiErrorBody),
+    ),
+)]
 pub async fn remove_member<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, c, u)): Path<(String, String, String)>,
@@ -114,6 +185,23 @@ pub async fn remove_member<A: Adapter>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Replaces the course's whole membership.
+#[utoipa::path(
+    put,
+    path = "/tenants/{t}/courses/{c}/members",
+    tag = "courses",
+    params(TenantParam, CourseParam),
+    request_body(
+        content = ReplaceMembersRequest,
+        example = json!({
+            "members": [
+                { "userId": "u42", "role": "student" },
+                { "userId": "t7", "role": "instructor" }
+            ]
+        }),
+    ),
+    responses((status = 200, description = "What changed", body = MembersReplaced)),
+)]
 pub async fn replace_members<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, c)): Path<(String, String)>,
@@ -129,6 +217,18 @@ pub async fn replace_members<A: Adapter>(
     Ok(Json(res))
 }
 
+/// `course:updated` to the course room.
+#[utoipa::path(
+    post,
+    path = "/tenants/{t}/courses/{c}/events",
+    tag = "courses",
+    params(TenantParam, CourseParam),
+    request_body(
+        content = CourseEventRequest,
+        example = json!({ "changes": { "title": "Algebra II", "published": true } }),
+    ),
+    responses((status = 202, description = "Sent to the course room", body = CourseUpdated)),
+)]
 pub async fn course_event<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, c)): Path<(String, String)>,
@@ -144,6 +244,14 @@ pub async fn course_event<A: Adapter>(
     Ok((StatusCode::ACCEPTED, Json(event)))
 }
 
+/// The user's unread count.
+#[utoipa::path(
+    get,
+    path = "/tenants/{t}/users/{u}/unread",
+    tag = "notifications",
+    params(TenantParam, UserParam),
+    responses((status = 200, description = "Unread notifications", body = UnreadCount)),
+)]
 pub async fn unread<A: Adapter>(
     State(s): State<ApiState<A>>,
     Path((t, u)): Path<(String, String)>,
@@ -154,6 +262,13 @@ pub async fn unread<A: Adapter>(
     Ok(Json(UnreadCount { unread }))
 }
 
+/// Cluster-wide connection and room counts (super_admin only).
+#[utoipa::path(
+    get,
+    path = "/stats",
+    tag = "platform",
+    responses((status = 200, description = "Sums over the nodes that answered", body = ClusterStats)),
+)]
 pub async fn stats<A: Adapter>(
     State(s): State<ApiState<A>>,
     caller: Caller,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{NotificationContent, NotificationType, Priority};
-use crate::ids::TenantId;
+use crate::ids::{NotificationId, TenantId};
 
 with_notification_content! {
     /// `admin:broadcast`: the content, and the tenant for a super admin.
@@ -21,13 +21,19 @@ with_notification_content! {
 
 with_notification_content! {
     /// `POST /tenants/{t}/broadcast`.
-    #[derive(Debug, Clone, Deserialize, TS)]
+    #[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct BroadcastRequest {}
 }
 
+/// The answer to `POST /tenants/{t}/broadcast`: the id the announcement went out with.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
+pub struct BroadcastAccepted {
+    pub id: NotificationId,
+}
+
 /// `POST /system/alerts` and `admin:system_alert` alike.
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 pub struct SystemAlertRequest {
     pub title: String,
     pub message: String,
@@ -39,7 +45,7 @@ pub struct SystemAlertRequest {
 /// `admin:system_alert`'s payload is the service API's request.
 pub type SystemAlertPayload = SystemAlertRequest;
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct SystemAlert {
     pub title: String,
     pub message: String,

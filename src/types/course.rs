@@ -6,7 +6,7 @@ use ts_rs::TS;
 use crate::ids::{CourseId, UserId};
 
 /// A course role kept in the membership cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CourseRole {
     Student,
@@ -57,7 +57,7 @@ pub struct CourseUpdatePayload {
     pub changes: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CourseUpdated {
     pub course_id: CourseId,
@@ -88,12 +88,12 @@ pub struct Joined {
     pub course_id: CourseId,
 }
 
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 pub struct MemberRequest {
     pub role: CourseRole,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     #[ts(type = "string | number")]
@@ -101,20 +101,20 @@ pub struct Member {
     pub role: CourseRole,
 }
 
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 pub struct ReplaceMembersRequest {
     #[serde(deserialize_with = "super::parse::objects_only")]
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct MembersReplaced {
     pub members: u64,
     pub added: u64,
     pub removed: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 pub struct CourseEventRequest {
     pub changes: serde_json::Map<String, serde_json::Value>,
 }

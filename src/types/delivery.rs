@@ -8,8 +8,9 @@ use crate::error::AppError;
 use crate::ids::{CourseId, NotificationId, TenantId, UserId};
 use crate::role::Role;
 
-#[derive(Debug, Clone, Default, Deserialize, TS)]
+#[derive(Debug, Clone, Default, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(description = "Exactly one of: userId, userIds (1 to 1000), courseId, role.")]
 pub struct Target {
     #[serde(default)]
     #[ts(optional, type = "string | number")]
@@ -77,7 +78,7 @@ impl Target {
 }
 
 with_notification_content! {
-    #[derive(Debug, Clone, Deserialize, TS)]
+    #[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct NotificationInput {
         /// Idempotency key; generated when absent.
@@ -87,7 +88,7 @@ with_notification_content! {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendNotificationRequest {
     #[ts(type = "string | number")]
@@ -98,7 +99,7 @@ pub struct SendNotificationRequest {
     pub notification: NotificationInput,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct SendNotificationResponse {
     pub id: NotificationId,
     /// Recipients the notification was stored for (or, for a role target, delivered to live).

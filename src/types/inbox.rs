@@ -62,7 +62,7 @@ pub struct ListPayload {
     pub status: Option<NotificationStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct UnreadCount {
     pub unread: u64,
 }

@@ -19,7 +19,7 @@ pub struct PresenceQuery {
 }
 
 /// One online user.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceUser {
     pub user_id: UserId,
@@ -28,6 +28,7 @@ pub struct PresenceUser {
     pub role: String,
     /// When the user's first socket came online (RFC 3339).
     #[ts(type = "string")]
+    #[schema(value_type = String, format = DateTime)]
     pub since: Rfc3339Millis,
 }
 
@@ -66,7 +67,7 @@ impl<'de> Deserialize<'de> for Rfc3339Millis {
 
 /// The `presence:list` ack and `GET /tenants/{t}/courses/{c}/presence`. The users are
 /// shared: callers listing one course at once get one list (`presence::query`).
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CoursePresence {
     pub course_id: CourseId,
@@ -84,7 +85,7 @@ pub struct PresenceCount {
 }
 
 /// `GET /tenants/{t}/presence`: the count, and with `?list=1` up to 1000 users.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantPresence {
     pub count: u64,

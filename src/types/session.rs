@@ -33,14 +33,14 @@ pub struct ErrorEvent {
 }
 
 /// `DELETE /tenants/{t}/users/{u}/sockets` (§11).
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct Disconnected {
     /// Sockets disconnected, summed over every node.
     pub disconnected: u64,
 }
 
 /// `POST /tenants/{t}/revocations` (§11): at least one of `userId` and `jti`.
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevocationRequest {
     /// Refuse this user's tokens issued at or before `before`.
@@ -58,7 +58,7 @@ pub struct RevocationRequest {
 }
 
 /// What a revocation recorded and did.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Revoked {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,7 +77,7 @@ pub struct Revoked {
     pub disconnected: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct ApiErrorBody {
     pub error: AppError,
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// Connection and room counts of one node.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct NodeStats {
     pub node: String,
     pub connections: u64,
@@ -12,14 +12,16 @@ pub struct NodeStats {
     pub rooms: std::collections::BTreeMap<String, RoomStats>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS, utoipa::ToSchema,
+)]
 pub struct RoomStats {
     pub rooms: u64,
     pub members: u64,
 }
 
 /// `GET /api/v1/stats`: sums over the nodes that answered, and which did.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStats {
     pub connections: u64,

@@ -12,6 +12,7 @@ mod http_api;
 mod jwks;
 mod limits;
 mod notifications;
+mod openapi;
 mod operator;
 mod presence;
 mod raw;

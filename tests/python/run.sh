@@ -14,13 +14,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import socketio" 2>/d
   "$venv/bin/pip" install -q "python-socketio[client]==5.*"
 fi
 port=${PY_TEST_PORT:-4391}
-export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
-log=$(mktemp)
-PORT=$port HOST=127.0.0.1 RUST_LOG=warn "$LMS_BIN" >"$log" 2>&1 &
-gw=$!
-trap 'kill $gw 2>/dev/null || true; wait $gw 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-LMS_URL="http://127.0.0.1:$port" "$venv/bin/python" tests/python/test_python_client.py || { cat "$log" >&2; exit 1; }
+source tests/support/gateway.sh
+start_gateway "$port"
+LMS_URL="http://127.0.0.1:$port" "$venv/bin/python" tests/python/test_python_client.py || { cat "$GATEWAY_LOG" >&2; exit 1; }

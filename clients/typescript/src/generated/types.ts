@@ -11,6 +11,8 @@ export type AppError = { code: ErrorCode, message: string, };
 
 export type AuthExpired = Record<string, never>;
 
+export type BroadcastAccepted = { id: string, };
+
 export type BroadcastRequest = { title: string, message: string, type?: NotificationType, priority?: Priority, data?: JsonValue, };
 
 export type ClusterStats = { connections: number, rooms: { [key in string]?: RoomStats }, nodes: Array<NodeStats>, 
