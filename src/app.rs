@@ -280,6 +280,7 @@ impl Application {
                 max_held_refusals: config.api_max_held_refusals,
             }),
             max_notification_data_bytes: config.max_notification_data_bytes,
+            refusals: admission.recent.clone(),
         };
         let metrics_on = match config.metrics_port {
             Some(_) => MetricsOn::InternalPort,

@@ -99,6 +99,20 @@ impl RoomKind {
     }
 }
 
+/// The tenant and course of a course room (`instructors` for its instructors' room), for
+/// the operator console's per-course view; `None` for any other room.
+pub fn course_of(room: &str) -> Option<(TenantId, CourseId, bool)> {
+    let instructors = match RoomKind::of(room)? {
+        RoomKind::Course => false,
+        RoomKind::Instructors => true,
+        _ => return None,
+    };
+    let mut parts = room.strip_prefix("tenant:")?.split(':');
+    let t = TenantId::parse(parts.next()?).ok()?;
+    let c = CourseId::parse(parts.nth(1)?).ok()?;
+    Some((t, c, instructors))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +136,21 @@ mod tests {
         assert_eq!(admins(&t("a")), "tenant:a:admins");
         assert_eq!(tenant_role(&t("a"), Role::Student), "tenant:a:role:student");
         assert_eq!(platform_role(Role::SuperAdmin), "role:super_admin");
+    }
+
+    #[test]
+    fn a_course_room_names_its_tenant_and_course_and_no_other_room_does() {
+        let (u, c) = (UserId::parse("u").unwrap(), CourseId::parse("c1").unwrap());
+        assert_eq!(
+            course_of(&course(&t("a"), &c)),
+            Some((t("a"), c.clone(), false))
+        );
+        assert_eq!(
+            course_of(&course_instructors(&t("a"), &c)),
+            Some((t("a"), c.clone(), true))
+        );
+        assert_eq!(course_of(&user(&t("a"), &u)), None);
+        assert_eq!(course_of(&tenant(&t("a"))), None);
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! Service API authentication: a `Bearer` JWT whose role is `service` or `super_admin`.
+//! Service API authentication: a `Bearer` JWT whose role is `service` or `super_admin`
+//! (the operator console's routes take a tenant `admin` too, [`Audience::Console`]).
 //!
 //! A service token is scoped to its own tenant (the claim is required for it); only a
 //! super admin token may act on any tenant or send platform-wide alerts. An authenticated
 //! call is then admitted by its tenant's [quotas](super::quota) before its body is read.
+//! Every security refusal here is also kept in the node's ring of recent refusals.
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
@@ -16,6 +20,7 @@ use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::TenantId;
 use crate::metrics::{self, SecurityKind};
+use crate::recent_refusals::{RecentRefusals, Seen};
 use socketioxide::adapter::Adapter;
 
 /// The authenticated backend calling the service API, admitted by its tenant's quotas.
@@ -24,17 +29,59 @@ pub struct Caller {
     key: QuotaKey,
     client: Option<ClientIp>,
     user_agent: Option<String>,
+    /// The route template, for the refusal ring (never the raw path: it holds ids).
+    route: String,
+    refusals: Arc<RecentRefusals>,
     /// Frees the tenant's in-flight slot when the handler returns.
     _permit: InFlight,
+}
+
+/// Who a route is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The service API (§5, §11): `service` and `super_admin` tokens.
+    Service,
+    /// The operator console: `super_admin`, or a tenant `admin` with its tenant.
+    Console,
+}
+
+impl Audience {
+    fn admits(self, claims: &Claims) -> bool {
+        match self {
+            Self::Service => matches!(claims.role, Role::Service | Role::SuperAdmin),
+            Self::Console => {
+                claims.role == Role::SuperAdmin
+                    || (claims.role == Role::Admin && claims.tenant.is_some())
+            }
+        }
+    }
+
+    fn refusal(self) -> &'static str {
+        match self {
+            Self::Service => "the service API needs a service or super_admin token",
+            Self::Console => "the console needs a super_admin or tenant admin token",
+        }
+    }
 }
 
 impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState<A>) -> Result<Self, Refusal> {
-        let claims = authenticate(parts, state).await?;
+        Self::admit(parts, state, Audience::Service).await
+    }
+}
+
+impl Caller {
+    /// Authenticates a call for `audience`, charges its quota and checks revocation.
+    pub async fn admit<A: Adapter>(
+        parts: &mut Parts,
+        state: &ApiState<A>,
+        audience: Audience,
+    ) -> Result<Self, Refusal> {
+        let claims = authenticate(parts, state, audience).await?;
         let key = match (&claims.role, &claims.tenant) {
-            (Role::Service, Some(t)) => QuotaKey::Tenant(t.clone()),
+            (Role::Service | Role::Admin, Some(t)) => QuotaKey::Tenant(t.clone()),
             _ => path_tenant(parts)
                 .await
                 .map_or(QuotaKey::Platform, QuotaKey::Tenant),
@@ -54,9 +101,36 @@ impl<A: Adapter> FromRequestParts<ApiState<A>> for Caller {
             key,
             client,
             user_agent,
+            route: route_of(parts),
+            refusals: state.refusals.clone(),
             _permit: permit,
         })
     }
+}
+
+/// The matched route template of a request.
+fn route_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or_else(|| "api".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Keeps a refusal of the service API in the node's ring.
+fn remember(
+    ring: &RecentRefusals,
+    parts: &Parts,
+    kind: SecurityKind,
+    code: ErrorCode,
+    tenant: Option<&TenantId>,
+) {
+    ring.record(Seen {
+        kind: kind.as_str(),
+        what: &route_of(parts),
+        code: code.as_str(),
+        client: parts.extensions.get::<ClientIp>().map(|c| c.0),
+        tenant,
+    });
 }
 
 /// A revoked service token (§11) is refused here too; a store that cannot say is a 503.
@@ -69,6 +143,7 @@ async fn check_revoked<A: Adapter>(
     state.operator.check(claims).await.map_err(|e| {
             if e.code == ErrorCode::Unauthorized {
                 metrics::security_event(SecurityKind::AuthFailed);
+                remember(&state.refusals, parts, SecurityKind::AuthFailed, e.code, claims.tenant.as_ref());
                 metrics::revoked_token_refused("api");
                 tracing::warn!(route, security = "auth_failed", user = %claims.sub, "revoked service API token");
             }
@@ -85,13 +160,24 @@ async fn path_tenant(parts: &mut Parts) -> Option<TenantId> {
         .and_then(|(_, raw)| raw.parse().ok())
 }
 
-async fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<Claims, ApiError> {
+async fn authenticate<A: Adapter>(
+    parts: &Parts,
+    state: &ApiState<A>,
+    audience: Audience,
+) -> Result<Claims, ApiError> {
     {
         let route = parts.uri.path().to_owned();
         let client = parts.extensions.get::<ClientIp>().map(|c| c.to_string());
         let client = client.as_deref().unwrap_or("-");
         let Some(token) = bearer(&parts.headers) else {
             metrics::security_event(SecurityKind::AuthFailed);
+            remember(
+                &state.refusals,
+                parts,
+                SecurityKind::AuthFailed,
+                ErrorCode::Unauthorized,
+                None,
+            );
             tracing::warn!(
                 route,
                 client_ip = client,
@@ -106,16 +192,21 @@ async fn authenticate<A: Adapter>(parts: &Parts, state: &ApiState<A>) -> Result<
         };
         let claims = state.verifier.verify(token).await.map_err(|e| {
             metrics::security_event(SecurityKind::AuthFailed);
+            remember(&state.refusals, parts, SecurityKind::AuthFailed, e.code(), None);
             tracing::warn!(route, client_ip = client, security = "auth_failed", reason = %e, "service API token refused");
             ApiError::from(AppError::from(e))
         })?;
-        if !matches!(claims.role, Role::Service | Role::SuperAdmin) {
+        if !audience.admits(&claims) {
             metrics::security_event(SecurityKind::Forbidden);
-            tracing::warn!(route, client_ip = client, security = "forbidden", user = %claims.sub, role = claims.role.as_str(), "service API needs a service token");
-            return Err(AppError::forbidden(
-                "the service API needs a service or super_admin token",
-            )
-            .into());
+            remember(
+                &state.refusals,
+                parts,
+                SecurityKind::Forbidden,
+                ErrorCode::Forbidden,
+                claims.tenant.as_ref(),
+            );
+            tracing::warn!(route, client_ip = client, security = "forbidden", user = %claims.sub, role = claims.role.as_str(), ?audience, "token role not allowed on this route");
+            return Err(AppError::forbidden(audience.refusal()).into());
         }
         Ok(claims)
     }
@@ -128,6 +219,13 @@ impl Caller {
             return Ok(());
         }
         metrics::security_event(SecurityKind::TenantMismatch);
+        self.refusals.record(Seen {
+            kind: SecurityKind::TenantMismatch.as_str(),
+            what: &self.route,
+            code: ErrorCode::TenantMismatch.as_str(),
+            client: self.client.map(|c| c.0),
+            tenant: self.claims.tenant.as_ref(),
+        });
         tracing::warn!(security = "tenant_mismatch", user = %self.claims.sub, tenant = ?self.claims.tenant, target = %t, "service token used on another tenant");
         Err(AppError::tenant_mismatch().into())
     }

@@ -75,7 +75,7 @@ fn refuse(gate: &Gate, req: &Request, ip: ClientIp, cap: CapExceeded) -> Respons
     };
     metrics::connect_outcome(code.as_str());
     metrics::security_event(SecurityKind::RateLimited);
-    gate.admission.log.report(&Refusal {
+    gate.admission.report(&Refusal {
         what: "handshake",
         code: code.as_str(),
         reason: cap.reason(),

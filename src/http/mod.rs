@@ -2,6 +2,7 @@
 //! endpoints (`/healthz`, `/readyz`, `/metrics`) for SREs.
 
 mod caller;
+mod console;
 pub mod error;
 pub mod handshake;
 mod openapi;
@@ -31,6 +32,7 @@ use crate::client_ip::ClientIp;
 use crate::metrics;
 use crate::operator::Operator;
 use crate::presence::Presence;
+use crate::recent_refusals::RecentRefusals;
 use crate::refusal_log::{LogVerdict, RefusalLog};
 use crate::service::Gateway;
 use error::RefusalNote;
@@ -46,6 +48,8 @@ pub struct ApiState<A: Adapter> {
     pub draining: Arc<AtomicBool>,
     pub quotas: Arc<ApiQuotas>,
     pub max_notification_data_bytes: usize,
+    /// The node's recent security refusals (the console shows them).
+    pub refusals: Arc<RecentRefusals>,
 }
 
 impl<A: Adapter> Clone for ApiState<A> {
@@ -59,6 +63,7 @@ impl<A: Adapter> Clone for ApiState<A> {
             draining: self.draining.clone(),
             quotas: self.quotas.clone(),
             max_notification_data_bytes: self.max_notification_data_bytes,
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -87,7 +92,8 @@ pub fn router<A: Adapter>(
     let mut router = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz::<A>));
+        .route("/readyz", get(ops::readyz::<A>))
+        .merge(console::pages::<A>());
     if metrics_on == MetricsOn::PublicPort {
         router = router.route("/metrics", get(ops::metrics::<A>));
     }

@@ -28,7 +28,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::ApiState;
-use super::{operator, ops, presence, routes};
+use super::{console, operator, ops, presence, routes};
 use crate::ids::{CourseId, TenantId, UserId};
 use crate::types::ApiErrorBody;
 
@@ -67,6 +67,7 @@ macro_rules! service_api {
                 (name = "courses", description = "Course membership and course events"),
                 (name = "presence", description = "Who is online"),
                 (name = "operator", description = "Kicks and token revocations"),
+                (name = "console", description = "The operator console's API (super_admin, or a tenant's admin)"),
                 (name = "platform", description = "Platform-wide calls (super_admin)"),
                 (name = "meta", description = "This document"),
             ),
@@ -89,6 +90,8 @@ service_api![
     operator::revoke::<A>,
     presence::course::<A>,
     presence::tenant::<A>,
+    console::get_overview::<A>,
+    console::kick::<A>,
     ops::openapi_json,
 ];
 

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use super::pacing::ConnectPacer;
 use crate::client_ip::ClientIp;
-use crate::refusal_log::RefusalLog;
+use crate::ids::TenantId;
+use crate::recent_refusals::{RecentRefusals, Seen};
+use crate::refusal_log::{Refusal, RefusalLog};
 
 /// This node's limits on sessions and sockets.
 #[derive(Debug, Clone)]
@@ -119,6 +121,8 @@ pub struct Admission {
     limits: AdmissionLimits,
     /// Refusal lines of this node, aggregated per client IP.
     pub log: RefusalLog<std::net::IpAddr>,
+    /// The last security refusals of this node, for the operator console.
+    pub recent: Arc<RecentRefusals>,
     sockets: Counter,
     sockets_per_ip: PerIp,
     pending: Counter,
@@ -159,11 +163,28 @@ impl Admission {
             pacer: ConnectPacer::new(limits.connect_concurrency, limits.connect_queue_timeout),
             limits,
             log: RefusalLog::default(),
+            recent: Arc::default(),
             sockets: Counter::default(),
             sockets_per_ip: PerIp::default(),
             pending: Counter::default(),
             pending_per_ip: PerIp::default(),
         })
+    }
+
+    /// Logs a refusal (aggregated per client IP) and keeps a security refusal in the
+    /// console's ring, which sees every one: it is bounded, not aggregated.
+    pub fn report(&self, r: &Refusal<'_>) {
+        if let Some(kind) = r.security {
+            let tenant = r.tenant.and_then(|t| TenantId::parse(t).ok());
+            self.recent.record(Seen {
+                kind,
+                what: r.what,
+                code: r.code,
+                client: r.ip,
+                tenant: tenant.as_ref(),
+            });
+        }
+        self.log.report(r);
     }
 
     pub fn limits(&self) -> &AdmissionLimits {

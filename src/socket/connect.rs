@@ -75,7 +75,7 @@ impl Attempt<'_> {
         if security {
             metrics::security_event(SecurityKind::AuthFailed);
         }
-        self.admission.log.report(&LogLine {
+        self.admission.report(&LogLine {
             what: "connect",
             code: code.as_str(),
             reason,

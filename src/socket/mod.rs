@@ -160,7 +160,7 @@ impl<A: Adapter> EventCx<A> {
         let c = self.claims();
         let (ip, user_agent) = client_of(&self.socket);
         let sid = self.socket.id.to_string();
-        self.ctx.admission.log.report(&Refusal {
+        self.ctx.admission.report(&Refusal {
             what: self.event,
             code: err.code.as_str(),
             reason: &err.message,

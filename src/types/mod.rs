@@ -45,6 +45,7 @@ macro_rules! with_notification_content {
 }
 
 mod broadcast;
+mod console;
 mod course;
 mod delivery;
 mod inbox;
@@ -56,6 +57,7 @@ mod session;
 mod stats;
 
 pub use broadcast::*;
+pub use console::*;
 pub use course::*;
 pub use delivery::*;
 pub use inbox::*;

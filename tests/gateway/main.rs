@@ -3,6 +3,7 @@
 
 mod admin_progress;
 mod auth;
+mod console;
 mod courses;
 mod fuzz_frames;
 mod helpers;
