@@ -95,7 +95,8 @@ async fn migrate_keys(config: Config, delete_old: bool) -> anyhow::Result<()> {
         .redis_url
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("migrate-keys needs REDIS_URL"))?;
-    let (fred_config, perf, connection, policy) = lms_realtime::cluster::client_config_with_tls(&url.0, &config.redis_tls())?;
+    let (fred_config, perf, connection, policy) =
+        lms_realtime::cluster::client_config_with_tls(&url.0, &config.redis_tls())?;
     let client =
         fred::clients::Client::new(fred_config, Some(perf), Some(connection), Some(policy));
     client.init().await?;

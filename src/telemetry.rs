@@ -11,11 +11,12 @@
 
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{DefaultFields, Format, FormatFields, Writer, debug_fn};
-use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
+use tracing_subscriber::fmt::{self, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::Registry;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
@@ -80,18 +81,13 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     })
 }
 
-/// What both formats share.
-fn builder<W>(
-    filter: EnvFilter,
-    writer: W,
-) -> SubscriberBuilder<DefaultFields, Format, EnvFilter, W>
+/// What both formats share: the filter for every layer (a layer of the registry, so that
+/// the trace layer can have a filter of its own), no target in lines.
+fn base<W>(writer: W) -> fmt::Layer<Registry, DefaultFields, Format, W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(writer)
+    fmt::layer().with_target(false).with_writer(writer)
 }
 
 /// JSON lines, the event's fields flattened beside `message`.
@@ -102,7 +98,9 @@ pub fn json<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    builder(filter, writer).json().flatten_event(true).finish()
+    Registry::default()
+        .with(base(writer).json().flatten_event(true))
+        .with(filter)
 }
 
 /// Human-readable lines whose field values cannot break a line.
@@ -113,9 +111,9 @@ pub fn text<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    builder(filter, writer)
-        .fmt_fields(escaped_fields())
-        .finish()
+    Registry::default()
+        .with(base(writer).fmt_fields(escaped_fields()))
+        .with(filter)
 }
 
 /// Fields as `name=value` (the message bare), control characters escaped.

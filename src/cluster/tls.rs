@@ -82,7 +82,10 @@ impl RedisTls {
             Some(path) => {
                 for cert in certificates(path, "REDIS_TLS_CA_FILE")? {
                     roots.add(cert).with_context(|| {
-                        format!("REDIS_TLS_CA_FILE {}: not a usable CA certificate", path.display())
+                        format!(
+                            "REDIS_TLS_CA_FILE {}: not a usable CA certificate",
+                            path.display()
+                        )
                     })?;
                 }
             }
@@ -103,7 +106,12 @@ impl RedisTls {
 fn certificates(path: &Path, var: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("{var} {}: cannot read PEM certificates: {e}", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{var} {}: cannot read PEM certificates: {e}",
+                path.display()
+            )
+        })?;
     anyhow::ensure!(
         !certs.is_empty(),
         "{var} {}: no PEM certificate in the file",
@@ -141,7 +149,8 @@ mod tests {
         };
         let e = tls.apply(&mut parsed("rediss://h:6380")).unwrap_err();
         assert!(
-            e.to_string().contains("REDIS_TLS_CA_FILE /nonexistent/ca.pem"),
+            e.to_string()
+                .contains("REDIS_TLS_CA_FILE /nonexistent/ca.pem"),
             "{e}"
         );
     }

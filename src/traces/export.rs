@@ -79,7 +79,9 @@ impl Traces {
     /// blocking thread (the export itself needs the runtime's workers free).
     pub async fn shutdown(self) {
         let provider = self.provider;
-        let done = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT)).await;
+        let done =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
+                .await;
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "traces: the last spans were not exported"),
