@@ -4,6 +4,8 @@
 #
 #   docker build -t lms-realtime .
 #   docker run -e JWT_SECRET=... -e REDIS_URL=redis://redis:6379 -p 3000:3000 lms-realtime
+#   (TLS to Redis: REDIS_URL=rediss://... and, for a private CA, -v ca.pem:/ca.pem:ro
+#    -e REDIS_TLS_CA_FILE=/ca.pem)
 #
 # Stage 1 builds the dependencies alone from Cargo.toml + Cargo.lock with stub sources,
 # so that editing src/ rebuilds only our crate (the dependency layer stays cached until
@@ -52,9 +54,11 @@ RUN touch src/main.rs src/lib.rs \
 # --- runtime -----------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
-# ca-certificates for fetching key sets over https (JWT_JWKS_URL, JWT_ISSUERS); this
-# build speaks plain redis:// only (docs/cluster.md). Nothing else: the health check
-# uses bash's /dev/tcp instead of curl.
+# ca-certificates: the system roots, for key sets over https (JWT_JWKS_URL, JWT_ISSUERS),
+# for rediss:// to a Redis whose certificate a public CA signed (a private CA is mounted
+# and named by REDIS_TLS_CA_FILE; docs/operations.md "TLS to Redis"), and for an https
+# OTLP trace collector. TLS is rustls, built in: no OpenSSL. Nothing else: the health
+# check uses bash's /dev/tcp instead of curl.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

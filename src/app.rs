@@ -113,7 +113,7 @@ impl Application {
     async fn build_cluster(config: Config, url: &str, limits: StoreLimits) -> anyhow::Result<Self> {
         use crate::cluster::{self, Cluster};
         let node = config.node_id();
-        let (cluster, adapter) = Cluster::connect(url, &node, limits).await?;
+        let (cluster, adapter) = Cluster::connect(url, &config.redis_tls(), &node, limits).await?;
         let parts = NodeParts {
             store: cluster.store(),
             ledger: cluster.ledger(),

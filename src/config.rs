@@ -18,6 +18,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// `OTEL_TRACES_EXPORTER`: the standard switch, with the two values this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TracesExporter {
+    Otlp,
+    #[value(name = "none")]
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum JwtAlgorithm {
@@ -65,6 +73,17 @@ pub struct Config {
     /// Unset: one node, everything in memory. Set: cluster mode over Redis (redis://, rediss://).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    /// PEM file of the CA(s) that signed Redis's certificate (rediss://); replaces the
+    /// system roots. Unset: the system roots.
+    #[arg(long, env = "REDIS_TLS_CA_FILE")]
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for Redis servers that require mutual TLS
+    /// (`tls-auth-clients yes`); needs REDIS_TLS_CLIENT_KEY_FILE.
+    #[arg(long, env = "REDIS_TLS_CLIENT_CERT_FILE")]
+    pub redis_tls_client_cert_file: Option<PathBuf>,
+    /// PEM private key of REDIS_TLS_CLIENT_CERT_FILE.
+    #[arg(long, env = "REDIS_TLS_CLIENT_KEY_FILE")]
+    pub redis_tls_client_key_file: Option<PathBuf>,
     /// This node's name in logs and metrics (default: the host name).
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
@@ -118,6 +137,22 @@ pub struct Config {
         ignore_case = true
     )]
     pub log_format: LogFormat,
+    /// OTLP/HTTP base URL of a trace collector (`/v1/traces` is appended), e.g.
+    /// `http://otel-collector:4318`. Unset (and no traces endpoint): no traces.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// Full OTLP/HTTP URL for traces, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otel_exporter_otlp_traces_endpoint: Option<String>,
+    /// `otlp` exports traces when an endpoint is set; `none` turns them off regardless.
+    #[arg(
+        long,
+        env = "OTEL_TRACES_EXPORTER",
+        value_enum,
+        default_value = "otlp",
+        ignore_case = true
+    )]
+    pub otel_traces_exporter: TracesExporter,
 
     /// Most sockets this node accepts; further connects are refused with UNAVAILABLE.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 50_000)]
@@ -324,6 +359,11 @@ impl Config {
         config.host = IpAddr::from([127, 0, 0, 1]);
         config.jwt_secret = Some(Secret(secret.to_owned()));
         config.redis_url = None;
+        config.redis_tls_ca_file = None;
+        config.redis_tls_client_cert_file = None;
+        config.redis_tls_client_key_file = None;
+        config.otel_exporter_otlp_endpoint = None;
+        config.otel_exporter_otlp_traces_endpoint = None;
         config.node_id = Some("test-node".into());
         config
     }
@@ -341,6 +381,25 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "node".into())
         })
+    }
+
+    /// Trace export, when an OTLP endpoint is set and `OTEL_TRACES_EXPORTER` is not `none`.
+    pub fn trace_export(&self) -> anyhow::Result<Option<crate::traces::TraceExport>> {
+        crate::traces::TraceExport::from_settings(
+            self.otel_exporter_otlp_endpoint.as_deref(),
+            self.otel_exporter_otlp_traces_endpoint.as_deref(),
+            self.otel_traces_exporter == TracesExporter::Otlp,
+            self.node_id(),
+        )
+    }
+
+    /// TLS settings for the Redis connections (used with a rediss:// URL).
+    pub fn redis_tls(&self) -> crate::cluster::tls::RedisTls {
+        crate::cluster::tls::RedisTls {
+            ca_file: self.redis_tls_ca_file.clone(),
+            client_cert_file: self.redis_tls_client_cert_file.clone(),
+            client_key_file: self.redis_tls_client_key_file.clone(),
+        }
     }
 
     /// What each recovery stream keeps.

@@ -8,17 +8,25 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Socket;
 use socketioxide::{BroadcastError, SendError};
+use tracing::Instrument;
 
 use crate::error::{AppError, ErrorCode};
 use crate::metrics;
 
-/// Emits to whatever sockets `to` selects (rooms, every node, local only), counted.
+/// Emits to whatever sockets `to` selects (rooms, every node, local only), counted, and
+/// traced (a span in the trace of whatever caused it) when traces are on.
 pub async fn broadcast<A: Adapter, T: Serialize + ?Sized>(
     to: BroadcastOperators<A>,
     event: &'static str,
     data: &T,
 ) -> Result<(), BroadcastError> {
     metrics::emitted(event);
+    if crate::traces::enabled() {
+        return to
+            .emit(event, data)
+            .instrument(crate::traces::emit_span(event))
+            .await;
+    }
     to.emit(event, data).await
 }
 

@@ -30,6 +30,7 @@ pub mod service;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 pub mod types;
 pub mod typescript;
 

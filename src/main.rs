@@ -95,7 +95,8 @@ async fn migrate_keys(config: Config, delete_old: bool) -> anyhow::Result<()> {
         .redis_url
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("migrate-keys needs REDIS_URL"))?;
-    let (fred_config, perf, connection, policy) = lms_realtime::cluster::client_config(&url.0)?;
+    let (fred_config, perf, connection, policy) =
+        lms_realtime::cluster::client_config_with_tls(&url.0, &config.redis_tls())?;
     let client =
         fred::clients::Client::new(fred_config, Some(perf), Some(connection), Some(policy));
     client.init().await?;
@@ -115,7 +116,7 @@ async fn migrate_keys(config: Config, delete_old: bool) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    telemetry::init(config.log_format);
+    let traces = telemetry::init(config.log_format, config.trace_export()?.as_ref())?;
     let app = Application::build(config).await?;
     let shutdown = app.shutdown_handle();
     tokio::spawn(async move {
@@ -124,7 +125,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     // On a worker, not the main thread that `block_on` drives: accepted connections then
     // start on the accepting worker's local queue instead of waking another thread each.
-    tokio::spawn(app.run_until_stopped()).await?
+    let result = tokio::spawn(app.run_until_stopped()).await?;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    result
 }
 
 async fn wait_for_signal() {

@@ -5,28 +5,61 @@
 //! line. JSON escapes by itself; there no event may carry a field named `message`, which
 //! would repeat the key of the event's own text. socketioxide and engineioxide log whole
 //! CONNECT payloads (tokens) at debug, so they stay at `info` unless `RUST_LOG` names them.
+//!
+//! With an OTLP endpoint configured, the trace export layer ([`crate::traces`]) sits beside
+//! the log formatter, and the filter always lets its spans through.
 
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{DefaultFields, Format, FormatFields, Writer, debug_fn};
-use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
+use tracing_subscriber::fmt::{self, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::Registry;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
+use crate::traces::{self, TraceExport, Traces};
 
 /// Targets that log Socket.IO payloads, tokens included, below `info`.
 const PAYLOAD_LOGGING_TARGETS: [&str; 2] = ["socketioxide", "engineioxide"];
 
-pub fn init(format: LogFormat) {
-    let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
-    let result = match format {
-        LogFormat::Json => json(filter, std::io::stdout).try_init(),
-        LogFormat::Text => text(filter, std::io::stdout).try_init(),
+/// Installs logging, and trace export when `traces` is set (inside the Tokio runtime);
+/// the returned handle sends the last spans at shutdown.
+pub fn init(format: LogFormat, traces: Option<&TraceExport>) -> anyhow::Result<Option<Traces>> {
+    let mut filter = filter(std::env::var("RUST_LOG").ok().as_deref());
+    if traces.is_some() {
+        filter = filter.add_directive(
+            format!("{}=info", traces::TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
+    match format {
+        LogFormat::Json => install(json(filter, std::io::stdout), traces),
+        LogFormat::Text => install(text(filter, std::io::stdout), traces),
+    }
+}
+
+fn install<S>(logs: S, traces: Option<&TraceExport>) -> anyhow::Result<Option<Traces>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
+{
+    let (result, handle) = match traces {
+        None => (logs.try_init(), None),
+        Some(settings) => {
+            let (layer, handle) = traces::export::install(settings)?;
+            (logs.with(layer).try_init(), Some(handle))
+        }
     };
     if result.is_err() {
         tracing::debug!("a tracing subscriber was already installed");
     }
+    if let Some(settings) = traces {
+        tracing::info!(endpoint = %settings.shown(), "exporting traces (OTLP/HTTP)");
+    }
+    Ok(handle)
 }
 
 /// The filter for `RUST_LOG` (default `info`), with the payload-logging targets held at
@@ -48,36 +81,39 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     })
 }
 
-/// What both formats share.
-fn builder<W>(
-    filter: EnvFilter,
-    writer: W,
-) -> SubscriberBuilder<DefaultFields, Format, EnvFilter, W>
+/// What both formats share: the filter for every layer (a layer of the registry, so that
+/// the trace layer can have a filter of its own), no target in lines.
+fn base<W>(writer: W) -> fmt::Layer<Registry, DefaultFields, Format, W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(writer)
+    fmt::layer().with_target(false).with_writer(writer)
 }
 
 /// JSON lines, the event's fields flattened beside `message`.
-pub fn json<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+pub fn json<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    builder(filter, writer).json().flatten_event(true).finish()
+    Registry::default()
+        .with(base(writer).json().flatten_event(true))
+        .with(filter)
 }
 
 /// Human-readable lines whose field values cannot break a line.
-pub fn text<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+pub fn text<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    builder(filter, writer)
-        .fmt_fields(escaped_fields())
-        .finish()
+    Registry::default()
+        .with(base(writer).fmt_fields(escaped_fields()))
+        .with(filter)
 }
 
 /// Fields as `name=value` (the message bare), control characters escaped.

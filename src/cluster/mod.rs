@@ -9,14 +9,15 @@
 //! URLs (fred's own parser): `redis://[user:pass@]host:port[/db]`,
 //! `redis-cluster://host:port?node=host2:port2&node=…` for a Redis Cluster (one reachable
 //! master is enough; the rest are discovered), and `redis-sentinel://…` (parsed by fred,
-//! untested here). `rediss://` (TLS) is refused with a clear message: this build has no
-//! TLS feature of fred. RESP3 is set here in code because fred ignores a `protocol=`
-//! parameter in the URL.
+//! untested here). `rediss://` (and `rediss-cluster://`) connect over TLS with rustls,
+//! trusting the system roots or `REDIS_TLS_CA_FILE` ([`tls`]). RESP3 is set here in code
+//! because fred ignores a `protocol=` parameter in the URL.
 
 pub mod driver;
 pub mod metrics;
 pub mod relay;
 pub mod stats;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,24 +71,28 @@ const ADAPTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Oldest server version with sharded pub/sub (SSUBSCRIBE/SPUBLISH).
 const MIN_REDIS_MAJOR: u32 = 7;
 
-/// fred settings for every client of a node: RESP3, bounded connect and command time,
-/// reconnect forever with a capped backoff, and no silent retry of a command whose
-/// connection broke (the store must never report as done what Redis may not have taken).
-pub fn client_config(
-    url: &str,
-) -> anyhow::Result<(
+/// The fred settings of a client, from the URL alone (TLS with the system roots for
+/// `rediss://`); see [`client_config_with_tls`].
+pub fn client_config(url: &str) -> anyhow::Result<ClientSettings> {
+    client_config_with_tls(url, &tls::RedisTls::default())
+}
+
+/// What fred takes to build a client: config, performance, connection, reconnect policy.
+pub type ClientSettings = (
     FredConfig,
     PerformanceConfig,
     ConnectionConfig,
     ReconnectPolicy,
-)> {
-    if url.starts_with("rediss") || url.starts_with("valkeys") {
-        anyhow::bail!(
-            "REDIS_URL uses TLS (rediss://), but this build has no TLS support for Redis (fred feature enable-rustls); use redis:// on a private network or build with TLS"
-        );
-    }
+);
+
+/// fred settings for every client of a node: RESP3, bounded connect and command time,
+/// reconnect forever with a capped backoff, and no silent retry of a command whose
+/// connection broke (the store must never report as done what Redis may not have taken).
+/// A `rediss://` URL connects with `tls`'s certificates.
+pub fn client_config_with_tls(url: &str, tls: &tls::RedisTls) -> anyhow::Result<ClientSettings> {
     let mut config = FredConfig::from_url(url)
         .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
+    tls.apply(&mut config)?;
     config.version = RespVersion::RESP3;
     config.fail_fast = true;
     let perf = PerformanceConfig {
@@ -159,11 +164,12 @@ impl Cluster {
     /// Connects both clients, checks the server version and builds the adapter state.
     pub async fn connect(
         url: &str,
+        tls: &tls::RedisTls,
         node: &str,
         limits: StoreLimits,
     ) -> anyhow::Result<(Self, RedisAdapterCtr<MeteredFredDriver>)> {
         let shown = redacted(url);
-        let (config, perf, connection, policy) = client_config(url)?;
+        let (config, perf, connection, policy) = client_config_with_tls(url, tls)?;
         let client = Client::new(
             config.clone(),
             Some(perf.clone()),
@@ -353,7 +359,7 @@ mod tests {
         assert_eq!(connection.max_command_attempts, 1);
         let (cluster, ..) = client_config("redis-cluster://127.0.0.1:7000").unwrap();
         assert!(cluster.server.is_clustered());
-        let tls = client_config("rediss://h:6380").unwrap_err().to_string();
-        assert!(tls.contains("TLS"), "{tls}");
+        let (tls, ..) = client_config("rediss://h:6380").unwrap();
+        assert!(tls.tls.is_some(), "rediss:// connects over TLS");
     }
 }

@@ -26,6 +26,7 @@ use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::Adapter;
+use tracing::Instrument;
 
 use crate::auth::Verifier;
 use crate::client_ip::ClientIp;
@@ -88,7 +89,8 @@ pub fn router<A: Adapter>(
     // OpenAPI document: add a route there, never with `.route` here.
     let api = openapi::router::<A>()
         .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed);
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(middleware::from_fn(trace_requests));
     let mut router = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
@@ -144,6 +146,22 @@ async fn log_refusals(
     if let LogVerdict::Log { suppressed } = log.admit(&source) {
         tracing::info!(status, code = note.code, detail = %note.detail, path, client_ip, user_agent, suppressed, "request refused");
     }
+    response
+}
+
+/// With traces on, runs each service API request in a span named by its route template,
+/// the child of the caller's `traceparent`; the emits it causes are spans inside it.
+async fn trace_requests(req: Request, next: Next) -> Response {
+    if !crate::traces::enabled() {
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = crate::traces::request_span(req.method(), route, req.headers());
+    let response = next.run(req).instrument(span.clone()).await;
+    crate::traces::record_status(&span, response.status());
     response
 }
 

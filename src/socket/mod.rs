@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef};
+use tracing::Instrument;
 
 use crate::auth::{Claims, Verifier};
 use crate::client_ip::ClientIp;
@@ -236,9 +237,31 @@ struct Incoming<A: Adapter> {
     reply: Reply<A>,
 }
 
-/// Runs one handler under the rules every event shares: rate limit, parse, run, measure,
-/// answer.
+/// Runs one handler under the rules every event shares (see [`handle`]), in a span when
+/// traces are on.
 async fn run<A, P, R, F, Fut>(event: &'static str, i: Incoming<A>, handler: F)
+where
+    A: Adapter,
+    P: DeserializeOwned,
+    R: Serialize,
+    F: FnOnce(EventCx<A>, P) -> Fut,
+    Fut: Future<Output = Result<R, AppError>>,
+{
+    if !crate::traces::enabled() {
+        let _outcome = handle(event, i, handler).await;
+        return;
+    }
+    let span = crate::traces::event_span(event, i.socket.ns());
+    let outcome = handle(event, i, handler).instrument(span.clone()).await;
+    crate::traces::record_outcome(&span, outcome);
+}
+
+/// Rate limit, parse, run, measure, answer; returns the outcome for the trace.
+async fn handle<A, P, R, F, Fut>(
+    event: &'static str,
+    i: Incoming<A>,
+    handler: F,
+) -> Result<(), ErrorCode>
 where
     A: Adapter,
     P: DeserializeOwned,
@@ -256,7 +279,7 @@ where
     } = i;
     if session.is_flooding() {
         // Flagged and being disconnected: nothing more is handled, answered or logged.
-        return;
+        return Err(ErrorCode::RateLimited);
     }
     let cx = EventCx {
         socket,
@@ -268,7 +291,7 @@ where
         let err = AppError::new(ErrorCode::RateLimited, "too many events; slow down");
         metrics::event_handled(event, err.code.as_str(), start.elapsed());
         reply.send::<()>(event, &Err(err));
-        return;
+        return Err(ErrorCode::RateLimited);
     }
     let result = match arg.and_then(parse_payload::<P>) {
         Ok(payload) => handler(cx, payload).await,
@@ -283,6 +306,7 @@ where
     };
     metrics::event_handled(event, outcome, start.elapsed());
     reply.send(event, &result);
+    result.map(|_| ()).map_err(|e| e.code)
 }
 
 /// Applies the per-socket rate limit; disconnects a socket that keeps flooding.
