@@ -11,6 +11,7 @@ pub mod config;
 pub mod emit;
 pub mod error;
 pub mod event_list;
+pub mod export;
 pub mod fair;
 pub mod http;
 pub mod ids;

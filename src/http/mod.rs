@@ -3,6 +3,7 @@
 
 mod caller;
 pub mod error;
+mod export;
 pub mod handshake;
 mod operator;
 mod ops;
@@ -106,6 +107,7 @@ pub fn router<A: Adapter>(
             get(presence::course::<A>),
         )
         .route("/tenants/{t}/presence", get(presence::tenant::<A>))
+        .merge(export::routes::<A>())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     let mut router = Router::new()

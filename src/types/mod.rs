@@ -47,6 +47,7 @@ macro_rules! with_notification_content {
 mod broadcast;
 mod course;
 mod delivery;
+mod export;
 mod inbox;
 mod notification;
 mod parse;
@@ -58,6 +59,7 @@ mod stats;
 pub use broadcast::*;
 pub use course::*;
 pub use delivery::*;
+pub use export::*;
 pub use inbox::*;
 pub use notification::*;
 pub use parse::*;
