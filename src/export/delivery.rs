@@ -149,9 +149,10 @@ impl Worker {
             match self.queue.webhook_tenants().await {
                 Ok(tenants) => {
                     for t in tenants {
-                        if !running.contains_key(&t) {
-                            let task = tokio::spawn(self.clone().deliver(t.clone()));
-                            running.insert(t, task);
+                        if let std::collections::hash_map::Entry::Vacant(slot) =
+                            running.entry(t.clone())
+                        {
+                            slot.insert(tokio::spawn(self.clone().deliver(t)));
                         }
                     }
                 }
