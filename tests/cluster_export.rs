@@ -13,7 +13,6 @@ mod cluster_support;
 #[allow(dead_code)]
 mod export_support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use lms_realtime::auth::Role;
@@ -39,58 +38,14 @@ async fn the_redis_export_queue_passes_the_export_suite() {
     .await;
 }
 
-/// A node process of the real binary, killed without a chance to clean up.
-struct ChildNode {
-    child: Child,
-    node: TestNode,
-}
-
-impl Drop for ChildNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Short delivery timings, the same on every node of the test.
-const TIMINGS: [(&str, &str); 5] = [
+const TIMINGS: &[(&str, &str)] = &[
     ("WEBHOOK_TIMEOUT_MS", "1000"),
     ("WEBHOOK_LEASE_MS", "3000"),
     ("WEBHOOK_POLL_INTERVAL_MS", "100"),
     ("WEBHOOK_BACKOFF_BASE_MS", "50"),
     ("WEBHOOK_BACKOFF_MAX_MS", "200"),
 ];
-
-async fn spawn_process(url: &str, id: &str) -> ChildNode {
-    let port = free_port(false);
-    let child = Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
-        .env("JWT_SECRET", SECRET)
-        .env("PORT", port.to_string())
-        .env("HOST", "127.0.0.1")
-        .env("REDIS_URL", url)
-        .env("NODE_ID", id)
-        .env("RUST_LOG", "warn")
-        .envs(TIMINGS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lms-realtime");
-    let node = TestNode {
-        port,
-        metrics_addr: None,
-        shutdown: Default::default(),
-        task: tokio::spawn(async { Ok(()) }),
-        http: reqwest::Client::new(),
-    };
-    let child = ChildNode { child, node };
-    let health = format!("{}/healthz", child.node.url());
-    eventually("the node process serves", || {
-        let (http, url) = (child.node.http.clone(), health.clone());
-        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
-    })
-    .await;
-    child
-}
 
 async fn spawn_live(url: &str, id: &str) -> TestNode {
     let (url, id) = (url.to_owned(), id.to_owned());
@@ -121,7 +76,7 @@ async fn a_node_killed_mid_batch_loses_nothing_another_node_delivers_from_the_cu
     // The receiver holds the first batch without answering: the node is killed while it
     // waits, so that batch was sent but never acknowledged.
     let receiver = Receiver::start(HOOK_SECRET, 1, Refuse::Hold).await;
-    let mut doomed = spawn_process(&redis.url(), &format!("{prefix}-doomed")).await;
+    let mut doomed = spawn_process(&redis.url(), &format!("{prefix}-doomed"), TIMINGS).await;
     let t = tenant();
     let st = service_token(&t);
     let (code, res) = doomed
