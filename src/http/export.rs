@@ -53,6 +53,17 @@ struct Page {
     limit: usize,
 }
 
+/// The `{t}` (checked against the caller) and the query of a paged route.
+fn tenant_page(
+    caller: &Caller,
+    t: &str,
+    query: Option<&str>,
+    takes_after: bool,
+) -> ApiResult<(TenantId, Page)> {
+    let t = tenant(caller, t)?;
+    Ok((t, page(query, takes_after)?))
+}
+
 fn page(query: Option<&str>, takes_after: bool) -> Result<Page, AppError> {
     let mut page = Page {
         after: None,
@@ -134,8 +145,7 @@ pub async fn dead_letters<A: Adapter>(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
-    let t = tenant(&caller, &t)?;
-    let page = page(query.as_deref(), false)?;
+    let (t, page) = tenant_page(&caller, &t, query.as_deref(), false)?;
     Ok(Json(s.gateway.dead_letters(&t, page.limit).await?))
 }
 
@@ -146,8 +156,7 @@ pub async fn replay<A: Adapter>(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
-    let t = tenant(&caller, &t)?;
-    let page = page(query.as_deref(), false)?;
+    let (t, page) = tenant_page(&caller, &t, query.as_deref(), false)?;
     Ok(Json(s.gateway.replay_dead_letters(&t, page.limit).await?))
 }
 
@@ -158,8 +167,7 @@ pub async fn events<A: Adapter>(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<impl IntoResponse> {
-    let t = tenant(&caller, &t)?;
-    let page = page(query.as_deref(), true)?;
+    let (t, page) = tenant_page(&caller, &t, query.as_deref(), true)?;
     Ok(Json(
         s.gateway
             .exported_events(&t, page.after.as_deref(), page.limit)
