@@ -22,6 +22,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::emit;
+use crate::export::memory::MemoryExport;
+use crate::export::{Export, ExportQueue, delivery};
 use crate::http::quota::{ApiQuotas, QuotaSettings};
 use crate::http::{self, ApiState, MetricsOn};
 use crate::metrics;
@@ -75,6 +77,8 @@ pub struct NodeParts {
     /// Membership changes to every node's presence, and those that reach this node.
     pub memberships: (Arc<dyn MembershipRelay>, Incoming),
     pub recovery: Arc<dyn crate::recovery::RecoveryStore>,
+    /// The export queue (§12): in memory on one node, in Redis for a cluster.
+    pub export: Arc<dyn ExportQueue>,
     /// Cluster: the adapter's re-subscriptions (when the subscription was lost and when it
     /// was back), after which the node replays what its sockets missed.
     pub resubscribed: Option<tokio::sync::broadcast::Receiver<(u64, u64)>>,
@@ -102,6 +106,7 @@ impl Application {
             recovery: Arc::new(crate::recovery::memory::MemoryRecovery::new(
                 config.recovery_bounds(),
             )),
+            export: Arc::new(MemoryExport::new(config.export_bounds())),
             resubscribed: None,
         };
         let builder = socket_io_builder(&config);
@@ -122,6 +127,7 @@ impl Application {
             presence: cluster.presence(Duration::from_millis(config.presence_ttl_ms)),
             memberships: cluster.membership_relay().await?,
             recovery: cluster.recovery(config.recovery_bounds()),
+            export: cluster.export(config.export_bounds()),
             resubscribed: Some(cluster.resubscribed()),
         };
         let (layer, io) = socket_io_builder(&config)
@@ -178,6 +184,7 @@ impl Application {
         );
         // One node (no peers): emits and recoveries are put in one order (`Recovery::order`).
         let single_node = parts.peers.is_none();
+        let export = Arc::new(Export::new(parts.export));
         let gateway = Gateway::new(
             io.clone(),
             store,
@@ -199,6 +206,7 @@ impl Application {
                         single_node,
                     ))
                 }),
+                export: export.clone(),
             },
         );
         tokio::spawn(socket::presence::follow_memberships(
@@ -212,6 +220,12 @@ impl Application {
             Duration::from_secs(config.jwt_leeway_secs),
         );
         let shutdown = ShutdownHandle::default();
+        delivery::spawn(
+            &export,
+            config.delivery_settings(),
+            &node,
+            shutdown.0.clone(),
+        )?;
         let presence = Presence::start(
             parts.presence,
             Arc::new(RoomAnnouncer {

@@ -179,7 +179,8 @@ pub struct Config {
     /// Notifications kept per user inbox.
     #[arg(long, env = "INBOX_CAP", default_value_t = 500)]
     pub inbox_cap: usize,
-    /// Entries kept in each tenant's progress log.
+    /// Deprecated name of `EXPORT_QUEUE_CAP` (the progress log became the export queue);
+    /// used when `EXPORT_QUEUE_CAP` is not set.
     #[arg(long, env = "PROGRESS_LOG_CAP", default_value_t = 10_000)]
     pub progress_log_cap: usize,
     /// Inbox entries (and stored notification bodies) older than this are dropped
@@ -198,9 +199,40 @@ pub struct Config {
     /// the first one instead of sending again.
     #[arg(long, env = "IDEMPOTENCY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub idempotency_window: Duration,
-    /// Progress log entries older than this are dropped.
+    /// Deprecated name of `EXPORT_RETENTION`; used when `EXPORT_RETENTION` is not set.
     #[arg(long, env = "PROGRESS_LOG_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub progress_log_retention: Duration,
+    /// Events kept in each tenant's export queue (§12: the pull API and webhooks read it),
+    /// and dead letters kept per tenant. Default: `PROGRESS_LOG_CAP` (10000).
+    #[arg(long, env = "EXPORT_QUEUE_CAP")]
+    pub export_queue_cap: Option<usize>,
+    /// Export queue entries (and dead letters) older than this are dropped (`7d`, `12h`).
+    /// Default: `PROGRESS_LOG_RETENTION` (7d).
+    #[arg(long, env = "EXPORT_RETENTION", value_parser = humantime::parse_duration)]
+    pub export_retention: Option<Duration>,
+    /// POSTs per webhook batch before its events go to the tenant's dead letters.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub webhook_max_attempts: u32,
+    /// Events per webhook POST at most.
+    #[arg(long, env = "WEBHOOK_BATCH_SIZE", default_value_t = 100)]
+    pub webhook_batch_size: usize,
+    /// The first webhook retry waits about this long (ms), doubling each time (with jitter).
+    #[arg(long, env = "WEBHOOK_BACKOFF_BASE_MS", default_value_t = 1_000)]
+    pub webhook_backoff_base_ms: u64,
+    /// The longest wait between two webhook attempts (ms).
+    #[arg(long, env = "WEBHOOK_BACKOFF_MAX_MS", default_value_t = 60_000)]
+    pub webhook_backoff_max_ms: u64,
+    /// One webhook POST's time limit (ms); past it the attempt counts as a timeout.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// How long a node's claim on delivering a tenant lasts without renewal (ms): a dead
+    /// node's tenants move to another node after it. At least twice `WEBHOOK_TIMEOUT_MS`
+    /// plus a second.
+    #[arg(long, env = "WEBHOOK_LEASE_MS", default_value_t = 30_000)]
+    pub webhook_lease_ms: u64,
+    /// How often a node looks for events appended on other nodes, and new webhooks (ms).
+    #[arg(long, env = "WEBHOOK_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub webhook_poll_interval_ms: u64,
     /// How often each node runs the retention sweep over the inboxes (with jitter).
     #[arg(long, env = "RETENTION_SWEEP_INTERVAL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub retention_sweep_interval: Duration,
@@ -414,12 +446,37 @@ impl Config {
     pub fn store_limits(&self) -> crate::store::StoreLimits {
         crate::store::StoreLimits {
             inbox_cap: self.inbox_cap,
-            progress_log_cap: self.progress_log_cap,
             inbox_retention: self.inbox_retention,
             inactive_user_retention: self.inactive_user_retention,
             dismissed_retention: self.dismissed_retention,
             idempotency_window: self.idempotency_window,
-            progress_retention: self.progress_log_retention,
+        }
+    }
+
+    /// What each tenant's export queue keeps (the old `PROGRESS_LOG_*` names still count).
+    pub fn export_bounds(&self) -> crate::export::QueueBounds {
+        crate::export::QueueBounds {
+            cap: self
+                .export_queue_cap
+                .unwrap_or(self.progress_log_cap)
+                .max(1),
+            retention: self
+                .export_retention
+                .unwrap_or(self.progress_log_retention)
+                .max(Duration::from_secs(1)),
+        }
+    }
+
+    /// How webhooks are delivered.
+    pub fn delivery_settings(&self) -> crate::export::delivery::DeliverySettings {
+        crate::export::delivery::DeliverySettings {
+            max_attempts: self.webhook_max_attempts.max(1),
+            batch_size: self.webhook_batch_size.clamp(1, 10_000),
+            backoff_base: Duration::from_millis(self.webhook_backoff_base_ms),
+            backoff_max: Duration::from_millis(self.webhook_backoff_max_ms),
+            request_timeout: Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            lease_ttl: Duration::from_millis(self.webhook_lease_ms),
+            poll_interval: Duration::from_millis(self.webhook_poll_interval_ms.max(10)),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod console;
 pub mod emit;
 pub mod error;
 pub mod event_list;
+pub mod export;
 pub mod fair;
 pub mod http;
 pub mod ids;

@@ -75,6 +75,17 @@ pub const PRESENCE_EVENTS_TOTAL: &str = "lms_presence_events_total";
 /// Presence updates given up after retries (the store was unreachable).
 pub const PRESENCE_STORE_FAILURES_TOTAL: &str = "lms_presence_store_failures_total";
 
+/// Webhook POSTs (§12) by `outcome`: `ok`, `http_error` (a non-2xx answer), `timeout`,
+/// `connect_error`. Every attempt counts, retries included.
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "lms_webhook_deliveries_total";
+/// On this node, the age of the oldest undelivered event of the tenants it delivers (the
+/// max over them; 0 when all are delivered). Take the max over nodes.
+pub const WEBHOOK_LAG_SECONDS: &str = "lms_webhook_lag_seconds";
+/// Events moved to a tenant's dead letters after `WEBHOOK_MAX_ATTEMPTS` failed POSTs.
+pub const WEBHOOK_DEAD_LETTERS_TOTAL: &str = "lms_webhook_dead_letters_total";
+/// Exported events the queue could not take (the store was unreachable), by `event`.
+pub const EXPORT_APPEND_FAILURES_TOTAL: &str = "lms_export_append_failures_total";
+
 /// Why sockets were disconnected by an operator.
 #[derive(Debug, Clone, Copy)]
 pub enum KickCause {
@@ -249,6 +260,23 @@ fn describe() {
         RECOVERY_KEEP_FAILURES_TOTAL,
         "Events sent live but not kept for recovery"
     );
+    describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        "Webhook POSTs by outcome (ok, http_error, timeout, connect_error), retries included"
+    );
+    describe_gauge!(
+        WEBHOOK_LAG_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest undelivered event of the tenants this node delivers (max)"
+    );
+    describe_counter!(
+        WEBHOOK_DEAD_LETTERS_TOTAL,
+        "Exported events moved to the dead letters after the last failed attempt"
+    );
+    describe_counter!(
+        EXPORT_APPEND_FAILURES_TOTAL,
+        "Exported events the queue could not take (store unreachable), by event"
+    );
 }
 
 /// Publishes the node's gauges at zero, so dashboards show a node before its first socket.
@@ -276,6 +304,11 @@ pub fn init_node(node: &str) {
         }
     }
     counter!(PRESENCE_STORE_FAILURES_TOTAL).increment(0);
+    for outcome in ["ok", "http_error", "timeout", "connect_error"] {
+        counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => outcome).increment(0);
+    }
+    counter!(WEBHOOK_DEAD_LETTERS_TOTAL).increment(0);
+    gauge!(WEBHOOK_LAG_SECONDS).set(0.0);
 }
 
 pub fn connection_opened(node: &str) {
@@ -493,6 +526,22 @@ pub fn recovery_replayed(n: u64) {
 
 pub fn recovery_keep_failed() {
     counter!(RECOVERY_KEEP_FAILURES_TOTAL).increment(1);
+}
+
+pub fn webhook_delivery(outcome: &'static str) {
+    counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn webhook_lag(seconds: f64) {
+    gauge!(WEBHOOK_LAG_SECONDS).set(seconds);
+}
+
+pub fn webhook_dead_letters(events: u64) {
+    counter!(WEBHOOK_DEAD_LETTERS_TOTAL).increment(events);
+}
+
+pub fn export_append_failed(event: &'static str) {
+    counter!(EXPORT_APPEND_FAILURES_TOTAL, "event" => event).increment(1);
 }
 
 #[cfg(test)]

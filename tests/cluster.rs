@@ -11,12 +11,12 @@ mod cluster_support;
 
 use std::time::Duration;
 
-use fred::interfaces::{ClientLike, StreamsInterface};
+use fred::interfaces::ClientLike;
 use futures::future::join_all;
 use lms_realtime::auth::Role;
 use lms_realtime::cluster;
 use lms_realtime::store::redis::RedisStore;
-use lms_realtime::store::{StoreLimits, conformance, keys};
+use lms_realtime::store::{StoreLimits, conformance};
 use serde_json::{Value, json};
 
 use cluster_support::*;
@@ -26,26 +26,19 @@ async fn redis_store(url: &str, limits: StoreLimits) -> RedisStore {
     RedisStore::new(redis_client(url).await, limits)
 }
 
-/// The whole store suite, the progress log's bound read with XLEN.
+/// The whole store suite.
 async fn redis_conformance(url: &str, limits: StoreLimits) {
     let store = redis_store(url, limits).await;
     conformance::run_all(&store, limits).await;
-    let client = redis_client(url).await;
-    conformance::the_progress_log_is_bounded(&store, limits, async |t| {
-        client.xlen::<usize, _>(keys::progress(t)).await.unwrap()
-    })
-    .await;
 }
 
 const SMALL: StoreLimits = StoreLimits {
     inbox_cap: 5,
-    progress_log_cap: 3,
     ..StoreLimits::DEFAULT
 };
 
 const ROOMY: StoreLimits = StoreLimits {
     inbox_cap: 100,
-    progress_log_cap: 100,
     ..StoreLimits::DEFAULT
 };
 

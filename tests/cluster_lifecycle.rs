@@ -106,7 +106,6 @@ async fn on_a_redis_cluster_the_lifecycle_rules_hold_and_a_tenant_spreads_over_e
     let c = client(&url).await;
     let limits = StoreLimits {
         inbox_cap: 5,
-        progress_log_cap: 3,
         ..StoreLimits::DEFAULT
     };
     conformance::run_all(&RedisStore::new(c.clone(), limits), limits).await;

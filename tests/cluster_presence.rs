@@ -10,7 +10,6 @@ mod helpers;
 #[allow(dead_code)]
 mod cluster_support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,9 @@ use serde_json::Value;
 
 use cluster_support::*;
 use helpers::*;
+
+/// Presence settings of the node processes: no debounce, a crashed node forgotten fast.
+const PRESENCE_ENV: &[(&str, &str)] = &[("PRESENCE_DEBOUNCE_MS", "0"), ("PRESENCE_TTL_MS", "1500")];
 
 #[tokio::test]
 async fn the_redis_presence_passes_the_presence_suite() {
@@ -94,61 +96,12 @@ async fn join_and_leave_reach_instructors_on_another_node_once_per_user() {
     assert_eq!(course_count(&b, &t).await, 1, "only the instructor is left");
 }
 
-/// A node process of the real binary, killed without a chance to clean up.
-struct ChildNode {
-    child: Child,
-    node: TestNode,
-}
-
-impl Drop for ChildNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn spawn_process(url: &str, id: &str) -> ChildNode {
-    let port = free_port(false);
-    let child = Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
-        .env("JWT_SECRET", SECRET)
-        .env("PORT", port.to_string())
-        .env("HOST", "127.0.0.1")
-        .env("REDIS_URL", url)
-        .env("NODE_ID", id)
-        .env("PRESENCE_DEBOUNCE_MS", "0")
-        .env("PRESENCE_TTL_MS", "1500")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lms-realtime");
-    let node = TestNode {
-        port,
-        metrics_addr: None,
-        shutdown: Default::default(),
-        task: tokio::spawn(async { Ok(()) }),
-        http: reqwest::Client::new(),
-    };
-    let mut child = ChildNode { child, node };
-    let url = format!("{}/healthz", child.node.url());
-    eventually("the node process serves", || {
-        let (http, url) = (child.node.http.clone(), url.clone());
-        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
-    })
-    .await;
-    assert!(
-        child.child.try_wait().unwrap().is_none(),
-        "the node process exited"
-    );
-    child
-}
-
 #[tokio::test]
 async fn a_crashed_nodes_users_drop_and_their_instructors_hear_it() {
     let redis = RedisServer::start();
     let prefix = format!("pc{}", fastrand::u32(..));
     let live = spawn(&redis.url(), &format!("{prefix}-live")).await;
-    let mut doomed = spawn_process(&redis.url(), &format!("{prefix}-doomed")).await;
+    let mut doomed = spawn_process(&redis.url(), &format!("{prefix}-doomed"), PRESENCE_ENV).await;
     let t = tenant();
     live.enroll(&t, "c1", "i1", "instructor").await;
     live.enroll(&t, "c1", "s1", "student").await;

@@ -269,7 +269,7 @@ enum Key {
     CourseMembers(TenantId, CourseId),
     Body(TenantId, NotificationId),
     Sent(TenantId, NotificationId),
-    Progress(TenantId),
+    Export(TenantId),
 }
 
 impl Key {
@@ -281,7 +281,7 @@ impl Key {
             Self::CourseMembers(t, c) => keys::course_members(t, c),
             Self::Body(t, n) => keys::body(t, n),
             Self::Sent(t, n) => keys::sent(t, n),
-            Self::Progress(t) => keys::progress(t),
+            Self::Export(t) => keys::export_queue(t),
         }
     }
 
@@ -293,7 +293,7 @@ impl Key {
             | Self::CourseMembers(t, _)
             | Self::Body(t, _)
             | Self::Sent(t, _)
-            | Self::Progress(t) => t,
+            | Self::Export(t) => t,
         }
     }
 }
@@ -310,7 +310,7 @@ fn key() -> impl Strategy<Value = Key> {
         (tenant(), course()).prop_map(|(t, c)| Key::CourseMembers(t, c)),
         (tenant(), notification_id()).prop_map(|(t, n)| Key::Body(t, n)),
         (tenant(), notification_id()).prop_map(|(t, n)| Key::Sent(t, n)),
-        tenant().prop_map(Key::Progress),
+        tenant().prop_map(Key::Export),
     ]
 }
 

@@ -274,6 +274,17 @@ impl Cluster {
         ))
     }
 
+    /// The export queue (§12), on the store's connection.
+    pub fn export(
+        &self,
+        bounds: crate::export::QueueBounds,
+    ) -> Arc<dyn crate::export::ExportQueue> {
+        Arc::new(crate::export::redis::RedisExport::new(
+            self.client.clone(),
+            bounds,
+        ))
+    }
+
     pub fn peers(&self) -> Arc<RedisPeers> {
         self.peers.clone()
     }

@@ -14,10 +14,10 @@ use socketioxide::adapter::Adapter;
 
 use super::ApiState;
 use super::caller::{Audience, Caller};
+use super::openapi::{TenantParam, UserParam};
 use super::quota::Refusal;
 use super::routes::{ApiResult, not_found, tenant_user};
 use crate::console::{self, Asset, overview};
-use super::openapi::{TenantParam, UserParam};
 use crate::types::{ConsoleOverview, Disconnected};
 
 /// A caller of the console API: a super admin, or a tenant admin.

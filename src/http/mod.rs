@@ -4,6 +4,7 @@
 mod caller;
 mod console;
 pub mod error;
+mod export;
 pub mod handshake;
 mod openapi;
 mod operator;

@@ -28,7 +28,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::ApiState;
-use super::{console, operator, ops, presence, routes};
+use super::{console, export, operator, ops, presence, routes};
 use crate::ids::{CourseId, TenantId, UserId};
 use crate::types::ApiErrorBody;
 
@@ -55,7 +55,7 @@ macro_rules! service_api {
         #[openapi(
             info(
                 title = "lms-realtime service API",
-                description = "The HTTP API LMS backends call (PROTOCOL.md §5, §10, §11). \
+                description = "The HTTP API LMS backends call (PROTOCOL.md §5, §10, §11, §12). \
                     Errors are `{ \"error\": { code, message } }` with the matching status.",
             ),
             servers((url = "/api/v1")),
@@ -67,6 +67,7 @@ macro_rules! service_api {
                 (name = "courses", description = "Course membership and course events"),
                 (name = "presence", description = "Who is online"),
                 (name = "operator", description = "Kicks and token revocations"),
+                (name = "export", description = "Webhooks and the pull API for exported events (§12)"),
                 (name = "console", description = "The operator console's API (super_admin, or a tenant's admin)"),
                 (name = "platform", description = "Platform-wide calls (super_admin)"),
                 (name = "meta", description = "This document"),
@@ -92,6 +93,13 @@ service_api![
     presence::tenant::<A>,
     console::get_overview::<A>,
     console::kick::<A>,
+    export::put_webhook::<A>,
+    export::webhook::<A>,
+    export::delete_webhook::<A>,
+    export::status::<A>,
+    export::dead_letters::<A>,
+    export::replay::<A>,
+    export::events::<A>,
     ops::openapi_json,
 ];
 

@@ -7,11 +7,11 @@ use socketioxide::extract::SocketRef;
 
 use super::{Gateway, now_rfc3339};
 use crate::error::AppError;
+use crate::export::EventType;
 use crate::ids::{CourseId, TenantId, UserId};
 use crate::presence::relay::MembershipChange;
 use crate::rooms;
 use crate::server_events as events;
-use crate::store::ProgressRecord;
 use crate::types::*;
 
 impl<A: Adapter> Gateway<A> {
@@ -199,8 +199,10 @@ impl<A: Adapter> Gateway<A> {
         Ok(self.inner.store.user_courses(t, u).await?)
     }
 
-    /// Appends a student's progress report to the tenant's progress log, then forwards it
-    /// live to the course's instructors and the student's other sockets (`from` left out).
+    /// Appends a student's progress report to the tenant's export queue (§12), then
+    /// forwards it live to the course's instructors and the student's other sockets
+    /// (`from` left out). `UNAVAILABLE` when the queue did not take it: the client can send
+    /// it again, and nothing was forwarded that the LMS will not get.
     pub async fn forward_progress<P: Serialize>(
         &self,
         from: &SocketRef<A>,
@@ -211,19 +213,12 @@ impl<A: Adapter> Gateway<A> {
         payload: P,
     ) -> Result<(), AppError> {
         let at = now_rfc3339();
-        let record = ProgressRecord {
-            user: user.clone(),
-            course: course.clone(),
-            kind: kind.name(),
-            payload: serde_json::to_value(&payload).map_err(|_| AppError::internal())?,
-            at: at.clone(),
-        };
-        self.inner.store.append_progress(t, &record).await?;
         let body = ProgressEvent {
             payload,
             user_id: user.clone(),
-            at,
+            at: at.clone(),
         };
+        self.export(t, kind.exported(), at, &body).await?;
         let targets = vec![rooms::course_instructors(t, course), rooms::user(t, user)];
         self.emit_to_others_or_log(from, targets, kind.event(), &body)
             .await;
@@ -231,7 +226,7 @@ impl<A: Adapter> Gateway<A> {
     }
 }
 
-/// The two kinds of progress report: their name in the progress log and their event.
+/// The two kinds of progress report: their exported type and their event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressKind {
     Content,
@@ -239,10 +234,10 @@ pub enum ProgressKind {
 }
 
 impl ProgressKind {
-    fn name(self) -> &'static str {
+    fn exported(self) -> EventType {
         match self {
-            Self::Content => "content",
-            Self::Video => "video",
+            Self::Content => EventType::ProgressContent,
+            Self::Video => EventType::ProgressVideo,
         }
     }
 

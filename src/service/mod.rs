@@ -8,6 +8,7 @@
 //! broadcasts, courses and progress, stats.
 
 mod courses;
+mod export;
 mod notifications;
 pub mod stats;
 mod storage;
@@ -21,6 +22,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 
 use crate::emit;
 use crate::error::AppError;
+use crate::export::Export;
 use crate::fair::{FairShare, RecipientBudget, TenantLines};
 use crate::ids::NotificationId;
 use crate::presence::relay::MembershipRelay;
@@ -29,6 +31,7 @@ use crate::role::Role;
 use crate::store::Store;
 
 pub use courses::ProgressKind;
+pub use export::MAX_PAGE;
 pub use stats::PeerStats;
 
 /// Now, as the RFC 3339 timestamp every payload carries.
@@ -51,6 +54,8 @@ struct Inner<A: Adapter> {
     memberships: Arc<dyn MembershipRelay>,
     /// Connection state recovery: every room emit is kept and carries its offset.
     recovery: Option<Arc<Recovery>>,
+    /// The export queue (§12) progress, reads, dismissals and presence go to.
+    export: Arc<Export>,
 }
 
 /// The gateway's operations. Cheap to clone.
@@ -72,6 +77,8 @@ pub struct Links {
     pub memberships: Arc<dyn MembershipRelay>,
     /// `None` when recovery is off (`RECOVERY_ENABLED=false`).
     pub recovery: Option<Arc<Recovery>>,
+    /// Where exported events are appended (§12).
+    pub export: Arc<Export>,
 }
 
 impl<A: Adapter> Gateway<A> {
@@ -97,6 +104,7 @@ impl<A: Adapter> Gateway<A> {
                 stats_timeout,
                 memberships: links.memberships,
                 recovery: links.recovery,
+                export: links.export,
             }),
         }
     }

@@ -7,6 +7,7 @@ use socketioxide::extract::SocketRef;
 use super::{Gateway, new_notification_id, now_rfc3339};
 use crate::emit;
 use crate::error::AppError;
+use crate::export::EventType;
 use crate::ids::{NotificationId, TenantId, UserId};
 use crate::metrics;
 use crate::rooms;
@@ -192,26 +193,47 @@ impl<A: Adapter> Gateway<A> {
         Ok(stored)
     }
 
+    /// UNREAD → READ; a change is exported as `notification:read` (§12).
     pub async fn mark_read(
         &self,
         t: &TenantId,
         u: &UserId,
         id: &NotificationId,
     ) -> Result<StatusChange, AppError> {
-        Ok(self.inner.store.mark_read(t, u, id).await?)
+        let change = self.inner.store.mark_read(t, u, id).await?;
+        if change.changed {
+            let data = StatusExport::one(u, id);
+            self.export_or_log(t, EventType::NotificationRead, now_rfc3339(), &data)
+                .await;
+        }
+        Ok(change)
     }
 
+    /// Every UNREAD entry → READ; exported as one `notification:read` with `all: true`.
     pub async fn mark_all_read(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
-        Ok(self.inner.store.mark_all_read(t, u).await?)
+        let count = self.inner.store.mark_all_read(t, u).await?;
+        if count > 0 {
+            let data = StatusExport::all(u, count);
+            self.export_or_log(t, EventType::NotificationRead, now_rfc3339(), &data)
+                .await;
+        }
+        Ok(count)
     }
 
+    /// Any status → DISMISSED; a change is exported as `notification:dismissed`.
     pub async fn dismiss(
         &self,
         t: &TenantId,
         u: &UserId,
         id: &NotificationId,
     ) -> Result<StatusChange, AppError> {
-        Ok(self.inner.store.dismiss(t, u, id).await?)
+        let change = self.inner.store.dismiss(t, u, id).await?;
+        if change.changed {
+            let data = StatusExport::one(u, id);
+            self.export_or_log(t, EventType::NotificationDismissed, now_rfc3339(), &data)
+                .await;
+        }
+        Ok(change)
     }
 
     pub async fn unread_count(&self, t: &TenantId, u: &UserId) -> Result<u64, AppError> {
@@ -285,5 +307,40 @@ impl<A: Adapter> Gateway<A> {
         self.emit_or_unavailable(vec![], events::SYSTEM_ALERT, &alert)
             .await?;
         Ok(alert)
+    }
+}
+
+/// The `data` of an exported `notification:read` / `notification:dismissed`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusExport<'a> {
+    user_id: &'a UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification_id: Option<&'a NotificationId>,
+    /// True for a "mark all read" (`notification:read_all`)...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    all: Option<bool>,
+    /// ...and how many notifications it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+}
+
+impl<'a> StatusExport<'a> {
+    fn one(user_id: &'a UserId, id: &'a NotificationId) -> Self {
+        Self {
+            user_id,
+            notification_id: Some(id),
+            all: None,
+            count: None,
+        }
+    }
+
+    fn all(user_id: &'a UserId, count: u64) -> Self {
+        Self {
+            user_id,
+            notification_id: None,
+            all: Some(true),
+            count: Some(count),
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `presence:*` events (§10): the list for a course's instructors and tenant admins, the
 //! count for any member; the announcer that sends `presence:join` / `presence:leave`
-//! to a course's instructors; and the follower that applies the service API's membership
+//! to a course's instructors (and to the export queue, §12); and the follower that applies the service API's membership
 //! changes to this node's sockets.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use socketioxide::adapter::Adapter;
 use super::EventCx;
 use crate::auth::Role;
 use crate::error::AppError;
+use crate::export::EventType;
 use crate::ids::CourseId;
 use crate::metrics::SecurityKind;
 use crate::presence::relay::Incoming;
@@ -76,10 +77,10 @@ impl<A: Adapter> Announcer for RoomAnnouncer<A> {
     fn announce(&self, a: Announcement) -> BoxFuture<'static, ()> {
         let gateway = self.gateway.clone();
         Box::pin(async move {
-            let event = if a.joined {
-                events::PRESENCE_JOIN
+            let (event, kind) = if a.joined {
+                (events::PRESENCE_JOIN, EventType::PresenceJoin)
             } else {
-                events::PRESENCE_LEAVE
+                (events::PRESENCE_LEAVE, EventType::PresenceLeave)
             };
             let room = rooms::course_instructors(&a.tenant, &a.course);
             let change = PresenceChange {
@@ -89,6 +90,9 @@ impl<A: Adapter> Announcer for RoomAnnouncer<A> {
                 at: now_rfc3339(),
             };
             gateway.emit_or_log(vec![room], event, &change).await;
+            gateway
+                .export_or_log(&a.tenant, kind, change.at.clone(), &change)
+                .await;
         })
     }
 }

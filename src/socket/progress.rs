@@ -1,5 +1,5 @@
 //! `progress:*` events: an enrolled student's progress, forwarded live to the course's
-//! instructors and the student's other sockets, and appended to the progress log.
+//! instructors and the student's other sockets, and appended to the export queue (§12).
 
 use socketioxide::adapter::Adapter;
 

@@ -135,13 +135,6 @@ impl MembershipStore for Instrumented {
 }
 
 #[async_trait]
-impl ProgressLog for Instrumented {
-    async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
-        timed("append_progress", self.inner.append_progress(t, r)).await
-    }
-}
-
-#[async_trait]
 impl UsageStore for Instrumented {
     async fn usage(&self, t: &TenantId) -> StoreResult<Usage> {
         timed("usage", self.inner.usage(t)).await

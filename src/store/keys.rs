@@ -91,10 +91,37 @@ pub fn tenant_of(key: &str) -> Option<TenantId> {
 /// What `SCAN` matches to find every membership key: course hashes and user indexes.
 pub const MEMBERSHIP_PATTERNS: [&str; 2] = ["lms:{*:c:*}:members", "lms:{*:u:*}:courses"];
 
-/// The tenant's progress log: a stream capped by count and by age.
-pub fn progress(t: &TenantId) -> String {
-    format!("{}:progress", tenant(t))
+/// The tenant's export queue (§12, `export::redis`): a stream capped by count and by age,
+/// entries `n` (ordinal) and `e` (event JSON). It replaces the progress log
+/// (`lms:{<tenant>}:progress`, which nothing writes any more and which expires by itself).
+/// Every export key of a tenant shares the tenant tag, so each script touches one slot.
+pub fn export_queue(t: &TenantId) -> String {
+    format!("{}:export", tenant(t))
 }
+
+/// The ordinal of the last event appended to the export queue (counts what is pending).
+pub fn export_count(t: &TenantId) -> String {
+    format!("{}:export:n", tenant(t))
+}
+
+/// The tenant's webhook: hash `url`, `secret`, `events` (JSON list), `cursor` (stream id
+/// delivered up to) and `n` (its ordinal).
+pub fn webhook(t: &TenantId) -> String {
+    format!("{}:webhook", tenant(t))
+}
+
+/// Which node delivers the tenant's webhook now: its holder id, with a TTL.
+pub fn webhook_lease(t: &TenantId) -> String {
+    format!("{}:webhook:lease", tenant(t))
+}
+
+/// Events delivery gave up on: a list of event JSON, oldest first, capped.
+pub fn webhook_dead_letters(t: &TenantId) -> String {
+    format!("{}:webhook:dead", tenant(t))
+}
+
+/// The tenants that have a webhook (a set), which every node's delivery walks.
+pub const WEBHOOK_TENANTS: &str = "lms:{cluster}:webhooks";
 
 /// A user's revocation: the `before` (seconds) at or before which their tokens are refused.
 pub fn revoked_user(t: &TenantId, u: &UserId) -> String {
@@ -200,7 +227,11 @@ mod tests {
             (course_members(&a, &c), "acme:c:c1"),
             (body(&a, &n), "acme:n:n1"),
             (sent(&a, &n), "acme:n:n1"),
-            (progress(&a), "acme"),
+            (export_queue(&a), "acme"),
+            (export_count(&a), "acme"),
+            (webhook(&a), "acme"),
+            (webhook_lease(&a), "acme"),
+            (webhook_dead_letters(&a), "acme"),
             (user_connections(Some(&a), &u), "acme"),
             (tenant_connections(Some(&a)), "acme"),
             (revoked_user(&a, &u), "acme"),

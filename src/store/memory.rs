@@ -2,7 +2,7 @@
 //! tests, not for production scale (nothing survives a restart). It follows the same bounds
 //! as Redis; a background task calls [`InboxStore::sweep`] for what expires by time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -181,7 +181,6 @@ pub struct MemoryStore {
     inboxes: Mutex<Inboxes>,
     sent: Mutex<SentRecords>,
     members: Mutex<Membership>,
-    progress: Mutex<HashMap<TenantId, VecDeque<(Instant, ProgressRecord)>>>,
     usage: Mutex<HashMap<TenantId, Usage>>,
 }
 
@@ -192,7 +191,6 @@ impl MemoryStore {
             inboxes: Mutex::default(),
             sent: Mutex::default(),
             members: Mutex::new(Membership::new(limits.inbox_idle_ttl())),
-            progress: Mutex::default(),
             usage: Mutex::default(),
         }
     }
@@ -325,25 +323,6 @@ impl MembershipStore for MemoryStore {
 }
 
 #[async_trait]
-impl ProgressLog for MemoryStore {
-    async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
-        let mut logs = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let log = logs.entry(t.clone()).or_default();
-        log.push_back((now, r.clone()));
-        let keep = self.limits.progress_retention;
-        while log.len() > self.limits.progress_log_cap.max(1)
-            || log
-                .front()
-                .is_some_and(|(at, _)| now.duration_since(*at) > keep)
-        {
-            log.pop_front();
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
 impl Health for MemoryStore {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
@@ -356,18 +335,12 @@ mod tests {
 
     const SMALL: StoreLimits = StoreLimits {
         inbox_cap: 5,
-        progress_log_cap: 3,
         ..StoreLimits::DEFAULT
     };
 
     #[tokio::test]
     async fn the_memory_store_passes_the_conformance_suite() {
         conformance::run_all(&MemoryStore::new(SMALL), SMALL).await;
-        let s = MemoryStore::new(SMALL);
-        conformance::the_progress_log_is_bounded(&s, SMALL, async |t| {
-            s.progress.lock().unwrap().get(t).map_or(0, |l| l.len())
-        })
-        .await;
     }
 
     #[tokio::test]

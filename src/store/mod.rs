@@ -1,7 +1,8 @@
-//! The state that must survive a node, behind five narrow traits: [`InboxStore`] (inboxes,
+//! The state that must survive a node, behind four narrow traits: [`InboxStore`] (inboxes,
 //! unread counts, notification bodies and their idempotency records), [`MembershipStore`],
-//! [`ProgressLog`], [`Health`] and [`UsageStore`] (per-tenant storage, for quotas);
-//! [`Store`] is all five.
+//! [`Health`] and [`UsageStore`] (per-tenant storage, for quotas); [`Store`] is all four.
+//! Progress reports and the other exported events go to the export queue
+//! ([`crate::export`]), which replaced the progress log.
 //!
 //! Two engines implement them, chosen at start by configuration (like Centrifugo's engines):
 //! [`memory::MemoryStore`] for the embedded single node and development, and [`redis`] for a
@@ -105,18 +106,6 @@ pub struct Page {
     pub skipped: u64,
 }
 
-/// One entry of the progress log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProgressRecord {
-    pub user: UserId,
-    pub course: CourseId,
-    /// `content` or `video`.
-    pub kind: &'static str,
-    pub payload: serde_json::Value,
-    /// RFC 3339.
-    pub at: String,
-}
-
 /// How a membership replacement changed the course.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MembershipDiff {
@@ -131,8 +120,6 @@ pub struct MembershipDiff {
 pub struct StoreLimits {
     /// Entries kept per user inbox; older ones are dropped (and stop counting unread).
     pub inbox_cap: usize,
-    /// Entries kept in each tenant's progress log.
-    pub progress_log_cap: usize,
     /// Inbox entries (and notification bodies) older than this are dropped.
     pub inbox_retention: Duration,
     /// A user with no activity (insert, read, dismiss, connect, enrolment change) for this
@@ -142,8 +129,6 @@ pub struct StoreLimits {
     pub dismissed_retention: Duration,
     /// How long a notification id is remembered for exact idempotency.
     pub idempotency_window: Duration,
-    /// Progress log entries older than this are dropped.
-    pub progress_retention: Duration,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -156,12 +141,10 @@ impl StoreLimits {
     /// The defaults of the configuration, usable in `const` items.
     pub const DEFAULT: Self = Self {
         inbox_cap: 500,
-        progress_log_cap: 10_000,
         inbox_retention: Duration::from_secs(90 * DAY),
         inactive_user_retention: Duration::from_secs(180 * DAY),
         dismissed_retention: Duration::from_secs(7 * DAY),
         idempotency_window: Duration::from_secs(DAY),
-        progress_retention: Duration::from_secs(7 * DAY),
     };
 
     /// How long a user's keys (and a course's membership) live without activity.
@@ -270,13 +253,6 @@ pub trait MembershipStore: Send + Sync + 'static {
     async fn course_members(&self, t: &TenantId, c: &CourseId) -> StoreResult<Vec<Member>>;
 }
 
-/// The tenant's progress log: written by every progress event, bounded by count and age.
-/// Nothing in the gateway reads it yet; the export API (issue 14) will.
-#[async_trait]
-pub trait ProgressLog: Send + Sync + 'static {
-    async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()>;
-}
-
 /// Whether the engine can be reached at all.
 #[async_trait]
 pub trait Health: Send + Sync + 'static {
@@ -285,7 +261,7 @@ pub trait Health: Send + Sync + 'static {
 }
 
 /// Every part of the store, as one handle for the gateway. Implemented for anything that
-/// implements the five parts.
-pub trait Store: InboxStore + MembershipStore + ProgressLog + Health + UsageStore {}
+/// implements the four parts.
+pub trait Store: InboxStore + MembershipStore + Health + UsageStore {}
 
-impl<S: InboxStore + MembershipStore + ProgressLog + Health + UsageStore + ?Sized> Store for S {}
+impl<S: InboxStore + MembershipStore + Health + UsageStore + ?Sized> Store for S {}

@@ -11,8 +11,8 @@
 //! tenant and id, next to its idempotency record; each recipient's inbox holds references
 //! (a sorted set of ids scored by insert time, a hash of statuses with the unread count),
 //! see [`super::redis_inbox`]. Membership is a hash per course (the authority) and an index
-//! per user ([`super::redis_membership`]); the progress log is a stream bounded by count and
-//! age.
+//! per user ([`super::redis_membership`]). (The progress log that was here is now the
+//! export queue, `export::redis`.)
 //!
 //! Failures: every Redis error or timeout becomes [`StoreError::Unavailable`]. The client
 //! never retries a command on its own (see `cluster::client_config`), and a command that
@@ -29,14 +29,11 @@ use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::Value;
 use fred::types::config::Options;
 
-use super::keys;
 use super::*;
 
 /// How long `ping` (readiness) waits; it also fails at once while the client is
 /// disconnected, so `/readyz` answers 503 quickly when Redis is down.
 pub const PING_TIMEOUT: Duration = Duration::from_millis(1_000);
-
-const PROGRESS_APPEND: &str = include_str!("lua/progress_append.lua");
 
 /// The store on Redis. Cheap to clone (the fred client is a handle).
 #[derive(Clone)]
@@ -115,32 +112,6 @@ pub(super) fn now_ms() -> u64 {
 /// A duration in ms, at least 1 (`PEXPIRE 0` would delete).
 pub(super) fn ms(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
-}
-
-#[async_trait]
-impl ProgressLog for RedisStore {
-    async fn append_progress(&self, t: &TenantId, r: &ProgressRecord) -> StoreResult<()> {
-        let json = serde_json::json!({
-            "user": r.user,
-            "course": r.course,
-            "kind": r.kind,
-            "payload": r.payload,
-            "at": r.at,
-        })
-        .to_string();
-        self.eval(
-            PROGRESS_APPEND,
-            vec![keys::progress(t)],
-            vec![
-                json,
-                now_ms().to_string(),
-                ms(self.limits.progress_retention).to_string(),
-                self.limits.progress_log_cap.max(1).to_string(),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lms_realtime::Config;
 
-use crate::helpers::{TestNode, spawn_node_with};
+use crate::helpers::{SECRET, TestNode, spawn_node_with};
 
 /// How long to wait for something that should happen "within seconds".
 pub const SOON: Duration = Duration::from_secs(20);
@@ -279,4 +279,55 @@ pub async fn redis_client(url: &str) -> fred::clients::Client {
     let client = fred::clients::Client::new(config, Some(perf), Some(connection), Some(policy));
     client.init().await.expect("connects to the test redis");
     client
+}
+
+/// A node process of the real binary, to be killed without a chance to clean up (and
+/// killed on drop).
+pub struct ChildNode {
+    pub child: Child,
+    pub node: TestNode,
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary as a cluster node on a free port, with `envs` on top of the basics,
+/// and waits until it serves.
+pub async fn spawn_process(url: &str, id: &str, envs: &[(&str, &str)]) -> ChildNode {
+    let port = free_port(false);
+    let child = Command::new(env!("CARGO_BIN_EXE_lms-realtime"))
+        .env("JWT_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env("REDIS_URL", url)
+        .env("NODE_ID", id)
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn lms-realtime");
+    let node = TestNode {
+        port,
+        metrics_addr: None,
+        shutdown: Default::default(),
+        task: tokio::spawn(async { Ok(()) }),
+        http: reqwest::Client::new(),
+    };
+    let mut child = ChildNode { child, node };
+    let health = format!("{}/healthz", child.node.url());
+    eventually("the node process serves", || {
+        let (http, url) = (child.node.http.clone(), health.clone());
+        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "the node process exited"
+    );
+    child
 }

@@ -5,6 +5,9 @@ mod admin_progress;
 mod auth;
 mod console;
 mod courses;
+mod export;
+#[path = "../export_support/mod.rs"]
+mod export_support;
 mod fuzz_frames;
 mod helpers;
 mod hostile_http;

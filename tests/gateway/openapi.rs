@@ -104,8 +104,15 @@ fn check_shape(doc: &Value, schema: &Value, body: &Value) -> Result<(), String> 
 async fn every_documented_example_is_accepted_by_a_running_gateway() {
     let node = spawn_node().await;
     let doc = fetch_document(&node).await;
-    let ops = operations(&doc);
+    let mut ops = operations(&doc);
     assert!(ops.len() >= 14, "{} operations documented", ops.len());
+    // Writes first, then reads, then removals: a webhook is read after its example PUT
+    // created it, and removed last.
+    ops.sort_by_key(|o| match o.method {
+        Method::PUT | Method::POST => 0,
+        Method::DELETE => 2,
+        _ => 1,
+    });
     for Operation { method, path, op } in ops {
         let what = format!("{method} {path}");
         let mut url = concrete(&doc, path, |name| {

@@ -1,6 +1,7 @@
-// Bodies of the event export routes (PROTOCOL.md §12), written by hand until the gateway's
-// Rust types for them exist and `gen-ts` emits them into `generated/types.ts`.
-// TODO(export): replace with the generated declarations once §12 is merged.
+// Bodies of the event export routes (PROTOCOL.md §12). They mirror `src/types/export.rs`
+// (the OpenAPI document at /api/v1/openapi.json describes the same), written by hand so
+// that `type` and `events` are the closed unions of §12 rather than plain strings; the
+// e2e suite checks them against a running gateway (tests/e2e/src/export.test.ts).
 
 import type { JsonValue } from "./generated/types.js";
 
@@ -39,12 +40,15 @@ export type Webhook = Omit<WebhookConfig, "secret">;
 /** `GET /tenants/{t}/events`: one page; pass `next` as `after` for the following one. */
 export interface EventsPage {
   events: ExportEvent[];
-  next: string | null;
+  /** The `after` of the next page (the same cursor when nothing was new). */
+  next: string;
 }
 
 /** `GET /tenants/{t}/webhook/dead-letters`: events whose delivery gave up. */
 export interface DeadLetters {
   events: ExportEvent[];
+  /** Dead letters held in all (the page may be shorter). */
+  count: number;
 }
 
 /** `POST /tenants/{t}/webhook/dead-letters/replay`. */

@@ -8,12 +8,10 @@ use super::*;
 /// Limits for [`retention_rules_hold`]: everything expires within seconds.
 pub const SHORT: StoreLimits = StoreLimits {
     inbox_cap: 50,
-    progress_log_cap: 3,
     inbox_retention: Duration::from_millis(3_000),
     inactive_user_retention: Duration::from_millis(4_000),
     dismissed_retention: Duration::from_millis(1_000),
     idempotency_window: Duration::from_millis(2_000),
-    progress_retention: Duration::from_millis(1_000),
 };
 
 fn all() -> ListQuery {

@@ -9,8 +9,7 @@ pub mod usage;
 use super::*;
 use crate::types::{NotificationType, Priority};
 
-/// Runs every check against `store`, configured with `limits` (the progress log has its
-/// own check, [`the_progress_log_is_bounded`]).
+/// Runs every check against `store`, configured with `limits`.
 pub async fn run_all(store: &dyn Store, limits: StoreLimits) {
     insert_is_idempotent_and_counts_unread_once(store).await;
     read_and_dismiss_never_double_count(store).await;
@@ -384,29 +383,6 @@ pub async fn membership_set_remove_and_replace(store: &dyn Store) {
     let empty = store.replace_members(&t, &c, &[]).await.unwrap();
     assert_eq!(empty.removed.len(), 2);
     assert!(store.course_members(&t, &c).await.unwrap().is_empty());
-}
-
-/// The log keeps at most `progress_log_cap` entries; `len` reads an engine's length of a
-/// tenant's log (the log has no reader in the gateway yet, so each engine's test supplies it).
-pub async fn the_progress_log_is_bounded(
-    store: &dyn ProgressLog,
-    limits: StoreLimits,
-    len: impl AsyncFn(&TenantId) -> usize,
-) {
-    let t = fresh_tenant();
-    let total = limits.progress_log_cap + 2;
-    for i in 0..total {
-        let r = ProgressRecord {
-            user: uid("u"),
-            course: cid("c"),
-            kind: "content",
-            payload: serde_json::json!({ "i": i }),
-            at: "2026-11-25T12:00:00Z".into(),
-        };
-        store.append_progress(&t, &r).await.unwrap();
-    }
-    assert_eq!(len(&t).await, limits.progress_log_cap);
-    assert_eq!(len(&fresh_tenant()).await, 0);
 }
 
 /// Two handles on the same data (two nodes of a cluster, or one engine twice) insert the
