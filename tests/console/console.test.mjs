@@ -188,6 +188,19 @@ describe('operator console', () => {
     await textIs(page, '[data-testid=refusal] td:nth-child(5)', '127.0.0.1');
     assert.ok(!(await page.content()).includes('not-a-jwt'), 'the page never shows a token');
 
+    // A webhook whose receiver is down: the student's progress waits, and the console
+    // shows it pending with its lag.
+    const hook = await api('PUT', '/api/v1/tenants/acme/webhook', tokens.acmeService,
+      { url: 'http://127.0.0.1:9/hooks', secret: 'console-test-secret-0123456789', events: ['progress'] });
+    assert.equal(hook.status, 200, JSON.stringify(hook.body));
+    const ack = await first.socket.timeout(5000).emitWithAck('progress:content',
+      { courseId: 'c1', contentId: 'l1', progress: 0.5, completed: false });
+    assert.equal(ack?.error, undefined, JSON.stringify(ack));
+    await page.waitForFunction(
+      () => /^lag \d+\.\d s, 1 pending, 0 dead$/.test(
+        document.querySelector('[data-tenant="acme"] [data-testid=webhook]')?.textContent ?? ''),
+      null, { timeout: 20_000 });
+
     const gone = Promise.all([first, second].map(({ socket }) =>
       new Promise((r) => socket.once('disconnect', r))));
     await page.click(`${acme} [data-user="u1"] [data-testid=kick]`);
