@@ -377,6 +377,33 @@ async fn stats_sum_over_the_nodes_and_name_them() {
         .collect();
     per_node.sort();
     assert_eq!(per_node, [1, 2, 3]);
+    let tenants: Vec<u64> = last["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["tenants"][t.as_str()].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        tenants.iter().sum::<u64>(),
+        6,
+        "each node counts its sockets per tenant"
+    );
+    // The operator console shows the tenant's sockets on every node, from any node.
+    for node in &nodes {
+        let (status, overview) = node.get("/console/overview", &super_token()).await;
+        assert_eq!(status, 200, "{overview}");
+        let row = overview["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["tenantId"] == t.as_str())
+            .cloned();
+        assert_eq!(
+            row.map(|r| r["connections"].clone()),
+            Some(json!(6)),
+            "{overview}"
+        );
+    }
 
     // A node that dies without deregistering (a crash: its heartbeats just stop) leaves
     // the stats when its last heartbeat expires.

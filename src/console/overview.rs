@@ -1,7 +1,8 @@
-//! One poll of the console: nodes and their health, this node's sockets per tenant and
-//! course, presence across the cluster, and recent refusals, cut to what the viewer may
+//! One poll of the console: nodes and their health, sockets per tenant across the cluster,
+//! this node's sockets per course and user, presence across the cluster, and recent refusals, cut to what the viewer may
 //! see (a super admin everything, a tenant admin its own tenant and nothing platform-wide).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -49,7 +50,16 @@ pub async fn overview<A: Adapter>(src: Sources<'_, A>, viewer: &Claims) -> Conso
     if let Some(t) = only {
         local.entry(t.clone()).or_default();
     }
-    let (nodes, partial) = nodes(&src, only.is_none()).await;
+    let (nodes, partial, per_tenant) = nodes(&src, only.is_none()).await;
+    // Connections per tenant are the cluster's (every node's heartbeat carries its
+    // counts); courses and users stay this node's sockets.
+    for (t, connections) in per_tenant {
+        if let Ok(t) = TenantId::parse(t)
+            && sees(&t)
+        {
+            local.entry(t).or_default().connections = connections;
+        }
+    }
     ConsoleOverview {
         viewer: ConsoleViewer {
             user_id: viewer.sub.clone(),
@@ -67,9 +77,13 @@ pub async fn overview<A: Adapter>(src: Sources<'_, A>, viewer: &Claims) -> Conso
     }
 }
 
-/// Every live node; connection counts only for a platform viewer (they are not one
-/// tenant's figures).
-async fn nodes<A: Adapter>(src: &Sources<'_, A>, platform: bool) -> (Vec<ConsoleNode>, bool) {
+/// Every live node (connection counts only for a platform viewer: they are not one
+/// tenant's figures), whether some could not be read, and the sockets per tenant summed
+/// over the nodes.
+async fn nodes<A: Adapter>(
+    src: &Sources<'_, A>,
+    platform: bool,
+) -> (Vec<ConsoleNode>, bool, BTreeMap<String, u64>) {
     let local_status = if src.draining {
         "draining"
     } else {
@@ -79,6 +93,12 @@ async fn nodes<A: Adapter>(src: &Sources<'_, A>, platform: bool) -> (Vec<Console
         }
     };
     let stats = src.gateway.stats().await;
+    let mut per_tenant: BTreeMap<String, u64> = BTreeMap::new();
+    for n in &stats.nodes {
+        for (t, count) in &n.tenants {
+            *per_tenant.entry(t.clone()).or_default() += count;
+        }
+    }
     let me = src.gateway.node_id();
     let nodes = stats
         .nodes
@@ -89,7 +109,7 @@ async fn nodes<A: Adapter>(src: &Sources<'_, A>, platform: bool) -> (Vec<Console
             node: n.node,
         })
         .collect();
-    (nodes, stats.partial)
+    (nodes, stats.partial, per_tenant)
 }
 
 /// Adds presence counts (users online on any node) to the tally, within the look-up
@@ -115,6 +135,7 @@ async fn with_presence(
             .cmp(&a.connections)
             .then(a.tenant_id.cmp(&b.tenant_id))
     });
+    tenants.truncate(tally::TENANTS_MAX);
     let reads = tenants.iter_mut().flat_map(|t| {
         let tenant_id = t.tenant_id.clone();
         let tenant_read = {

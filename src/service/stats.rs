@@ -22,9 +22,15 @@ pub trait PeerStats: Send + Sync + 'static {
 pub fn local_stats<A: Adapter>(io: &SocketIo<A>, node_id: &str) -> NodeStats {
     let sockets = io.local().sockets();
     let mut per_kind: BTreeMap<&'static str, (HashSet<String>, u64)> = BTreeMap::new();
+    let mut tenants: BTreeMap<String, u64> = BTreeMap::new();
     for s in &sockets {
         for room in s.rooms() {
             if let Some(kind) = RoomKind::of(&room) {
+                if kind == RoomKind::Tenant
+                    && let Some(t) = room.strip_prefix("tenant:")
+                {
+                    *tenants.entry(t.to_owned()).or_default() += 1;
+                }
                 let entry = per_kind.entry(kind.as_str()).or_default();
                 entry.1 += 1;
                 if !entry.0.contains(room.as_ref()) {
@@ -50,6 +56,7 @@ pub fn local_stats<A: Adapter>(io: &SocketIo<A>, node_id: &str) -> NodeStats {
         node: node_id.to_owned(),
         connections: sockets.len() as u64,
         rooms,
+        tenants,
     }
 }
 

@@ -52,7 +52,8 @@ pub struct ConsoleNode {
 #[serde(rename_all = "camelCase")]
 pub struct ConsoleTenant {
     pub tenant_id: TenantId,
-    /// Sockets of this tenant on this node.
+    /// Sockets of this tenant on every node (from the nodes' heartbeats, so a few
+    /// seconds behind for the other nodes).
     pub connections: u64,
     /// Users online in the tenant on any node (presence); `None` when presence is off or
     /// its store could not answer.

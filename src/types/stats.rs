@@ -10,6 +10,10 @@ pub struct NodeStats {
     pub connections: u64,
     /// Rooms and members per room kind.
     pub rooms: std::collections::BTreeMap<String, RoomStats>,
+    /// Sockets per tenant on the node (the operator console sums them over the cluster).
+    /// Absent from the heartbeats of nodes older than this field.
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(

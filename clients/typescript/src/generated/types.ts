@@ -77,7 +77,12 @@ export type NodeStats = { node: string, connections: number,
 /**
  * Rooms and members per room kind.
  */
-rooms: { [key in string]?: RoomStats }, };
+rooms: { [key in string]?: RoomStats }, 
+/**
+ * Sockets per tenant on the node (the operator console sums them over the cluster).
+ * Absent from the heartbeats of nodes older than this field.
+ */
+tenants: { [key in string]?: number }, };
 
 export type Notification = { id: string, tenantId: string, userId?: string, title: string, message: string, type: NotificationType, priority: Priority, status: NotificationStatus, data?: JsonValue, 
 /**
