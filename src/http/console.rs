@@ -45,6 +45,7 @@ pub fn pages<A: Adapter>() -> Router<ApiState<A>> {
 #[utoipa::path(
     get,
     path = "/console/overview",
+    operation_id = "console_overview",
     tag = "console",
     responses((status = 200, description = "The live system as this viewer may see it", body = ConsoleOverview)),
 )]
@@ -66,6 +67,7 @@ pub(super) async fn get_overview<A: Adapter>(
 #[utoipa::path(
     delete,
     path = "/console/tenants/{t}/users/{u}/sockets",
+    operation_id = "console_kick",
     tag = "console",
     params(TenantParam, UserParam),
     responses((status = 200, description = "Sockets disconnected", body = Disconnected)),

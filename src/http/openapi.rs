@@ -381,6 +381,19 @@ mod tests {
     }
 
     #[test]
+    fn every_operation_id_is_unique() {
+        // utoipa names an operation after its handler; two modules' `kick` collided once.
+        let doc: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap();
+                assert!(seen.insert(id.to_owned()), "operationId {id} is used twice");
+            }
+        }
+    }
+
+    #[test]
     fn every_authenticated_operation_names_the_bearer_scheme_and_its_errors() {
         let doc: serde_json::Value = serde_json::from_str(document_json()).unwrap();
         let mut authenticated = 0;
