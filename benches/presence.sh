@@ -10,6 +10,9 @@
 #                                        # node and Redis on one core, the generator (which
 #                                        # parses each 770 KB list) on the other, both ahead
 #                                        # of anything else on the box: the figure is the server's
+#   REDIS_CPUS=1 SERVER_CPUS=0 LOADGEN_CPUS=1 NICE=-20 benches/presence.sh
+#                                        # the node on a core of its own, Redis beside the
+#                                        # generator (production runs Redis on other machines)
 #
 # Output: $OUT (default target/bench/presence-<UTC time>/): on.json, off.json (one result line
 # each), memory.txt, node logs. The per-IP caps are lifted (every socket comes from 127.0.0.1). Ports: gateway 4141, Redis on a free port in 20000-29999
