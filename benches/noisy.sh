@@ -63,6 +63,8 @@ for mode in $MODES; do
       start_node 4177 redis://127.0.0.1:$REDIS_PORT
       start_node 4178 redis://127.0.0.1:$REDIS_PORT
       run http://127.0.0.1:4177,http://127.0.0.1:4178 "${pids[1]},${pids[2]},${pids[0]}"
+      # Where Redis's time went, per command (calls, usec, usec_per_call), on stderr.
+      redis-cli -p $REDIS_PORT info commandstats | tr -d '\r' | grep '^cmdstat' | sort -t= -k3 -rn >&2 || true
       ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac

@@ -252,6 +252,15 @@ pub struct NoisyArgs {
     /// `notification:count` events per second each noisy socket offers.
     #[arg(long, default_value_t = 100.0)]
     pub noise_event_rate: f64,
+    /// Make the noise in this process, beside the victims' clients, instead of in a child
+    /// process (the default). In one process the noise's own CPU delays the timestamps of the
+    /// victims' deliveries, so the ratio measures the generator as much as the server.
+    #[arg(long)]
+    pub noise_in_process: bool,
+    /// Internal: this process is the noise child of a `noisy` run. It connects the noisy
+    /// sockets, prints a ready line, makes noise for `--duration` seconds and reports it.
+    #[arg(long, hide = true)]
+    pub noise_only: bool,
 }
 
 #[derive(Args, Debug)]

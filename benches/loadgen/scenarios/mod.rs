@@ -7,6 +7,7 @@ pub mod churn;
 pub mod connect;
 pub mod fanout;
 pub mod mixed;
+pub mod noise_child;
 pub mod noisy;
 pub mod notify;
 pub mod presence;

@@ -8,7 +8,9 @@
 //!
 //! The victims' notifications are sent with the run's super-admin token, as `notify` sends them;
 //! the noise is sent with a service token of the noisy tenant, so per-tenant limits apply to it.
+//! The noise comes from a child process (`noise_child`) unless `--noise-in-process` is given.
 
+use super::noise_child::{self, NoiseChild};
 use crate::api::Api;
 use crate::cli::NoisyArgs;
 use crate::client::Outgoing;
@@ -208,29 +210,96 @@ impl Noise {
     }
 }
 
-pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
-    let p = &a.pop;
-    let noisy_tenant = ctx.tenant(p.tenants);
-    let mut specs = super::plain_specs(ctx, p.connections, p.tenants, "student")?;
+/// The noisy tenant's sockets (users `nu0`, `nu1`, … among its calls' recipients), with the
+/// feeds their floods are offered through; `first` is the index of the first spec.
+fn noisy_specs(
+    ctx: &Ctx,
+    a: &NoisyArgs,
+    tenant: &str,
+    first: usize,
+) -> anyhow::Result<(Vec<Spec>, Vec<mpsc::Sender<Outgoing>>)> {
+    let mut specs = Vec::with_capacity(a.noise_sockets);
     let mut feeds = Vec::with_capacity(a.noise_sockets);
     for j in 0..a.noise_sockets {
         let (tx, rx) = mpsc::channel(256);
         feeds.push(tx);
         specs.push(Spec {
-            index: p.connections + j,
+            index: first + j,
             node: j % ctx.targets.len(),
             token: ctx
                 .minter
-                .mint(&format!("nu{j}"), Some(&noisy_tenant), "student")?,
+                .mint(&format!("nu{j}"), Some(tenant), "student")?,
             accounted: false,
             outgoing: Some(rx),
         });
     }
-    let noisy_api = Arc::new(Api::new(
-        &ctx.minter
-            .mint("noisy-backend", Some(&noisy_tenant), "service")?,
+    Ok((specs, feeds))
+}
+
+/// The noisy tenant's backend: a service token of its own, so per-tenant limits apply.
+fn noisy_api(ctx: &Ctx, a: &NoisyArgs, tenant: &str) -> anyhow::Result<Arc<Api>> {
+    Ok(Arc::new(Api::new(
+        &ctx.minter.mint("noisy-backend", Some(tenant), "service")?,
         a.noise_concurrency,
-    )?);
+    )?))
+}
+
+/// Where the noise of the noisy phase comes from.
+enum Source {
+    InProcess(Noise),
+    Child(NoiseChild),
+}
+
+impl Source {
+    async fn finish(self, a: &NoisyArgs) -> Value {
+        match self {
+            Source::InProcess(noise) => noise.finish(a).await,
+            Source::Child(child) => child.finish().await,
+        }
+    }
+}
+
+/// The child's whole run (`--noise-only`): connect the noisy sockets, say so, make noise for
+/// `--duration` seconds, report.
+async fn noise_only(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
+    let p = &a.pop;
+    let tenant = ctx.tenant(p.tenants);
+    let (specs, feeds) = noisy_specs(ctx, a, &tenant, 0)?;
+    let api = noisy_api(ctx, a, &tenant)?;
+    ctx.set_phase("ramp");
+    let ramp = run::ramp(ctx, specs, p.connect_rate, p.connect_concurrency).await;
+    let connected = ramp.connected.iter().filter(|c| **c).count();
+    ctx.set_phase("noisy");
+    let noise = start_noise(ctx, a, api, tenant, feeds);
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", noise_child::READY)?;
+        out.flush()?;
+    }
+    tokio::time::sleep(Duration::from_secs(ctx.common.duration)).await;
+    let mut report = noise.finish(a).await;
+    report["sockets_connected"] = json!(connected);
+    run::shutdown(ctx, ramp.handles).await;
+    Ok(json!({ "noise": report }))
+}
+
+pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
+    if a.noise_only {
+        return noise_only(ctx, a).await;
+    }
+    let p = &a.pop;
+    let noisy_tenant = ctx.tenant(p.tenants);
+    let mut specs = super::plain_specs(ctx, p.connections, p.tenants, "student")?;
+    // In process, the noisy sockets connect with the victims; a child connects its own.
+    let feeds = if a.noise_in_process {
+        let (noisy, feeds) = noisy_specs(ctx, a, &noisy_tenant, p.connections)?;
+        specs.extend(noisy);
+        feeds
+    } else {
+        Vec::new()
+    };
+    let backend = noisy_api(ctx, a, &noisy_tenant)?;
     ctx.set_phase("ramp");
     let ramp = run::ramp(ctx, specs, p.connect_rate, p.connect_concurrency).await;
     let users: Arc<Vec<usize>> =
@@ -258,8 +327,13 @@ pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
     let quiet = mark(ctx);
 
     ctx.set_phase("noisy");
+    let noise = if a.noise_in_process {
+        Source::InProcess(start_noise(ctx, a, backend, noisy_tenant.clone(), feeds))
+    } else {
+        Source::Child(NoiseChild::start(&ctx.run_id).await?)
+    };
+    // After the child's sockets have connected: the phase's cost is the noise's and the victims'.
     let meter = Meter::start(&ctx.common.pids);
-    let noise = start_noise(ctx, a, noisy_api, noisy_tenant.clone(), feeds);
     let (noisy_started, noisy_wall) =
         super::notify::publish(ctx, &users, p.tenants, &sent_to, a.rate).await;
     let noise = noise.finish(a).await;
@@ -278,7 +352,11 @@ pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
         "victim_connected": users.len(),
         "victim_tenants": p.tenants,
         "noisy_tenant": noisy_tenant,
-        "noisy_connected": noisy_connected,
+        "noisy_connected": if a.noise_in_process {
+            json!(noisy_connected)
+        } else {
+            noise["sockets_connected"].clone()
+        },
         "target_rate": a.rate,
         "quiet_p50_ms": p50(&quiet_json),
         "quiet_p99_ms": p99(&quiet_json),
