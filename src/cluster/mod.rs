@@ -14,6 +14,7 @@
 //! because fred ignores a `protocol=` parameter in the URL.
 
 pub mod driver;
+pub mod lua;
 pub mod metrics;
 pub mod relay;
 pub mod stats;

@@ -4,13 +4,12 @@
 //! of tenants with a webhook lives under the cluster tag, written apart from the hash.
 //! Scripts are in `lua/`, each with a header naming keys and arguments.
 
+use crate::cluster::lua::EvalCached;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::{
-    HashesInterface, KeysInterface, ListInterface, LuaInterface, SetsInterface,
-};
+use fred::interfaces::{HashesInterface, KeysInterface, ListInterface, SetsInterface};
 use fred::types::Value;
 
 use super::*;
@@ -46,9 +45,14 @@ impl RedisExport {
         Self { client, bounds }
     }
 
-    async fn eval(&self, script: &str, keys: Vec<String>, args: Vec<String>) -> StoreResult<Value> {
+    async fn eval(
+        &self,
+        script: &'static str,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> StoreResult<Value> {
         self.client
-            .eval(script, keys, args)
+            .eval_cached(script, keys, args)
             .await
             .map_err(unavailable)
     }

@@ -8,6 +8,7 @@
 //! instance), so a crashed node's users stop counting one TTL after its last heartbeat,
 //! and their instructors hear `presence:leave`. Scripts in `lua/`; keys in [`keys`].
 
+use crate::cluster::lua::EvalCached;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
@@ -16,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::clients::Client;
 use fred::interfaces::{
-    ClientLike, HashesInterface, KeysInterface, LuaInterface, SetsInterface, SortedSetsInterface,
+    ClientLike, HashesInterface, KeysInterface, SetsInterface, SortedSetsInterface,
 };
 use fred::types::{ClusterHash, CustomCommand, Value};
 
@@ -166,7 +167,7 @@ impl RedisPresence {
             ];
             let reply: Value = self
                 .client
-                .eval(PURGE.as_str(), self.scope_keys(&scope, instance), args)
+                .eval_cached(PURGE.as_str(), self.scope_keys(&scope, instance), args)
                 .await
                 .map_err(unavailable)?;
             for row in reply.into_array() {
@@ -212,7 +213,7 @@ impl PresenceStore for RedisPresence {
         ];
         let reply: Value = self
             .client
-            .eval(JOIN.as_str(), self.scope_keys(scope, &self.instance), args)
+            .eval_cached(JOIN.as_str(), self.scope_keys(scope, &self.instance), args)
             .await
             .map_err(unavailable)?;
         change(reply, "join")
@@ -227,7 +228,7 @@ impl PresenceStore for RedisPresence {
         ];
         let reply: Value = self
             .client
-            .eval(LEAVE.as_str(), self.scope_keys(scope, &self.instance), args)
+            .eval_cached(LEAVE.as_str(), self.scope_keys(scope, &self.instance), args)
             .await
             .map_err(unavailable)?;
         change(reply, "leave")
@@ -241,7 +242,7 @@ impl PresenceStore for RedisPresence {
         ];
         let reply: Value = self
             .client
-            .eval(
+            .eval_cached(
                 SETTLE.as_str(),
                 vec![keys::holders(scope), keys::announced(scope)],
                 args,
@@ -260,7 +261,7 @@ impl PresenceStore for RedisPresence {
     async fn set_role(&self, scope: &Scope, user: &UserId, role: &str) -> StoreResult<()> {
         let _: i64 = self
             .client
-            .eval(
+            .eval_cached(
                 ROLE,
                 vec![keys::info(scope)],
                 vec![user.to_string(), role.to_owned()],

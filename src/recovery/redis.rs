@@ -7,11 +7,12 @@
 //! [`CLOCK_ALLOWANCE`] before the offset's millisecond, so a node whose clock is ahead by
 //! less than that loses nothing, and the offsets themselves decide what comes after.
 
+use crate::cluster::lua::EvalCached;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::{KeysInterface, LuaInterface};
+use fred::interfaces::KeysInterface;
 use fred::types::{Expiration, Value};
 use futures::future::try_join_all;
 
@@ -47,7 +48,7 @@ impl RedisRecovery {
         let start = format!("{}-0", after.ms.saturating_sub(allowance));
         let reply: Value = self
             .client
-            .eval(SINCE, vec![key], vec![start])
+            .eval_cached(SINCE, vec![key], vec![start])
             .await
             .map_err(unavailable)?;
         parse_since(reply).ok_or_else(|| malformed("since"))
@@ -98,24 +99,28 @@ fn parse_since(reply: Value) -> Option<(Option<Offset>, Vec<Entry>)> {
 
 #[async_trait]
 impl RecoveryStore for RedisRecovery {
-    async fn append(&self, rooms: &[String], entry: &Entry) -> StoreResult<()> {
+    async fn append(&self, rooms: &[String], entries: &[Entry]) -> StoreResult<()> {
         let min_id = format!("{}-0", now_ms().saturating_sub(self.age_ms()));
-        let args = vec![
+        let mut args = vec![
             self.bounds.max_len.max(1).to_string(),
             min_id,
             self.age_ms().max(1).to_string(),
-            entry.offset.to_string(),
-            entry.event.clone(),
-            entry.data.clone(),
-            entry.except.clone().unwrap_or_default(),
         ];
+        for entry in entries {
+            args.extend([
+                entry.offset.to_string(),
+                entry.event.clone(),
+                entry.data.clone(),
+                entry.except.clone().unwrap_or_default(),
+            ]);
+        }
         // One script per stream, sent together (fred pipelines them on its connection).
         try_join_all(rooms.iter().filter_map(|r| keys::stream(r)).map(|key| {
             let args = args.clone();
             async move {
                 let _: Value = self
                     .client
-                    .eval(APPEND, vec![key], args)
+                    .eval_cached(APPEND, vec![key], args)
                     .await
                     .map_err(unavailable)?;
                 Ok::<_, StoreError>(())
@@ -166,7 +171,7 @@ impl RecoveryStore for RedisRecovery {
         let ms = (ttl.as_millis() as u64).max(1).to_string();
         let _: i64 = self
             .client
-            .eval(RELEASE, vec![key.to_owned()], vec![sid.to_owned(), ms])
+            .eval_cached(RELEASE, vec![key.to_owned()], vec![sid.to_owned(), ms])
             .await
             .map_err(unavailable)?;
         Ok(())

@@ -20,12 +20,13 @@
 //! replayed later; a write that did reach Redis before the connection broke may still be
 //! reported as failed, which is the safe direction (inserts are idempotent on the id).
 
+use crate::cluster::lua::EvalCached;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, LuaInterface};
+use fred::interfaces::ClientLike;
 use fred::types::Value;
 use fred::types::config::Options;
 
@@ -56,7 +57,7 @@ impl RedisStore {
         args: Vec<String>,
     ) -> StoreResult<Value> {
         self.client
-            .eval(script, keys, args)
+            .eval_cached(script, keys, args)
             .await
             .map_err(unavailable)
     }

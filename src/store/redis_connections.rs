@@ -6,12 +6,12 @@
 //! instances that are neither live (heartbeat registry, [`LiveInstances`]) nor recently
 //! active, so a crashed node's sockets stop counting once its heartbeat expires.
 
+use crate::cluster::lua::EvalCached;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::LuaInterface;
 
 use super::StoreResult;
 use super::connections::{ConnectionLedger, Holder, LedgerCaps, LedgerRefusal};
@@ -94,7 +94,7 @@ impl ConnectionLedger for RedisLedger {
         args.extend(self.live.get());
         let reply: i64 = self
             .client
-            .eval(RESERVE, counter_keys(holder), args)
+            .eval_cached(RESERVE, counter_keys(holder), args)
             .await
             .map_err(unavailable)?;
         Ok(match reply {
@@ -117,7 +117,7 @@ impl ConnectionLedger for RedisLedger {
         ];
         let _: i64 = self
             .client
-            .eval(RELEASE, counter_keys(holder), args)
+            .eval_cached(RELEASE, counter_keys(holder), args)
             .await
             .map_err(unavailable)?;
         Ok(())

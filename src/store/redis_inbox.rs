@@ -287,12 +287,15 @@ impl InboxStore for RedisStore {
         &self,
         t: &TenantId,
         id: &NotificationId,
-        to: &UserId,
+        to: &[UserId],
     ) -> StoreResult<()> {
+        if to.is_empty() {
+            return Ok(());
+        }
         self.eval(
             MARK_DELIVERED,
             vec![keys::sent(t, id)],
-            vec![to.to_string()],
+            to.iter().map(ToString::to_string).collect(),
         )
         .await?;
         Ok(())

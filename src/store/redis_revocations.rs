@@ -2,11 +2,12 @@
 //! `before`) and one per revoked `jti` (by digest), both under the tenant's hash tag, so a
 //! check is a single `MGET` on one slot. Each key expires with the record.
 
+use crate::cluster::lua::EvalCached;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::{KeysInterface, LuaInterface};
+use fred::interfaces::KeysInterface;
 use fred::types::Expiration;
 
 use super::StoreResult;
@@ -43,7 +44,7 @@ impl RevocationStore for RedisRevocations {
         let args = vec![before.to_string(), secs(keep).to_string()];
         let _: i64 = self
             .client
-            .eval(REVOKE_USER, vec![keys::revoked_user(t, u)], args)
+            .eval_cached(REVOKE_USER, vec![keys::revoked_user(t, u)], args)
             .await
             .map_err(unavailable)?;
         Ok(())
