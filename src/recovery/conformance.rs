@@ -43,13 +43,19 @@ pub async fn run_all(r: Arc<dyn RecoveryStore>) {
     );
     let start = clock.next();
     let e1 = entry(&clock, 1, None);
-    r.append(std::slice::from_ref(&a), &e1).await.unwrap();
+    r.append(std::slice::from_ref(&a), std::slice::from_ref(&e1))
+        .await
+        .unwrap();
     // One event sent to two of the socket's rooms.
     let e2 = entry(&clock, 2, Some("0123456789abcdef0123456789abcdef"));
-    r.append(&[a.clone(), b.clone()], &e2).await.unwrap();
+    r.append(&[a.clone(), b.clone()], std::slice::from_ref(&e2))
+        .await
+        .unwrap();
     let e3 = entry(&clock, 3, None);
-    r.append(std::slice::from_ref(&b), &e3).await.unwrap();
-    r.append(std::slice::from_ref(&other), &entry(&clock, 4, None))
+    r.append(std::slice::from_ref(&b), std::slice::from_ref(&e3))
+        .await
+        .unwrap();
+    r.append(std::slice::from_ref(&other), &[entry(&clock, 4, None)])
         .await
         .unwrap();
     let rooms = [a.clone(), b.clone()];
@@ -66,8 +72,34 @@ pub async fn run_all(r: Arc<dyn RecoveryStore>) {
     let unknown = ["tenant:conf:user:nobody".to_string()];
     assert!(events(r.since(&unknown, start).await.unwrap()).is_empty());
 
+    several_at_once(&r, &clock).await;
     sessions(&r).await;
     count_bound(&r, &clock).await;
+}
+
+/// Events appended in one call (a notification and its count) are kept in their order, in
+/// every room named, as if appended one by one.
+async fn several_at_once(r: &Arc<dyn RecoveryStore>, clock: &Clock) {
+    let (a, b) = (room("conf3", "a"), "tenant:conf3".to_string());
+    let start = clock.next();
+    let pair = [entry(clock, 1, None), entry(clock, 2, None)];
+    r.append(&[a.clone(), b.clone()], &pair).await.unwrap();
+    let third = entry(clock, 3, None);
+    r.append(std::slice::from_ref(&a), std::slice::from_ref(&third))
+        .await
+        .unwrap();
+    let expected = vec![pair[0].clone(), pair[1].clone(), third];
+    assert_eq!(
+        events(r.since(&[a.clone(), b], start).await.unwrap()),
+        expected
+    );
+    assert_eq!(events(r.since(&[a], start).await.unwrap()), expected);
+    let after_first = events(
+        r.since(std::slice::from_ref(&room("conf3", "a")), pair[0].offset)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after_first, expected[1..].to_vec());
 }
 
 async fn sessions(r: &Arc<dyn RecoveryStore>) {
@@ -103,7 +135,9 @@ async fn count_bound(r: &Arc<dyn RecoveryStore>, clock: &Clock) {
     let mut last = Vec::new();
     for n in 0..BOUNDS.max_len * 4 {
         let e = entry(clock, n, None);
-        r.append(std::slice::from_ref(&s), &e).await.unwrap();
+        r.append(std::slice::from_ref(&s), std::slice::from_ref(&e))
+            .await
+            .unwrap();
         last.push(e);
     }
     assert_eq!(
@@ -125,7 +159,9 @@ pub async fn run_age_bound(r: Arc<dyn RecoveryStore>) {
     let clock = Clock::new();
     let s = room("conf", "aged");
     let first = entry(&clock, 1, None);
-    r.append(std::slice::from_ref(&s), &first).await.unwrap();
+    r.append(std::slice::from_ref(&s), std::slice::from_ref(&first))
+        .await
+        .unwrap();
     assert!(matches!(
         r.since(std::slice::from_ref(&s), first.offset)
             .await
@@ -134,7 +170,9 @@ pub async fn run_age_bound(r: Arc<dyn RecoveryStore>) {
     ));
     tokio::time::sleep(AGE + Duration::from_millis(200)).await;
     let second = entry(&clock, 2, None);
-    r.append(std::slice::from_ref(&s), &second).await.unwrap();
+    r.append(std::slice::from_ref(&s), std::slice::from_ref(&second))
+        .await
+        .unwrap();
     assert_eq!(
         r.since(std::slice::from_ref(&s), first.offset)
             .await

@@ -62,13 +62,13 @@ impl MemoryRecovery {
 
 #[async_trait]
 impl RecoveryStore for MemoryRecovery {
-    async fn append(&self, rooms: &[String], entry: &Entry) -> StoreResult<()> {
+    async fn append(&self, rooms: &[String], entries: &[Entry]) -> StoreResult<()> {
         let floor = self.age_floor();
         let max_len = self.bounds.max_len.max(1);
         let mut inner = self.lock();
         for room in rooms.iter().filter(|r| keys::stream(r).is_some()) {
             let s = inner.streams.entry(room.clone()).or_default();
-            s.entries.push_back(entry.clone());
+            s.entries.extend(entries.iter().cloned());
             while s.entries.len() > max_len
                 || s.entries.front().is_some_and(|e| e.offset.ms <= floor)
             {

@@ -67,8 +67,10 @@ pub struct SavedSession {
 
 #[async_trait]
 pub trait RecoveryStore: Send + Sync + 'static {
-    /// Appends `entry` to the stream of every room (rooms without a stream are skipped).
-    async fn append(&self, rooms: &[String], entry: &Entry) -> StoreResult<()>;
+    /// Appends `entries`, in their order, to the stream of every room (rooms without a
+    /// stream are skipped). Several events to the same rooms (a notification and its unread
+    /// count) go in one call: one script and one round trip instead of one each.
+    async fn append(&self, rooms: &[String], entries: &[Entry]) -> StoreResult<()>;
 
     /// The kept events of these rooms after `after`, in offset order, each once.
     async fn since(&self, rooms: &[String], after: Offset) -> StoreResult<Missed>;

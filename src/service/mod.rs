@@ -194,35 +194,99 @@ impl<A: Adapter> Gateway<A> {
         let Some(r) = &self.inner.recovery else {
             return emit::broadcast(to, event, data).await;
         };
-        let json = match serde_json::to_string(data) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(event, error = %e, "event not kept for recovery: not JSON");
-                return emit::broadcast(to, event, data).await;
-            }
-        };
-        let kept_in = if rooms.is_empty() {
-            vec![EVERYONE.to_owned()]
-        } else {
-            rooms
+        let Some(json) = kept_json(event, data) else {
+            return emit::broadcast(to, event, data).await;
         };
         // One node: keep and hand to the sockets in one step (see `Recovery::order`).
         let _order = match &r.order {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let offset = r.clock.next();
         let entry = Entry {
-            offset,
+            offset: r.clock.next(),
             event: event.to_owned(),
             data: json,
             except,
         };
-        if let Err(e) = r.store.append(&kept_in, &entry).await {
-            crate::metrics::recovery_keep_failed();
-            tracing::warn!(event, error = %e, "event not kept for recovery; sent live only");
+        keep(r, rooms, std::slice::from_ref(&entry)).await;
+        emit::broadcast(to, event, &(data, entry.offset.to_string())).await
+    }
+
+    /// Two events to the same rooms on every node, in this order, kept for recovery in one
+    /// store call (a notification and the unread count that follows it: one script and one
+    /// round trip per recipient instead of two). A failed emit is logged and counted.
+    pub async fn emit_pair_or_log<T: Serialize + ?Sized, U: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        first: (&'static str, &T),
+        second: (&'static str, &U),
+    ) {
+        let jsons = self.inner.recovery.as_ref().and_then(|r| {
+            Some((
+                r,
+                kept_json(first.0, first.1)?,
+                kept_json(second.0, second.1)?,
+            ))
+        });
+        let Some((r, first_json, second_json)) = jsons else {
+            self.emit_or_log(rooms.clone(), first.0, first.1).await;
+            self.emit_or_log(rooms, second.0, second.1).await;
+            return;
+        };
+        let _order = match &r.order {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let entry = |event: &'static str, data| Entry {
+            offset: r.clock.next(),
+            event: event.to_owned(),
+            data,
+            except: None,
+        };
+        let entries = [entry(first.0, first_json), entry(second.0, second_json)];
+        keep(r, rooms.clone(), &entries).await;
+        let to = || {
+            if rooms.is_empty() {
+                self.inner.io.broadcast()
+            } else {
+                self.inner.io.to(rooms.clone())
+            }
+        };
+        let offsets = entries.map(|e| e.offset.to_string());
+        if let Err(e) = emit::broadcast(to(), first.0, &(first.1, &offsets[0])).await {
+            let _logged = emit::report_broadcast_error(first.0, &e);
         }
-        emit::broadcast(to, event, &(data, offset.to_string())).await
+        if let Err(e) = emit::broadcast(to(), second.0, &(second.1, &offsets[1])).await {
+            let _logged = emit::report_broadcast_error(second.0, &e);
+        }
+    }
+}
+
+/// An event's payload as the recovery streams keep it; `None` (logged) when it is not JSON,
+/// and the event is then sent live only.
+fn kept_json<T: Serialize + ?Sized>(event: &'static str, data: &T) -> Option<String> {
+    serde_json::to_string(data)
+        .inspect_err(
+            |e| tracing::error!(event, error = %e, "event not kept for recovery: not JSON"),
+        )
+        .ok()
+}
+
+/// Appends events to the recovery streams of `rooms` (of everyone's when none are named).
+/// A failure is counted and logged; the events still go out live.
+async fn keep(r: &Recovery, rooms: Vec<String>, entries: &[Entry]) {
+    let kept_in = if rooms.is_empty() {
+        vec![EVERYONE.to_owned()]
+    } else {
+        rooms
+    };
+    if let Err(e) = r.store.append(&kept_in, entries).await {
+        crate::metrics::recovery_keep_failed();
+        let event = entries
+            .first()
+            .map(|e| e.event.as_str())
+            .unwrap_or_default();
+        tracing::warn!(event, error = %e, "event not kept for recovery; sent live only");
     }
 }
 
