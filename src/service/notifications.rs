@@ -18,6 +18,18 @@ use crate::types::*;
 /// How many store writes one notification fans out concurrently.
 const STORE_FANOUT: usize = 32;
 
+/// Recipients whose live push is recorded in one store call.
+const MARK_CHUNK: usize = 500;
+
+/// What storing and pushing one recipient did.
+#[derive(Default)]
+struct Stored {
+    /// 1 when a reference was stored (for the storage estimate).
+    inserted: u64,
+    /// The recipient, when it was pushed live (its push is to be recorded).
+    pushed: Option<UserId>,
+}
+
 /// Largest page of `notification:list`.
 const MAX_PAGE: u32 = 100;
 const DEFAULT_PAGE: u32 = 20;
@@ -106,7 +118,7 @@ impl<A: Adapter> Gateway<A> {
             ));
         }
         let fanout = self.inner.store.open_fanout(&template).await?;
-        let results: Vec<Result<u64, AppError>> = stream::iter(users)
+        let results: Vec<Result<Stored, AppError>> = stream::iter(users)
             // Exact idempotency: whoever already got this id live is skipped.
             .filter(|user| futures::future::ready(!fanout.delivered.contains(user)))
             .map(|user| {
@@ -125,12 +137,17 @@ impl<A: Adapter> Gateway<A> {
             .await;
         let mut inserted = 0;
         let mut failed = None;
+        let mut pushed = Vec::new();
         for r in results {
             match r {
-                Ok(n) => inserted += n,
+                Ok(s) => {
+                    inserted += s.inserted;
+                    pushed.extend(s.pushed);
+                }
                 Err(e) => failed = Some(e),
             }
         }
+        self.record_pushes(&fanout, &pushed).await;
         // What was stored counts against the quota even when another recipient failed.
         self.account_stored(&fanout, inserted).await;
         if let Some(e) = failed {
@@ -142,16 +159,34 @@ impl<A: Adapter> Gateway<A> {
         })
     }
 
+    /// Records the live pushes of a fan-out, so that no later retry repeats them: one store
+    /// call per [`MARK_CHUNK`] recipients, not one each. Pushed and stored already: failing
+    /// the call now would make the sender retry a success, so a failure is only logged.
+    async fn record_pushes(&self, fanout: &Fanout, pushed: &[UserId]) {
+        let body = &fanout.body;
+        for chunk in pushed.chunks(MARK_CHUNK) {
+            if let Err(e) = self
+                .inner
+                .store
+                .mark_delivered(&body.tenant_id, &body.id, chunk)
+                .await
+            {
+                tracing::warn!(tenant = %body.tenant_id, notification = %body.id, error = %e, "could not record deliveries; a retry may push them again");
+            }
+        }
+    }
+
     /// Stores one recipient's reference and pushes it live. A duplicate is pushed only on a
     /// retry (stored by a send that died before its push). The push is claimed first, so
-    /// that concurrent sends of one id push it once, and recorded after, so that no later
-    /// retry repeats it. Returns 1 when a reference was stored (for the storage estimate).
-    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<u64, AppError> {
+    /// that concurrent sends of one id push it once, and recorded after the fan-out
+    /// ([`Self::record_pushes`]), so that no later retry repeats it.
+    async fn store_and_deliver(&self, user: &UserId, fanout: &Fanout) -> Result<Stored, AppError> {
         let body = &fanout.body;
-        let slot = self.inner.lines.acquire(&body.tenant_id).await;
-        let outcome = self.inner.store.insert(user, body).await;
-        drop(slot);
-        let (unread, stored) = match outcome? {
+        // The tenant's line covers the recipient's whole chain (insert, claim, the emits),
+        // not the insert alone: every step is a Redis command on a connection all tenants
+        // share, so a tenant may have only this many chains queued there at once.
+        let _slot = self.inner.lines.acquire(&body.tenant_id).await;
+        let (unread, stored) = match self.inner.store.insert(user, body).await? {
             InsertOutcome::Inserted { unread } => {
                 metrics::notifications_stored(1);
                 (unread, 1)
@@ -159,7 +194,7 @@ impl<A: Adapter> Gateway<A> {
             InsertOutcome::Duplicate { unread } if fanout.retry => (unread, 0),
             InsertOutcome::Duplicate { .. } => {
                 tracing::debug!(tenant = %body.tenant_id, notification = %body.id, "duplicate notification id ignored");
-                return Ok(0);
+                return Ok(Stored::default());
             }
         };
         if !self
@@ -168,29 +203,23 @@ impl<A: Adapter> Gateway<A> {
             .claim_delivery(&body.tenant_id, &body.id, user)
             .await?
         {
-            return Ok(stored);
+            return Ok(Stored {
+                inserted: stored,
+                pushed: None,
+            });
         }
         let mut n = (**body).clone();
         n.user_id = Some(user.clone());
-        let room = rooms::user(&n.tenant_id, user);
-        self.emit_or_log(vec![room.clone()], events::NOTIFICATION_NEW, &n)
-            .await;
-        self.emit_or_log(
-            vec![room],
-            events::NOTIFICATION_COUNT,
-            &UnreadCount { unread },
+        self.emit_pair_or_log(
+            vec![rooms::user(&n.tenant_id, user)],
+            (events::NOTIFICATION_NEW, &n),
+            (events::NOTIFICATION_COUNT, &UnreadCount { unread }),
         )
         .await;
-        // Stored and pushed: failing the call now would make the sender retry a success.
-        if let Err(e) = self
-            .inner
-            .store
-            .mark_delivered(&n.tenant_id, &n.id, user)
-            .await
-        {
-            tracing::warn!(tenant = %n.tenant_id, notification = %n.id, error = %e, "could not record a delivery; a retry may push it again");
-        }
-        Ok(stored)
+        Ok(Stored {
+            inserted: stored,
+            pushed: Some(user.clone()),
+        })
     }
 
     /// UNREAD → READ; a change is exported as `notification:read` (§12).

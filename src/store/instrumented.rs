@@ -53,7 +53,7 @@ impl InboxStore for Instrumented {
         &self,
         t: &TenantId,
         id: &NotificationId,
-        to: &UserId,
+        to: &[UserId],
     ) -> StoreResult<()> {
         timed("mark_delivered", self.inner.mark_delivered(t, id, to)).await
     }

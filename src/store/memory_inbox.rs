@@ -220,13 +220,15 @@ impl InboxStore for MemoryStore {
         &self,
         t: &TenantId,
         id: &NotificationId,
-        to: &UserId,
+        to: &[UserId],
     ) -> StoreResult<()> {
         let now = Instant::now();
         if let Some(r) = self.sent().get_mut(&(t.clone(), id.clone()))
             && r.window_until > now
         {
-            r.pushes.insert(to.clone(), Push::Done);
+            for u in to {
+                r.pushes.insert(u.clone(), Push::Done);
+            }
         }
         Ok(())
     }

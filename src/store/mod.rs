@@ -184,12 +184,13 @@ pub trait InboxStore: Send + Sync + 'static {
         id: &NotificationId,
         to: &UserId,
     ) -> StoreResult<bool>;
-    /// Records that `to` got the notification live, so that a retry does not push it again.
+    /// Records that the users `to` got the notification live, so that a retry does not push
+    /// it again. One call for many recipients: the record is one per notification.
     async fn mark_delivered(
         &self,
         t: &TenantId,
         id: &NotificationId,
-        to: &UserId,
+        to: &[UserId],
     ) -> StoreResult<()>;
     /// UNREAD → READ. `NotFound` when the id is not in the inbox.
     async fn mark_read(

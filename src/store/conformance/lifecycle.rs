@@ -38,7 +38,10 @@ pub async fn a_repeated_id_is_recognised_beyond_the_inbox_cap(
     let first = notification(&t, &u, "order-1");
     deliver(store, &first).await.unwrap();
     assert!(store.claim_delivery(&t, &first.id, &u).await.unwrap());
-    store.mark_delivered(&t, &first.id, &u).await.unwrap();
+    store
+        .mark_delivered(&t, &first.id, std::slice::from_ref(&u))
+        .await
+        .unwrap();
     for i in 0..limits.inbox_cap + 2 {
         deliver(store, &notification(&t, &u, &format!("other-{i}")))
             .await
@@ -61,7 +64,10 @@ pub async fn a_retry_completes_a_partial_fanout(store: &dyn Store) {
     assert!(!open.retry && open.delivered.is_empty());
     store.insert(&pushed, &open.body).await.unwrap();
     assert!(store.claim_delivery(&t, &n.id, &pushed).await.unwrap());
-    store.mark_delivered(&t, &n.id, &pushed).await.unwrap();
+    store
+        .mark_delivered(&t, &n.id, std::slice::from_ref(&pushed))
+        .await
+        .unwrap();
     store.insert(&stored, &open.body).await.unwrap();
     // Two concurrent sends of the id both find `in_flight` stored: one of them pushes.
     let in_flight = uid("in-flight");
@@ -130,7 +136,10 @@ pub async fn retention_rules_hold(
     for (u, id) in [(&active, "a"), (&active, "b"), (&idle, "x"), (&swept, "s")] {
         let n = notification(&t, u, id);
         deliver(store, &n).await.unwrap();
-        store.mark_delivered(&t, &n.id, u).await.unwrap();
+        store
+            .mark_delivered(&t, &n.id, std::slice::from_ref(u))
+            .await
+            .unwrap();
     }
     store.dismiss(&t, &active, &nid("b")).await.unwrap();
 
