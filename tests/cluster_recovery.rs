@@ -1,7 +1,8 @@
 //! Connection state recovery across a cluster (§9) against a real `redis-server` and a
 //! 3-master Redis Cluster: the Redis engine passes the shared recovery suite (order, once
-//! across rooms, sessions, the count and age bounds), and a client whose node is gone
-//! recovers on another node with what it missed.
+//! across rooms, sessions, the count and age bounds), a client whose node is gone
+//! recovers on another node with what it missed, and a socket that recovers again and again
+//! while another node emits gets every event once, in order.
 
 #[allow(dead_code)]
 #[path = "gateway/helpers.rs"]
