@@ -812,10 +812,13 @@ impl<A: Adapter> Socket<A> {
     /// this before the socket joins its rooms: broadcasts that arrive meanwhile are queued,
     /// already encoded, instead of overtaking what it sends the socket itself. Past `max`
     /// held broadcasts the socket is treated as one whose send buffer is full (see
-    /// [`Socket::dropped_broadcasts`]).
+    /// [`Socket::dropped_broadcasts`]). Holding a socket that is held already keeps what it
+    /// holds.
     pub fn hold_broadcasts(&self, max: usize) {
         let mut gate = self.gate.lock().unwrap();
-        gate.get_or_insert_default().held = Some((Default::default(), max));
+        gate.get_or_insert_default()
+            .held
+            .get_or_insert_with(|| (Default::default(), max));
         self.gated.store(true, Ordering::SeqCst);
     }
 
