@@ -204,6 +204,8 @@ impl Application {
                         parts.recovery.clone(),
                         Duration::from_secs(config.recovery_window_secs),
                         single_node,
+                        // As many as one room's stream keeps.
+                        config.recovery_stream_max_len.max(1),
                     ))
                 }),
                 export: export.clone(),

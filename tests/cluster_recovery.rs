@@ -1,7 +1,8 @@
 //! Connection state recovery across a cluster (§9) against a real `redis-server` and a
 //! 3-master Redis Cluster: the Redis engine passes the shared recovery suite (order, once
-//! across rooms, sessions, the count and age bounds), and a client whose node is gone
-//! recovers on another node with what it missed.
+//! across rooms, sessions, the count and age bounds), a client whose node is gone
+//! recovers on another node with what it missed, and a socket that recovers again and again
+//! while another node emits gets every event once, in order.
 
 #[allow(dead_code)]
 #[path = "gateway/helpers.rs"]
@@ -80,6 +81,101 @@ async fn a_client_recovers_on_another_node_with_what_it_missed_in_order() {
     assert_eq!(c.notifications(4).await, ids(2..6), "missed, in order");
     assert_eq!(nodes[0].notify(&t, "u1", "n6").await.0, 202);
     assert_eq!(c.drain_notifications().await, ids(6..7), "then live, once");
+}
+
+/// Recoveries in one run of [`a_socket_that_recovers_again_and_again_while_another_node_emits_gets_everything_once_in_order`].
+const RECOVERIES: usize = 40;
+
+#[tokio::test]
+async fn a_socket_that_recovers_again_and_again_while_another_node_emits_gets_everything_once_in_order()
+ {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let prefix = format!("again-{}", fastrand::u32(..));
+    let mut nodes = Vec::new();
+    for i in 1..=2 {
+        let (url, id) = (url.clone(), format!("{prefix}-{i}"));
+        nodes.push(
+            spawn_node_with(move |c| {
+                c.redis_url = Some(lms_realtime::config::Secret(url));
+                c.node_id = Some(id);
+                c.api_rate_per_sec = 100_000;
+                c.api_burst = 100_000;
+            })
+            .await,
+        );
+    }
+    let t = tenant();
+    let tok = token("again", Some(&t), Role::Student);
+    let mut c = Recovering::new(&nodes[0], &tok).await;
+    // Node 2 broadcasts one event after the other, without pause, until told to stop: its
+    // offsets increase in the order it sends, so what the socket gets must be that order.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let emitter = {
+        let (stop, http) = (stop.clone(), nodes[1].http.clone());
+        let (path, service) = (
+            nodes[1].api(&format!("/tenants/{t}/broadcast")),
+            service_token(&t),
+        );
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let title = format!("b{}", sent.len());
+                let res = http
+                    .post(&path)
+                    .bearer_auth(&service)
+                    .json(&serde_json::json!({ "title": title, "message": "m" }))
+                    .send()
+                    .await
+                    .expect("broadcast sent");
+                assert_eq!(res.status().as_u16(), 202);
+                sent.push(title);
+            }
+            sent
+        })
+    };
+    let mut got = Vec::new();
+    // A few events live, then the connection drops and the socket recovers on node 1,
+    // while node 2 keeps sending: every recovery overlaps with live events.
+    for round in 0..RECOVERIES {
+        for _ in 0..=round % 3 {
+            got.push(next_title(&mut c).await);
+        }
+        let (next, recovered) = c.reconnect(&nodes[0], &tok).await;
+        assert!(recovered, "recovery {round}");
+        c = next;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = emitter.await.expect("the emitter ran");
+    // The rest, and anything more (a repeat); a lost event shows as a difference below.
+    while let Some(e) = c
+        .next_event(if got.len() < sent.len() { WAIT } else { QUIET })
+        .await
+    {
+        if e.event == "notification:new" {
+            got.push(e.data["title"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    if let Some(i) = (0..got.len()).find(|&i| sent.get(i) != got.get(i)) {
+        panic!(
+            "{} sent, {} received; first difference at {i}: sent {:?}, received {:?}",
+            sent.len(),
+            got.len(),
+            &sent[i.saturating_sub(3)..(i + 4).min(sent.len())],
+            &got[i.saturating_sub(3)..(i + 4).min(got.len())],
+        );
+    }
+    assert_eq!(got, sent, "everything, in order, once");
+}
+
+/// The title of the next `notification:new` (they keep coming while the test runs).
+async fn next_title(c: &mut Recovering) -> String {
+    loop {
+        let e = c.next_event(WAIT).await.expect("events keep coming");
+        if e.event == "notification:new" {
+            return e.data["title"].as_str().unwrap_or_default().to_owned();
+        }
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod memory;
 pub mod offset;
 pub mod redis;
+pub mod replayed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,15 +120,24 @@ pub struct Recovery {
     /// this lock, and a recovery joins its rooms and replays under it too: every event is
     /// then either replayed or live, never both, and offsets follow delivery order.
     pub order: Option<tokio::sync::Mutex<()>>,
+    /// Live broadcasts a recovering socket may have held back while its replay runs; past
+    /// it the socket is cut off as a slow consumer (and recovers again).
+    pub held_max: usize,
 }
 
 impl Recovery {
-    pub fn new(store: Arc<dyn RecoveryStore>, window: Duration, single_node: bool) -> Self {
+    pub fn new(
+        store: Arc<dyn RecoveryStore>,
+        window: Duration,
+        single_node: bool,
+        held_max: usize,
+    ) -> Self {
         Self {
             store,
             clock: Clock::new(),
             window,
             order: single_node.then(|| tokio::sync::Mutex::new(())),
+            held_max,
         }
     }
 }

@@ -4,9 +4,13 @@
 //! The middleware decides ([`plan`]) once the token is verified: a client that opted out
 //! gets no pid (and its broadcasts lose their offset in the vendored socketioxide); a
 //! CONNECT with a known `pid` of the same user, and an offset that is still kept, recovers;
-//! anything else is a new session. A recovering socket joins its rooms and gets its missed
-//! events in [`resume`], after CONNECT, in one step with the node's emits on one node
-//! (`Recovery::order`), so each event reaches it once: replayed, or live.
+//! anything else is a new session. A recovering socket's live broadcasts are held from the
+//! middleware on (the vendored `Socket::hold_broadcasts`); in [`resume`], after CONNECT, it
+//! joins its rooms, gets its missed events, then what was held minus what the replay
+//! already sent, and later live copies of replayed events are left out too
+//! ([`crate::recovery::replayed`]): each event reaches it once, the replay first. On one
+//! node the join and the replay also run in one step with the node's emits
+//! (`Recovery::order`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +24,7 @@ use crate::auth::Claims;
 use crate::emit;
 use crate::ids::CourseId;
 use crate::metrics;
+use crate::recovery::replayed::Replayed;
 use crate::recovery::{Missed, Offset, Pid, Recovery, SavedSession, keys, offset};
 use crate::server_events::SERVER_EVENTS;
 
@@ -160,6 +165,8 @@ pub async fn place<A: Adapter>(
             Ok(Missed::Events(_)) => {
                 let start = Offset::parse(&saved.start).unwrap_or(after);
                 let key = key(&pid);
+                // Before the socket is in the namespace: no broadcast overtakes the replay.
+                s.hold_broadcasts(r.held_max);
                 hold(s, pid, key, start, joined, Some((rooms, after)));
                 metrics::recovery_connect("recovered");
                 return;
@@ -221,33 +228,60 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) 
         let mut read = rooms.clone();
         read.push(keys::EVERYONE.to_owned());
         s.join(rooms);
-        replay(s, r, &read, after, &me.pid).await;
+        let mut replayed = replay(s, r, &read, after, &me.pid).await;
+        if !replayed.is_empty() {
+            s.filter_broadcasts(Box::new(move |trailing| replayed.verdict(trailing)));
+        }
+        release_held(s).await;
     }
     save(s, r, &me, exp).await;
 }
 
-/// Sends the missed events, each with its offset, to the socket alone.
+/// Sends the missed events, each with its offset, to the socket alone; the offsets it
+/// accounted for (sent, or its own).
 async fn replay<A: Adapter>(
     s: &SocketRef<A>,
     r: &Recovery,
     rooms: &[String],
     after: Offset,
     pid: &Pid,
-) {
+) -> Replayed {
     let missed = match r.store.since(rooms, after).await {
         Ok(Missed::Events(e)) => e,
         Ok(Missed::TooOld) => {
             tracing::warn!(sid = %s.id, "missed events trimmed during the recovery");
-            return;
+            return Replayed::default();
         }
         Err(e) => {
             tracing::warn!(sid = %s.id, error = %e, "missed events not read");
-            return;
+            return Replayed::default();
         }
     };
     let sent = send_entries(s, &missed, pid).await;
     metrics::recovery_replayed(sent);
     tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
+    Replayed::new(missed.iter().map(|e| e.offset))
+}
+
+/// Sends what was held back during the replay, in arrival order, minus what the replay
+/// sent; waits for a full send buffer as the replay does, then closes (the client recovers
+/// again from what it got).
+async fn release_held<A: Adapter>(s: &SocketRef<A>) {
+    let deadline = tokio::time::Instant::now() + REPLAY_DRAIN;
+    loop {
+        match s.release_broadcasts() {
+            Ok(()) => return,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(left) => {
+                tracing::warn!(sid = %s.id, left, "held broadcasts did not drain: closing to recover again");
+                metrics::emit_dropped_n("any", left as u64);
+                s.close_transport();
+                return;
+            }
+        }
+    }
 }
 
 /// Sends kept events to one socket, each with its offset, skipping the ones it sent itself;

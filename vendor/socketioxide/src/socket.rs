@@ -129,19 +129,71 @@ impl<'a> PermitExt<'a> for Permit<'a> {
     }
 }
 
-/// The encoded event without its last argument, when that argument is a plain string (no
-/// quote or escape in it) that starts with `prefix`: `2["e",{..},"<prefix>.."]` → `2["e",{..}]`.
-fn strip_offset(msg: &str, prefix: &str) -> Option<String> {
+/// The last argument of an encoded event when it is a plain string (no quote or escape in
+/// it), and where it starts: `2["e",{..},"abc"]` → `abc`.
+fn trailing_string(msg: &str) -> Option<(usize, &str)> {
     let body = msg.strip_suffix("\"]")?;
     let start = body.rfind(",\"")?;
     let arg = &body[start + 2..];
-    if !arg.starts_with(prefix) || arg.contains(['"', '\\']) {
+    (!arg.contains(['"', '\\'])).then_some((start, arg))
+}
+
+/// The encoded event without its last argument, when that argument is a plain string (no
+/// quote or escape in it) that starts with `prefix`: `2["e",{..},"<prefix>.."]` → `2["e",{..}]`.
+fn strip_offset(msg: &str, prefix: &str) -> Option<String> {
+    let (start, arg) = trailing_string(msg)?;
+    if !arg.starts_with(prefix) {
         return None;
     }
+    let body = &msg[..msg.len() - 2];
     let mut out = String::with_capacity(start + 1);
     out.push_str(&body[..start]);
     out.push(']');
     Some(out)
+}
+
+/// What a broadcast filter decides for one broadcast (see [`Socket::filter_broadcasts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastVerdict {
+    /// Send it.
+    Send,
+    /// Leave it out for this socket.
+    Skip,
+    /// Send it, and remove the filter: later broadcasts go out unchecked.
+    SendAndStop,
+}
+
+/// A filter of the broadcasts one socket receives, given their last argument when it is a
+/// plain string (`None` otherwise).
+pub type BroadcastFilter = Box<dyn FnMut(Option<&str>) -> BroadcastVerdict + Send>;
+
+/// Broadcasts held back or filtered for one socket (see [`Socket::hold_broadcasts`]).
+#[derive(Default)]
+struct Gate {
+    /// The held broadcasts in arrival order, and how many may be held.
+    held: Option<(std::collections::VecDeque<Value>, usize)>,
+    filter: Option<BroadcastFilter>,
+}
+
+impl Gate {
+    fn verdict(&mut self, data: &Value) -> BroadcastVerdict {
+        let Some(filter) = self.filter.as_mut() else {
+            return BroadcastVerdict::Send;
+        };
+        let trailing = match data {
+            Value::Str(msg, None) => trailing_string(msg).map(|(_, arg)| arg),
+            _ => None,
+        };
+        let verdict = filter(trailing);
+        if verdict == BroadcastVerdict::SendAndStop {
+            self.filter = None;
+        }
+        verdict
+    }
+
+    fn is_open(&self) -> bool {
+        self.held.is_none() && self.filter.is_none()
+    }
 }
 
 /// A RemoteSocket is a [`Socket`] that is remotely connected on another server.
@@ -318,6 +370,10 @@ pub struct Socket<A: Adapter = LocalAdapter> {
     /// Broadcasts dropped because the send buffer was full; the first one closes the
     /// transport (see [`Socket::dropped_broadcasts`]).
     dropped: std::sync::atomic::AtomicU32,
+    /// Whether broadcasts go through `gate` (one atomic read per broadcast otherwise).
+    gated: AtomicBool,
+    /// Broadcasts held back or filtered (see [`Socket::hold_broadcasts`]).
+    gate: Mutex<Option<Box<Gate>>>,
     /// The socket id
     pub id: Sid,
 
@@ -351,6 +407,8 @@ impl<A: Adapter> Socket<A> {
             pid: std::sync::OnceLock::new(),
             strip_offset: std::sync::OnceLock::new(),
             dropped: std::sync::atomic::AtomicU32::new(0),
+            gated: AtomicBool::new(false),
+            gate: Mutex::new(None),
             id: sid,
             #[cfg(feature = "extensions")]
             extensions: Extensions::new(),
@@ -748,23 +806,122 @@ impl<A: Adapter> Socket<A> {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Sends an encoded broadcast, without its trailing offset for a socket that asked so.
-    pub(crate) fn send_broadcast(&self, data: &Value) -> Result<(), SocketError> {
-        let sent = match (self.strip_offset.get(), data) {
-            (Some(prefix), Value::Str(msg, None)) => match strip_offset(msg, prefix) {
-                Some(stripped) => self.send_raw(Value::Str(stripped.into(), None)),
-                None => self.send_raw(data.clone()),
-            },
-            _ => self.send_raw(data.clone()),
+    /// # Hold this socket's broadcasts back until [`Socket::release_broadcasts`].
+    ///
+    /// A server that first sends a socket what it missed (connection state recovery) calls
+    /// this before the socket joins its rooms: broadcasts that arrive meanwhile are queued,
+    /// already encoded, instead of overtaking what it sends the socket itself. Past `max`
+    /// held broadcasts the socket is treated as one whose send buffer is full (see
+    /// [`Socket::dropped_broadcasts`]). Holding a socket that is held already keeps what it
+    /// holds.
+    pub fn hold_broadcasts(&self, max: usize) {
+        let mut gate = self.gate.lock().unwrap();
+        gate.get_or_insert_default()
+            .held
+            .get_or_insert_with(|| (Default::default(), max));
+        self.gated.store(true, Ordering::SeqCst);
+    }
+
+    /// # Filter the broadcasts this socket receives, held ones included.
+    ///
+    /// The filter sees each broadcast's last argument when it is a plain string (an offset,
+    /// for a server that appends one) and may leave the broadcast out, for instance the live
+    /// copy of an event the server already sent the socket itself. It stays until it
+    /// answers [`BroadcastVerdict::SendAndStop`].
+    pub fn filter_broadcasts(&self, filter: BroadcastFilter) {
+        let mut gate = self.gate.lock().unwrap();
+        gate.get_or_insert_default().filter = Some(filter);
+        self.gated.store(true, Ordering::SeqCst);
+    }
+
+    /// # Send the held broadcasts, in arrival order, and stop holding.
+    ///
+    /// Each goes through the filter, if any. When the send buffer fills first, the rest
+    /// stays held (and new broadcasts are still queued behind it): `Err` says how many are
+    /// left; call again once the client has read. A closed socket's held broadcasts are
+    /// discarded.
+    pub fn release_broadcasts(&self) -> Result<(), usize> {
+        let mut guard = self.gate.lock().unwrap();
+        let Some(gate) = guard.as_mut() else {
+            return Ok(());
         };
-        if let Err(SocketError::InternalChannelFull) = sent {
-            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?self.id, "send buffer full: closing the transport");
-                self.esocket.close(EIoDisconnectReason::TransportClose);
+        while let Some((queue, _)) = gate.held.as_mut().filter(|(q, _)| !q.is_empty()) {
+            let permit = match self.reserve() {
+                Ok(permit) => permit,
+                Err(SocketError::InternalChannelFull) => return Err(queue.len()),
+                Err(_) => break,
+            };
+            let data = queue.pop_front().expect("a held broadcast");
+            if gate.verdict(&data) != BroadcastVerdict::Skip {
+                permit.send_raw(self.for_this_socket(&data));
             }
         }
-        sent
+        gate.held = None;
+        if gate.is_open() {
+            *guard = None;
+            self.gated.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Held or filtered: `Some` with the outcome when the gate took the broadcast.
+    fn gated_broadcast(&self, data: &Value) -> Option<Result<(), SocketError>> {
+        let mut guard = self.gate.lock().unwrap();
+        let gate = guard.as_mut()?;
+        if let Some((queue, max)) = &mut gate.held {
+            if queue.len() < *max {
+                queue.push_back(data.clone());
+                return Some(Ok(()));
+            }
+            return Some(Err(self.dropped_broadcast()));
+        }
+        match gate.verdict(data) {
+            BroadcastVerdict::Skip => Some(Ok(())),
+            BroadcastVerdict::Send => None,
+            BroadcastVerdict::SendAndStop => {
+                if gate.is_open() {
+                    *guard = None;
+                    self.gated.store(false, Ordering::SeqCst);
+                }
+                None
+            }
+        }
+    }
+
+    /// The encoded broadcast as this socket gets it: without its trailing offset for a
+    /// socket that asked so.
+    fn for_this_socket(&self, data: &Value) -> Value {
+        match (self.strip_offset.get(), data) {
+            (Some(prefix), Value::Str(msg, None)) => match strip_offset(msg, prefix) {
+                Some(stripped) => Value::Str(stripped.into(), None),
+                None => data.clone(),
+            },
+            _ => data.clone(),
+        }
+    }
+
+    /// Counts a broadcast that did not fit; the first one closes the transport.
+    fn dropped_broadcast(&self) -> SocketError {
+        if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = ?self.id, "send buffer full: closing the transport");
+            self.esocket.close(EIoDisconnectReason::TransportClose);
+        }
+        SocketError::InternalChannelFull
+    }
+
+    /// Sends an encoded broadcast, without its trailing offset for a socket that asked so,
+    /// unless it is held back or filtered out.
+    pub(crate) fn send_broadcast(&self, data: &Value) -> Result<(), SocketError> {
+        if self.gated.load(Ordering::SeqCst) {
+            if let Some(outcome) = self.gated_broadcast(data) {
+                return outcome;
+            }
+        }
+        match self.send_raw(self.for_this_socket(data)) {
+            Err(SocketError::InternalChannelFull) => Err(self.dropped_broadcast()),
+            sent => sent,
+        }
     }
 
     /// # Get the request info made by the client to connect.
