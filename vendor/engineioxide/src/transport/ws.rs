@@ -14,6 +14,7 @@ use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -28,7 +29,8 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, heartbeat::Heartbeat, socket::InternalRx,
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -124,6 +126,8 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
+    // A session upgraded from polling keeps the heartbeat job it started with.
+    let mut heartbeat = None;
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -160,9 +164,13 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        socket
-            .clone()
-            .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
+        // The heartbeat runs in this task, in `forward_to_handler`.
+        let config = &engine.config;
+        heartbeat = Some(Heartbeat::start(
+            protocol,
+            config.ping_interval,
+            config.ping_timeout,
+        ));
         (socket, ws)
     };
     let (tx, rx) = ws.split();
@@ -171,7 +179,7 @@ where
     tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
 
     // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
+    match forward_to_handler(&engine, rx, &socket, heartbeat)
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
@@ -196,16 +204,39 @@ where
     Ok(())
 }
 
-/// Forwards all packets received from a websocket to a EngineIo [`Socket`]
+/// Forwards all packets received from a websocket to a EngineIo [`Socket`],
+/// and runs the session's heartbeat when it is given one.
 async fn forward_to_handler<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
     mut rx: SplitStream<WebSocketStream<S>>,
     socket: &Arc<Socket<H::Data>>,
+    heartbeat: Option<(Heartbeat, Instant)>,
 ) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    while let Some(msg) = rx.try_next().await? {
+    let (mut heartbeat, deadline) = heartbeat.unzip();
+    let deadline = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
+    tokio::pin!(deadline);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            msg = rx.try_next() => msg?,
+            () = &mut deadline, if heartbeat.is_some() => {
+                if let Some(heartbeat) = heartbeat.as_mut() {
+                    match heartbeat.on_deadline(socket) {
+                        Ok(next) => deadline.as_mut().reset(next),
+                        Err(e) => {
+                            // As `Socket::close`: tell the client, if it still listens.
+                            socket.send(Packet::Close).ok();
+                            return Err(e);
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
         match msg {
             Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
                 Packet::Close => {
@@ -214,11 +245,18 @@ where
                     engine.close_session(socket.id, DisconnectReason::TransportClose);
                     break;
                 }
-                Packet::Pong | Packet::Ping => {
-                    // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
-                    Ok::<(), Error>(())
-                }
+                Packet::Pong | Packet::Ping => match heartbeat.as_mut() {
+                    Some(heartbeat) => {
+                        if let Some(next) = heartbeat.on_client_packet(socket)? {
+                            deadline.as_mut().reset(next);
+                        }
+                        Ok::<(), Error>(())
+                    }
+                    None => {
+                        socket.heartbeat.notify_one();
+                        Ok(())
+                    }
+                },
                 Packet::Message(msg) => {
                     engine.handler.on_message(msg, socket.clone());
                     Ok(())
