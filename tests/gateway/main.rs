@@ -12,6 +12,7 @@ mod fuzz_frames;
 mod helpers;
 mod hostile_http;
 mod hostile_sockets;
+mod idle_socket;
 mod http_api;
 mod jwks;
 mod limits;

@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
+use std::ops::ControlFlow;
+
 use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
+    Sink, SinkExt, StreamExt, TryStreamExt,
     stream::{SplitSink, SplitStream},
 };
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::time::Instant;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -25,12 +26,11 @@ use tokio_tungstenite::{
 };
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, heartbeat::Heartbeat, socket::InternalRx,
-    transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -126,8 +126,6 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    // A session upgraded from polling keeps the heartbeat job it started with.
-    let mut heartbeat = None;
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -164,25 +162,33 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        // The heartbeat runs in this task, in `forward_to_handler`.
-        let config = &engine.config;
-        heartbeat = Some(Heartbeat::start(
-            protocol,
-            config.ping_interval,
-            config.ping_timeout,
-        ));
-        (socket, ws)
+        // A session opened over websocket: one task reads, writes and keeps the heartbeat.
+        super::ws_session::run(&engine, ws, &socket).await;
+        return Ok(());
     };
+    // A session upgraded from polling keeps the heartbeat job it started with, and its
+    // writer waits in a task of its own for the last polling request to release the queue.
     let (tx, rx) = ws.split();
 
     // Pipe between websocket and internal socket channel.
     tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
 
     // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket, heartbeat)
+    let outcome = forward_to_handler(&engine, rx, &socket)
         .with_cancellation_token(&socket.cancellation_token)
-        .await
-    {
+        .await;
+    end_session(&engine, &socket, outcome);
+    Ok(())
+}
+
+/// Closes the session after its reader stopped: with the error's reason, or as closed by the
+/// client; `None` when the session was already being closed.
+pub(super) fn end_session<H: EngineIoHandler>(
+    engine: &EngineIo<H>,
+    socket: &Socket<H::Data>,
+    outcome: Option<Result<(), Error>>,
+) {
+    match outcome {
         Some(Err(ref e)) => {
             let reason =
                 Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
@@ -201,90 +207,69 @@ where
             tracing::debug!(sid = %socket.id, "socket is closing");
         }
     }
-    Ok(())
 }
 
-/// Forwards all packets received from a websocket to a EngineIo [`Socket`],
-/// and runs the session's heartbeat when it is given one.
+/// Forwards all packets received from a websocket to a EngineIo [`Socket`]
 async fn forward_to_handler<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
     mut rx: SplitStream<WebSocketStream<S>>,
     socket: &Arc<Socket<H::Data>>,
-    heartbeat: Option<(Heartbeat, Instant)>,
 ) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut heartbeat, deadline) = heartbeat.unzip();
-    let deadline = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
-    tokio::pin!(deadline);
-    loop {
-        let msg = tokio::select! {
-            biased;
-            msg = rx.try_next() => msg?,
-            () = &mut deadline, if heartbeat.is_some() => {
-                if let Some(heartbeat) = heartbeat.as_mut() {
-                    match heartbeat.on_deadline(socket) {
-                        Ok(next) => deadline.as_mut().reset(next),
-                        Err(e) => {
-                            // As `Socket::close`: tell the client, if it still listens.
-                            socket.send(Packet::Close).ok();
-                            return Err(e);
-                        }
-                    }
-                }
-                continue;
-            }
+    while let Some(msg) = rx.try_next().await? {
+        let on_heartbeat = || {
+            // A stored signal already tells the heartbeat job that the client is alive.
+            socket.heartbeat.notify_one();
+            Ok(())
         };
-        let Some(msg) = msg else { break };
-        match msg {
-            Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
-                Packet::Close => {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] closing session", socket.id);
-                    engine.close_session(socket.id, DisconnectReason::TransportClose);
-                    break;
-                }
-                Packet::Pong | Packet::Ping => match heartbeat.as_mut() {
-                    Some(heartbeat) => {
-                        if let Some(next) = heartbeat.on_client_packet(socket)? {
-                            deadline.as_mut().reset(next);
-                        }
-                        Ok::<(), Error>(())
-                    }
-                    None => {
-                        socket.heartbeat.notify_one();
-                        Ok(())
-                    }
-                },
-                Packet::Message(msg) => {
-                    engine.handler.on_message(msg, socket.clone());
-                    Ok(())
-                }
-                p => return Err(Error::BadPacket(p)),
-            },
-            Message::Binary(mut data) => {
-                if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
-                    // The first byte is the message type, which we don't need.
-                    data = data.split_off(1);
-                }
-                engine.handler.on_binary(data, socket.clone());
-                Ok(())
-            }
-            Message::Close(_) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!("websocket closed, closing session");
-                engine.close_session(socket.id, DisconnectReason::TransportClose);
-                break;
-            }
-            _ => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?socket.id, "unexpected ws message");
-                Ok(())
-            }
-        }?
+        if on_message(engine, socket, msg, on_heartbeat)?.is_break() {
+            break;
+        }
     }
     Ok(())
+}
+
+/// Handles one websocket message from the client; `Break` when the client closed the session.
+/// `on_heartbeat` gets the client's pongs (v4) or pings (v3).
+pub(super) fn on_message<H: EngineIoHandler>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    msg: Message,
+    on_heartbeat: impl FnOnce() -> Result<(), Error>,
+) -> Result<ControlFlow<()>, Error> {
+    match msg {
+        Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
+            Packet::Close => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!("[sid={}] closing session", socket.id);
+                engine.close_session(socket.id, DisconnectReason::TransportClose);
+                return Ok(ControlFlow::Break(()));
+            }
+            Packet::Pong | Packet::Ping => on_heartbeat()?,
+            Packet::Message(msg) => engine.handler.on_message(msg, socket.clone()),
+            p => return Err(Error::BadPacket(p)),
+        },
+        Message::Binary(mut data) => {
+            if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
+                // The first byte is the message type, which we don't need.
+                data = data.split_off(1);
+            }
+            engine.handler.on_binary(data, socket.clone());
+        }
+        Message::Close(_) => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("websocket closed, closing session");
+            engine.close_session(socket.id, DisconnectReason::TransportClose);
+            return Ok(ControlFlow::Break(()));
+        }
+        _ => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = ?socket.id, "unexpected ws message");
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Forwards all packets waiting to be sent to the websocket
@@ -312,39 +297,6 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
-
     // Forward buffered packets until the channel is closed or the session is cancelled.
     loop {
         tokio::select! {
@@ -352,13 +304,9 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             items = buffered_rx.recv() => {
                 match items {
                     Some(packets) => {
-                        for item in packets {
-                            map_fn!(item);
-                        }
+                        feed_packets(&mut tx, packets, &socket).await;
                         while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in packets {
-                                map_fn!(item);
-                            }
+                            feed_packets(&mut tx, packets, &socket).await;
                         }
                     }
                     None => break
@@ -370,9 +318,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
                 if let Some(packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        map_fn!(item);
-                    }
+                    feed_packets(&mut tx, packets, &socket).await;
                 }
             },
         }
@@ -388,6 +334,43 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     tx.flush().await.ok();
     tx.close().await.ok();
 }
+/// Feeds packets to the websocket as frames, without flushing; a failed send is only logged
+/// (the reader sees the broken transport).
+pub(super) async fn feed_packets<D, W>(tx: &mut W, packets: PacketBuf, socket: &Socket<D>)
+where
+    D: Default + Send + Sync + 'static,
+    W: Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    for item in packets {
+        let res = match item {
+            Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+                if socket.protocol == ProtocolVersion::V3 {
+                    // v3 protocol requires packet type as the first byte.
+                    // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                    let mut buff = Vec::with_capacity(bin.len() + 1);
+                    buff.push(0x04);
+                    buff.extend(bin);
+                    tx.feed(Message::Binary(buff.into())).await
+                } else {
+                    tx.feed(Message::Binary(bin)).await
+                }
+            }
+            // A Noop Packet maybe sent by the server to upgrade from a polling connection
+            // In the case that the packet was not poll in time it will remain in the buffer and therefore
+            // it should be discarded here
+            Packet::Noop => Ok(()),
+            item => {
+                let packet: String = item.try_into().unwrap();
+                tx.feed(Message::Text(packet.into())).await
+            }
+        };
+        if let Err(_e) = res {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+        }
+    }
+}
+
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
