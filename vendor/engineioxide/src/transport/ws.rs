@@ -105,7 +105,8 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
 ///
 /// Sends an open packet if it is not an upgrade from a polling request
 ///
-/// Read packets from the websocket and handle them, it will block until the connection is closed
+/// A new session is handed to a task of its own once the open packet is sent. A session upgraded
+/// from polling is read here: it will block until the connection is closed
 #[cfg_attr(
     feature = "tracing",
     tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
@@ -163,7 +164,9 @@ where
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
         // A session opened over websocket: one task reads, writes and keeps the heartbeat.
-        super::ws_session::run(&engine, ws, &socket).await;
+        // A task of its own, so that it holds only what it needs: this one also holds the
+        // upgrade's request and every state of the upgrade from polling.
+        tokio::spawn(super::ws_session::run(engine, ws, socket));
         return Ok(());
     };
     // A session upgraded from polling keeps the heartbeat job it started with, and its
@@ -303,10 +306,10 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             biased;
             items = buffered_rx.recv() => {
                 match items {
-                    Some(packets) => {
-                        feed_packets(&mut tx, packets, &socket).await;
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            feed_packets(&mut tx, packets, &socket).await;
+                    Some(mut packets) => {
+                        feed_packets(&mut tx, &mut packets, &socket).await;
+                        while let Ok(mut packets) = buffered_rx.try_recv() {
+                            feed_packets(&mut tx, &mut packets, &socket).await;
                         }
                     }
                     None => break
@@ -315,10 +318,10 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
                 let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
+                if let Some(mut packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    feed_packets(&mut tx, packets, &socket).await;
+                    feed_packets(&mut tx, &mut packets, &socket).await;
                 }
             },
         }
@@ -336,12 +339,12 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
 }
 /// Feeds packets to the websocket as frames, without flushing; a failed send is only logged
 /// (the reader sees the broken transport).
-pub(super) async fn feed_packets<D, W>(tx: &mut W, packets: PacketBuf, socket: &Socket<D>)
+pub(super) async fn feed_packets<D, W>(tx: &mut W, packets: &mut PacketBuf, socket: &Socket<D>)
 where
     D: Default + Send + Sync + 'static,
     W: Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    for item in packets {
+    for item in packets.drain(..) {
         let res = match item {
             Packet::Binary(bin) | Packet::BinaryV3(bin) => {
                 if socket.protocol == ProtocolVersion::V3 {

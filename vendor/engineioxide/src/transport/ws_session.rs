@@ -8,7 +8,12 @@
 //! before; it only delays reading that client's own frames. Sessions upgraded from polling
 //! keep the separate tasks (their writer waits for the last polling request).
 
-use std::{future::Future, ops::ControlFlow, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    ops::ControlFlow,
+    pin::{Pin, pin},
+    sync::Arc,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
@@ -26,18 +31,20 @@ use crate::{
 };
 
 /// Runs the session until it ends, then closes it and the websocket.
+///
+/// Spawned as the session's task: what it holds across its awaits is its whole cost per
+/// socket, so batches are drained in place rather than moved from future to future.
 pub(super) async fn run<H: EngineIoHandler, S>(
-    engine: &Arc<EngineIo<H>>,
+    engine: Arc<EngineIo<H>>,
     mut ws: WebSocketStream<S>,
-    socket: &Arc<Socket<H::Data>>,
+    socket: Arc<Socket<H::Data>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &engine.config;
     let (mut heartbeat, first) =
         Heartbeat::start(socket.protocol, config.ping_interval, config.ping_timeout);
-    let deadline = tokio::time::sleep_until(first);
-    tokio::pin!(deadline);
+    let mut deadline = pin!(tokio::time::sleep_until(first));
 
     // No polling request ever held this session's queue: the lock is free at once.
     let mut internal_rx = socket.internal_rx.lock().await;
@@ -51,40 +58,41 @@ pub(super) async fn run<H: EngineIoHandler, S>(
         let step = tokio::select! {
             biased;
             packets = buffered_rx.recv() => match packets {
-                Some(packets) => {
-                    let write = async {
-                        feed_packets(&mut ws, packets, socket).await;
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            feed_packets(&mut ws, packets, socket).await;
+                Some(mut packets) => {
+                    let write = pin!(async {
+                        feed_packets(&mut ws, &mut packets, &socket).await;
+                        while let Ok(next) = buffered_rx.try_recv() {
+                            packets = next;
+                            feed_packets(&mut ws, &mut packets, &socket).await;
                         }
                         ws.flush().await.ok();
-                    };
-                    keep_heartbeat(write, &mut heartbeat, deadline.as_mut(), socket).await
+                    });
+                    keep_heartbeat(write, &mut heartbeat, deadline.as_mut(), &socket).await
                 }
                 None => break None,
             },
             _ = socket.cancellation_token.cancelled() => break None,
             Ok(()) = volatile_rx.changed() => {
-                let packets = volatile_rx.borrow_and_update().clone();
-                let write = async {
-                    if let Some(packets) = packets {
-                        feed_packets(&mut ws, packets, socket).await;
+                let mut packets = volatile_rx.borrow_and_update().clone();
+                let write = pin!(async {
+                    if let Some(packets) = packets.as_mut() {
+                        feed_packets(&mut ws, packets, &socket).await;
                         ws.flush().await.ok();
                     }
-                };
-                keep_heartbeat(write, &mut heartbeat, deadline.as_mut(), socket).await
+                });
+                keep_heartbeat(write, &mut heartbeat, deadline.as_mut(), &socket).await
             },
             msg = ws.next() => match msg {
                 None => break Some(Ok(())),
                 Some(Err(e)) => Err(e.into()),
                 Some(Ok(msg)) => {
                     let on_heartbeat = || {
-                        if let Some(next) = heartbeat.on_client_packet(socket)? {
+                        if let Some(next) = heartbeat.on_client_packet(&socket)? {
                             deadline.as_mut().reset(next);
                         }
                         Ok(())
                     };
-                    match on_message(engine, socket, msg, on_heartbeat) {
+                    match on_message(&engine, &socket, msg, on_heartbeat) {
                         Ok(ControlFlow::Break(())) => break Some(Ok(())),
                         Ok(ControlFlow::Continue(())) => Ok(()),
                         Err(e) => Err(e),
@@ -92,7 +100,7 @@ pub(super) async fn run<H: EngineIoHandler, S>(
                 }
             },
             () = &mut deadline => heartbeat
-                .on_deadline(socket)
+                .on_deadline(&socket)
                 .map(|next| deadline.as_mut().reset(next)),
         };
         if let Err(e) = step {
@@ -103,13 +111,13 @@ pub(super) async fn run<H: EngineIoHandler, S>(
             break Some(Err(e));
         }
     };
-    end_session(engine, socket, outcome);
+    end_session(&engine, &socket, outcome);
 
     // As the writer task did: what is still queued (a Close packet), then the close frame; a
     // client that reads nothing gets `ping_timeout` to take it.
     let close = async {
-        while let Ok(packets) = buffered_rx.try_recv() {
-            feed_packets(&mut ws, packets, socket).await;
+        while let Ok(mut packets) = buffered_rx.try_recv() {
+            feed_packets(&mut ws, &mut packets, &socket).await;
         }
         ws.flush().await.ok();
         ws.close(None).await.ok();
@@ -120,7 +128,7 @@ pub(super) async fn run<H: EngineIoHandler, S>(
 /// Waits for `write` while keeping the heartbeat: a ping falls due or the client times out
 /// even when the write waits for a client that does not read.
 async fn keep_heartbeat<D>(
-    write: impl Future<Output = ()>,
+    mut write: Pin<&mut impl Future<Output = ()>>,
     heartbeat: &mut Heartbeat,
     mut deadline: Pin<&mut Sleep>,
     socket: &Socket<D>,
@@ -128,11 +136,10 @@ async fn keep_heartbeat<D>(
 where
     D: Default + Send + Sync + 'static,
 {
-    tokio::pin!(write);
     loop {
         tokio::select! {
             biased;
-            () = &mut write => return Ok(()),
+            () = write.as_mut() => return Ok(()),
             () = deadline.as_mut() => {
                 let next: Instant = heartbeat.on_deadline(socket)?;
                 deadline.as_mut().reset(next);
