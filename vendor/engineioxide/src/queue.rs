@@ -27,6 +27,16 @@ use tokio::sync::{
 /// A drained queue whose buffer grew past this many slots gives the memory back.
 const KEEP_SLOTS: usize = 4;
 
+/// Pushes `item`; the first push takes one slot, not the `VecDeque`'s minimum of four, so a
+/// socket that only ever gets pings keeps 200 bytes, and one that ever had two packets
+/// queued keeps four slots (no allocation per packet either way).
+fn push<T>(buf: &mut VecDeque<T>, item: T) {
+    if buf.capacity() == 0 {
+        buf.reserve_exact(1);
+    }
+    buf.push_back(item);
+}
+
 struct State<T> {
     buf: VecDeque<T>,
     /// Permits handed out and not yet used or dropped; they count against the capacity.
@@ -82,7 +92,7 @@ impl<T> QueueTx<T> {
         if state.buf.len() + state.reserved >= self.0.capacity {
             return Err(TrySendError::Full(item));
         }
-        state.buf.push_back(item);
+        push(&mut state.buf, item);
         drop(state);
         self.0.rx_waker.wake();
         Ok(())
@@ -129,7 +139,7 @@ impl<T> QueuePermit<'_, T> {
         let mut state = shared.lock();
         state.reserved -= 1;
         // A permit taken before the close still delivers, as with tokio's mpsc.
-        state.buf.push_back(item);
+        push(&mut state.buf, item);
         drop(state);
         shared.rx_waker.wake();
     }
@@ -232,6 +242,16 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(1));
         assert_eq!(rx.try_recv(), Ok(3));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn a_queue_that_held_one_packet_at_a_time_keeps_one_slot() {
+        let (tx, mut rx) = queue(128);
+        for i in 0..10 {
+            tx.try_send(i).unwrap();
+            assert_eq!(rx.try_recv(), Ok(i));
+        }
+        assert_eq!(rx.0.lock().buf.capacity(), 1);
     }
 
     #[test]

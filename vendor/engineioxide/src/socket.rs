@@ -74,12 +74,7 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use tokio::sync::{
-    Mutex,
-    Notify,
-    mpsc::error::TrySendError,
-    watch,
-};
+use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError, watch};
 
 pub use engineioxide_core::Sid;
 use tokio_util::sync::CancellationToken;

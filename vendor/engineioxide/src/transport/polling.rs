@@ -312,10 +312,7 @@ mod rx_stream {
     }
 
     impl<'a, T: Clone + Send + Sync + 'static> EncoderStream<'a, T> {
-        pub fn new(
-            rx: &'a mut QueueRx<T>,
-            watch: &'a mut watch::Receiver<Option<T>>,
-        ) -> Self {
+        pub fn new(rx: &'a mut QueueRx<T>, watch: &'a mut watch::Receiver<Option<T>>) -> Self {
             Self {
                 rx: ReceiverStream::new(rx),
                 watch: WatchStream::new(watch),
