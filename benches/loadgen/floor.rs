@@ -27,12 +27,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 #[derive(Parser)]
-#[command(name = "lms-floor", about = "The machine's floor: memory per idle websocket and CPU per delivery")]
+#[command(
+    name = "lms-floor",
+    about = "The machine's floor: memory per idle websocket and CPU per delivery"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -158,8 +161,12 @@ async fn serve(args: Serve) -> anyhow::Result<String> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let held = me();
-    let rss_per_connection = (held.rss_bytes.saturating_sub(before.rss_bytes)) / args.connections as u64;
-    eprintln!("lms-floor: {} held, {rss_per_connection} B RSS each", args.connections);
+    let rss_per_connection =
+        held.rss_bytes.saturating_sub(before.rss_bytes) / args.connections as u64;
+    eprintln!(
+        "lms-floor: {} held, {rss_per_connection} B RSS each",
+        args.connections
+    );
 
     let mut deliveries = 0u64;
     let start_cpu = me().cpu_s;
@@ -229,7 +236,8 @@ async fn accept_handshake(mut stream: TcpStream) -> anyhow::Result<TcpStream> {
         .lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim())
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim())
         })
         .context("no Sec-WebSocket-Key")?;
     let answer = format!(
@@ -258,7 +266,9 @@ async fn connect(args: Connect) -> anyhow::Result<String> {
     let received = Arc::new(AtomicU64::new(0));
     let mut failed = 0u64;
     let mut open = Vec::with_capacity(args.connections);
-    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.connect_rate.max(1) as f64));
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / args.connect_rate.max(1) as f64,
+    ));
     for _ in 0..args.connections {
         pace.tick().await;
         match open_socket(args.addr).await {
