@@ -13,6 +13,7 @@ mod helpers;
 mod hostile_http;
 mod hostile_sockets;
 mod http_api;
+mod idle_socket;
 mod jwks;
 mod limits;
 mod notifications;

@@ -1,0 +1,296 @@
+//! The socket's bounded packet queue, allocated to what it holds.
+//!
+//! A tokio `mpsc::channel` allocates its first block of 32 slots when it is created, whatever
+//! its capacity: with a [`PacketBuf`] of 200 bytes that is 6.4 KB per socket, held by every
+//! idle connection. This queue is a `VecDeque` behind a mutex (one producer at a time in
+//! practice, one consumer that holds the socket's `internal_rx` lock), so an idle socket
+//! holds only the few slots it has used, and a burst's slots are given back once drained.
+//!
+//! It keeps the semantics the socket relied on: a capacity, permits reserved ahead of the
+//! send, `try_send`/`try_recv`, an async `recv` and a `close` after which nothing more is
+//! accepted and `closed()` resolves.
+
+use std::{
+    collections::VecDeque,
+    fmt,
+    future::poll_fn,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
+};
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::{
+    Notify,
+    mpsc::error::{TryRecvError, TrySendError},
+};
+
+/// A drained queue whose buffer grew past this many slots gives the memory back.
+const KEEP_SLOTS: usize = 4;
+
+/// Pushes `item`; the first push takes one slot, not the `VecDeque`'s minimum of four, so a
+/// socket that only ever gets pings keeps 200 bytes, and one that ever had two packets
+/// queued keeps four slots (no allocation per packet either way).
+fn push<T>(buf: &mut VecDeque<T>, item: T) {
+    if buf.capacity() == 0 {
+        buf.reserve_exact(1);
+    }
+    buf.push_back(item);
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    /// Permits handed out and not yet used or dropped; they count against the capacity.
+    reserved: usize,
+    closed: bool,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    capacity: usize,
+    rx_waker: AtomicWaker,
+    closed: Notify,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while holding this lock leaves the deque consistent: keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Create a queue of at most `capacity` items (at least one).
+pub(crate) fn queue<T>(capacity: usize) -> (QueueTx<T>, QueueRx<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            buf: VecDeque::new(),
+            reserved: 0,
+            closed: false,
+        }),
+        capacity: capacity.max(1),
+        rx_waker: AtomicWaker::new(),
+        closed: Notify::new(),
+    });
+    (QueueTx(shared.clone()), QueueRx(shared))
+}
+
+/// The sending side, kept by the socket.
+pub(crate) struct QueueTx<T>(Arc<Shared<T>>);
+
+/// The receiving side, kept behind the socket's `internal_rx` lock.
+pub(crate) struct QueueRx<T>(Arc<Shared<T>>);
+
+/// A slot reserved in the queue; dropping it unused gives the slot back.
+pub(crate) struct QueuePermit<'a, T>(&'a Shared<T>);
+
+impl<T> QueueTx<T> {
+    /// Queue `item` unless the queue is full or closed.
+    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.0.lock();
+        if state.closed {
+            return Err(TrySendError::Closed(item));
+        }
+        if state.buf.len() + state.reserved >= self.0.capacity {
+            return Err(TrySendError::Full(item));
+        }
+        push(&mut state.buf, item);
+        drop(state);
+        self.0.rx_waker.wake();
+        Ok(())
+    }
+
+    /// Reserve one slot, to be filled by [`QueuePermit::send`].
+    pub(crate) fn try_reserve(&self) -> Result<QueuePermit<'_, T>, TrySendError<()>> {
+        let mut state = self.0.lock();
+        if state.closed {
+            return Err(TrySendError::Closed(()));
+        }
+        if state.buf.len() + state.reserved >= self.0.capacity {
+            return Err(TrySendError::Full(()));
+        }
+        state.reserved += 1;
+        Ok(QueuePermit(&self.0))
+    }
+
+    /// Whether the receiving side closed the queue.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.lock().closed
+    }
+
+    /// Resolves once the receiving side closed the queue.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let notified = self.0.closed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close between the two is not missed.
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl<T> QueuePermit<'_, T> {
+    /// Fill the reserved slot.
+    pub(crate) fn send(self, item: T) {
+        let shared = self.0;
+        std::mem::forget(self);
+        let mut state = shared.lock();
+        state.reserved -= 1;
+        // A permit taken before the close still delivers, as with tokio's mpsc.
+        push(&mut state.buf, item);
+        drop(state);
+        shared.rx_waker.wake();
+    }
+}
+
+impl<T> Drop for QueuePermit<'_, T> {
+    fn drop(&mut self) {
+        self.0.lock().reserved -= 1;
+        self.0.rx_waker.wake();
+    }
+}
+
+impl<T> QueueRx<T> {
+    /// The next item; `None` once the queue is closed, drained and no permit is pending.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(item) = self.pop() {
+            return Poll::Ready(Some(item));
+        }
+        // Register before checking again, so an item pushed in between wakes us.
+        self.0.rx_waker.register(cx.waker());
+        let mut state = self.0.lock();
+        match Self::pop_locked(&mut state) {
+            Some(item) => Poll::Ready(Some(item)),
+            None if state.closed && state.reserved == 0 => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Waits for the next item, as [`QueueRx::poll_recv`].
+    pub(crate) async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next item if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut state = self.0.lock();
+        match Self::pop_locked(&mut state) {
+            Some(item) => Ok(item),
+            None if state.closed && state.reserved == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Refuse every further send; what is queued can still be received.
+    pub(crate) fn close(&mut self) {
+        self.0.lock().closed = true;
+        self.0.closed.notify_waiters();
+        self.0.rx_waker.wake();
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        Self::pop_locked(&mut self.0.lock())
+    }
+
+    fn pop_locked(state: &mut State<T>) -> Option<T> {
+        let item = state.buf.pop_front()?;
+        if state.buf.is_empty() && state.buf.capacity() > KEEP_SLOTS {
+            state.buf.shrink_to(KEEP_SLOTS);
+        }
+        Some(item)
+    }
+}
+
+impl<T> fmt::Debug for QueueTx<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueTx")
+            .field("capacity", &self.0.capacity)
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for QueueRx<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.0.lock();
+        f.debug_struct("QueueRx")
+            .field("len", &state.buf.len())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_queue_allocates_no_slot() {
+        let (_tx, rx) = queue::<[u8; 200]>(128);
+        assert_eq!(rx.0.lock().buf.capacity(), 0);
+    }
+
+    #[test]
+    fn the_capacity_counts_queued_items_and_reserved_permits() {
+        let (tx, mut rx) = queue(2);
+        tx.try_send(1).unwrap();
+        let permit = tx.try_reserve().unwrap();
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        drop(permit);
+        tx.try_send(3).unwrap();
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Ok(3));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn a_queue_that_held_one_packet_at_a_time_keeps_one_slot() {
+        let (tx, mut rx) = queue(128);
+        for i in 0..10 {
+            tx.try_send(i).unwrap();
+            assert_eq!(rx.try_recv(), Ok(i));
+        }
+        assert_eq!(rx.0.lock().buf.capacity(), 1);
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_slots_back() {
+        let (tx, mut rx) = queue(128);
+        for i in 0..100 {
+            tx.try_send(i).unwrap();
+        }
+        while rx.try_recv().is_ok() {}
+        assert!(rx.0.lock().buf.capacity() <= KEEP_SLOTS);
+    }
+
+    #[tokio::test]
+    async fn close_refuses_sends_keeps_what_is_queued_and_resolves_closed() {
+        let (tx, mut rx) = queue(4);
+        tx.try_send(1).unwrap();
+        let permit = tx.try_reserve().unwrap();
+        let waiter = async { tx.closed().await };
+        let closer = async {
+            tokio::task::yield_now().await;
+            rx.close();
+        };
+        tokio::join!(waiter, closer);
+        assert!(tx.is_closed());
+        assert!(matches!(tx.try_send(2), Err(TrySendError::Closed(2))));
+        permit.send(5);
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.recv().await, Some(5));
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn recv_wakes_when_an_item_arrives() {
+        let (tx, mut rx) = queue(4);
+        let tx = Arc::new(tx);
+        let sender = tx.clone();
+        let task = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        sender.try_reserve().unwrap().send(7);
+        assert_eq!(task.await.unwrap(), Some(7));
+    }
+}
