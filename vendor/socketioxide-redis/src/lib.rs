@@ -154,7 +154,7 @@ use futures_core::Stream;
 use futures_util::{StreamExt, future::Either};
 use serde::{Serialize, de::DeserializeOwned};
 use socketioxide_core::adapter::remote_packet::{
-    RequestIn, RequestOut, RequestTypeOut, Response, ResponseTypeId,
+    RequestIn, RequestOut, RequestTypeIn, RequestTypeOut, Response, ResponseTypeId,
 };
 use socketioxide_core::adapter::request::RemoteRequestHandler;
 use socketioxide_core::adapter::stream::{
@@ -174,6 +174,10 @@ use tokio::sync::mpsc;
 /// Drivers are an abstraction over the pub/sub backend used by the adapter.
 /// You can use the provided implementation or implement your own.
 pub mod drivers;
+
+/// Sharded room channels: broadcasts to a room reach only the nodes with sockets in it.
+pub mod rooms;
+pub use rooms::{RoomChannels, RoomShard};
 
 /// Represent any error that might happen when using this adapter.
 #[derive(thiserror::Error)]
@@ -230,6 +234,14 @@ pub struct RedisAdapterConfig {
     ///
     /// If your server is under heavy load, you might want to increase this value.
     pub stream_buffer: usize,
+
+    /// Which rooms get a sharded channel of their own, and its hash tag. Default: none,
+    /// every broadcast goes through the namespace's request channel. See [`rooms`].
+    pub room_shard: Option<RoomShard>,
+
+    /// How long a room's channel stays subscribed after its last local socket left.
+    /// Default is 5 seconds.
+    pub room_release_after: Duration,
 }
 impl RedisAdapterConfig {
     /// Create a new config.
@@ -266,6 +278,22 @@ impl RedisAdapterConfig {
         self.stream_buffer = buffer;
         self
     }
+
+    /// Publish a broadcast to exactly one room on that room's own sharded channel, when
+    /// `shard` gives the room one; a node then subscribes to the channels of the rooms its
+    /// sockets are in. The application must call [`RoomChannels::ready`] (from
+    /// [`RedisAdapterCtr::room_channels`]) before a socket joins a room locally.
+    pub fn with_sharded_rooms(mut self, shard: RoomShard) -> Self {
+        self.room_shard = Some(shard);
+        self
+    }
+
+    /// Set how long a room's channel stays subscribed after its last local socket left.
+    /// Default is 5 seconds.
+    pub fn with_room_release_after(mut self, after: Duration) -> Self {
+        self.room_release_after = after;
+        self
+    }
 }
 
 impl Default for RedisAdapterConfig {
@@ -275,6 +303,8 @@ impl Default for RedisAdapterConfig {
             prefix: Cow::Borrowed("socket.io"),
             ack_response_buffer: 255,
             stream_buffer: 1024,
+            room_shard: None,
+            room_release_after: Duration::from_secs(5),
         }
     }
 }
@@ -285,6 +315,7 @@ impl Default for RedisAdapterConfig {
 pub struct RedisAdapterCtr<R> {
     driver: R,
     config: RedisAdapterConfig,
+    room_channels: RoomChannels<R>,
 }
 
 #[cfg(feature = "redis")]
@@ -343,7 +374,23 @@ impl<R: Driver> RedisAdapterCtr<R> {
     /// You can implement your own driver by implementing the [`Driver`] trait with any redis/valkey client.
     /// Check the [`drivers`] module for more information.
     pub fn new_with_driver(driver: R, config: RedisAdapterConfig) -> RedisAdapterCtr<R> {
-        RedisAdapterCtr { driver, config }
+        let room_channels = RoomChannels::new(
+            driver.clone(),
+            &config.prefix,
+            config.stream_buffer,
+            config.room_shard,
+            config.room_release_after,
+        );
+        RedisAdapterCtr {
+            driver,
+            config,
+            room_channels,
+        }
+    }
+
+    /// The room channels of every namespace, to make them ready before a local join.
+    pub fn room_channels(&self) -> RoomChannels<R> {
+        self.room_channels.clone()
     }
 }
 
@@ -378,6 +425,8 @@ pub struct CustomRedisAdapter<E, R> {
     req_chan: String,
     /// A map of response handlers used to await for responses from the remote servers.
     responses: Arc<Mutex<ResponseHandlers<Vec<u8>>>>,
+    /// The sharded room channels, shared by every namespace.
+    room_channels: RoomChannels<R>,
 }
 
 impl<E, R> DefinedAdapter for CustomRedisAdapter<E, R> {}
@@ -398,6 +447,7 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
             driver: state.driver.clone(),
             config: state.config.clone(),
             responses: Arc::new(Mutex::new(HashMap::new())),
+            room_channels: state.room_channels.clone(),
         }
     }
 
@@ -414,6 +464,8 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
             );
 
             let response_stream = self.subscribe(response_chan.clone()).await?;
+            let sink: std::sync::Weak<Self> = Arc::downgrade(&self);
+            self.room_channels.register(self.local.path(), sink);
             let stream = futures_util::stream::select(global_stream, specific_stream);
             let stream = futures_util::stream::select(stream, response_stream);
             tokio::spawn(self.pipe_stream(stream, response_chan));
@@ -433,7 +485,8 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
         tokio::try_join!(
             self.driver.unsubscribe(self.req_chan.clone()),
             self.driver.unsubscribe(self.get_req_chan(Some(self.uid))),
-            self.driver.unsubscribe(response_chan)
+            self.driver.unsubscribe(response_chan),
+            self.room_channels.close(self.local.path()),
         )
         .map_err(Error::from_driver)?;
 
@@ -459,9 +512,11 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
     ) -> Result<(), BroadcastError> {
         if !opts.is_local(self.uid) {
             let req = RequestOut::new(self.uid, RequestTypeOut::Broadcast(&packet), &opts);
-            self.send_req(req, opts.server_id)
-                .await
-                .map_err(AdapterError::from)?;
+            match self.room_chan(&opts) {
+                Some(chan) => self.publish(chan, req).await,
+                None => self.send_req(req, opts.server_id).await,
+            }
+            .map_err(AdapterError::from)?;
         }
 
         self.local.broadcast(packet, opts)?;
@@ -588,9 +643,29 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
         rooms: impl RoomParam,
     ) -> Result<(), Self::Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        let sharded = rooms
+            .iter()
+            .any(|r| self.room_channels.channel(self.local.path(), r).is_some());
         if !opts.is_local(self.uid) {
             let req = RequestOut::new(self.uid, RequestTypeOut::AddSockets(&rooms), &opts);
             self.send_req(req, opts.server_id).await?;
+            if sharded {
+                // Every node handles requests in order and makes the rooms' channels ready
+                // before it adds its sockets (`pipe_stream`), so once each has answered
+                // this request, the join is done everywhere.
+                let barrier = RequestOut::new(self.uid, RequestTypeOut::AllRooms, &opts);
+                let answers = self
+                    .get_res::<()>(barrier.id, ResponseTypeId::AllRooms, opts.server_id)
+                    .await?;
+                self.send_req(barrier, opts.server_id).await?;
+                answers.for_each(|_| future::ready(())).await;
+            }
+        }
+        if sharded && !self.local.sockets(opts.clone()).is_empty() {
+            self.room_channels
+                .ready(self.local.path(), &rooms)
+                .await
+                .map_err(Error::from_driver)?;
         }
         self.local.add_sockets(opts, rooms);
         Ok(())
@@ -709,7 +784,7 @@ impl<E: SocketEmitter, R: Driver> CustomRedisAdapter<E, R> {
     ) {
         while let Some((chan, item)) = stream.next().await {
             if chan.starts_with(&self.req_chan) {
-                if let Err(e) = self.recv_item(item) {
+                if let Err(e) = self.recv_request(item).await {
                     let ns = self.local.path();
                     let uid = self.uid;
                     tracing::warn!(?uid, ?ns, "request handler error: {e}");
@@ -736,6 +811,44 @@ impl<E: SocketEmitter, R: Driver> CustomRedisAdapter<E, R> {
         let req: RequestIn = rmp_serde::from_slice(&item)?;
         <Self as RemoteRequestHandler<E>>::recv_req(self, req);
         Ok(())
+    }
+
+    /// [`Self::recv_item`] for the request channels, where a remote join first makes its
+    /// rooms' channels ready when local sockets are about to join them. The requests that
+    /// follow wait: the node that asked for the join learns it is done from the answer to
+    /// its next request.
+    async fn recv_request(self: &Arc<Self>, item: Vec<u8>) -> Result<(), Error<R>> {
+        let req: RequestIn = rmp_serde::from_slice(&item)?;
+        if let (RequestTypeIn::AddSockets(rooms), Some(opts)) = (&req.r#type, &req.opts)
+            && req.node_id != self.uid
+            && self.room_channels.enabled()
+            && !self.local.sockets(opts.clone()).is_empty()
+        {
+            self.room_channels
+                .ready(self.local.path(), rooms)
+                .await
+                .map_err(Error::from_driver)?;
+        }
+        <Self as RemoteRequestHandler<E>>::recv_req(self, req);
+        Ok(())
+    }
+
+    /// The sharded channel of a broadcast: it goes to exactly one room that has one, and
+    /// to no node in particular. A broadcast to several rooms stays on the request channel
+    /// (as in Node's sharded adapter), so that a socket in two of them gets it once.
+    fn room_chan(&self, opts: &BroadcastOptions) -> Option<String> {
+        match (opts.server_id, opts.rooms.as_slice()) {
+            (None, [room]) => self.room_channels.channel(self.local.path(), room),
+            _ => None,
+        }
+    }
+
+    async fn publish(&self, chan: String, req: RequestOut<'_>) -> Result<(), Error<R>> {
+        let req = rmp_serde::to_vec(&req)?;
+        self.driver
+            .publish(chan, req)
+            .await
+            .map_err(Error::from_driver)
     }
 
     async fn send_req(&self, req: RequestOut<'_>, target_uid: Option<Uid>) -> Result<(), Error<R>> {
@@ -792,6 +905,19 @@ impl<E: SocketEmitter, R: Driver> CustomRedisAdapter<E, R> {
             .subscribe(pat, self.config.stream_buffer)
             .await
             .map_err(InitError::Driver)
+    }
+}
+
+impl<E: SocketEmitter, R: Driver> rooms::RoomSink for CustomRedisAdapter<E, R> {
+    fn has_room(&self, room: &str) -> bool {
+        self.local.has_room(room)
+    }
+
+    fn recv(self: Arc<Self>, item: Vec<u8>) {
+        if let Err(e) = self.recv_item(item) {
+            let ns = self.local.path();
+            tracing::warn!(?ns, "room channel request error: {e}");
+        }
     }
 }
 
