@@ -42,16 +42,6 @@ async fn holders(redis: &fred::clients::Client, chan: &str) -> u64 {
     n
 }
 
-async fn course_event(node: &TestNode, t: &str, c: &str, marker: &str) -> u16 {
-    node.post(
-        &format!("/tenants/{t}/courses/{c}/events"),
-        &service_token(t),
-        json!({ "changes": { "marker": marker } }),
-    )
-    .await
-    .0
-}
-
 fn marker_of(v: &Value) -> Option<u64> {
     v["changes"]["marker"].as_str()?.parse().ok()
 }

@@ -823,11 +823,10 @@ impl<E: SocketEmitter, R: Driver> CustomRedisAdapter<E, R> {
             && req.node_id != self.uid
             && self.room_channels.enabled()
             && !self.local.sockets(opts.clone()).is_empty()
+            && let Err(e) = self.room_channels.ready(self.local.path(), rooms).await
         {
-            self.room_channels
-                .ready(self.local.path(), rooms)
-                .await
-                .map_err(Error::from_driver)?;
+            // Joined all the same, as without room channels; a later join subscribes again.
+            tracing::warn!(uid = ?self.uid, "room channels not subscribed for a remote join: {e}");
         }
         <Self as RemoteRequestHandler<E>>::recv_req(self, req);
         Ok(())
