@@ -82,6 +82,8 @@ pub struct NodeParts {
     /// Cluster: the adapter's re-subscriptions (when the subscription was lost and when it
     /// was back), after which the node replays what its sockets missed.
     pub resubscribed: Option<tokio::sync::broadcast::Receiver<(u64, u64)>>,
+    /// What a local join waits for (cluster: the rooms' sharded channels).
+    pub room_channels: Arc<dyn crate::service::channels::RoomChannels>,
 }
 
 impl Application {
@@ -108,6 +110,7 @@ impl Application {
             )),
             export: Arc::new(MemoryExport::new(config.export_bounds())),
             resubscribed: None,
+            room_channels: Arc::new(crate::service::channels::InProcess),
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -118,7 +121,16 @@ impl Application {
     async fn build_cluster(config: Config, url: &str, limits: StoreLimits) -> anyhow::Result<Self> {
         use crate::cluster::{self, Cluster};
         let node = config.node_id();
-        let (cluster, adapter) = Cluster::connect(url, &config.redis_tls(), &node, limits).await?;
+        let (cluster, adapter) = Cluster::connect(
+            url,
+            &config.redis_tls(),
+            &node,
+            limits,
+            config
+                .room_channels
+                .then(|| Duration::from_millis(config.room_unsubscribe_delay_ms)),
+        )
+        .await?;
         let parts = NodeParts {
             store: cluster.store(),
             ledger: cluster.ledger(),
@@ -129,6 +141,7 @@ impl Application {
             recovery: cluster.recovery(config.recovery_bounds()),
             export: cluster.export(config.export_bounds()),
             resubscribed: Some(cluster.resubscribed()),
+            room_channels: cluster.room_channels(),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -209,6 +222,7 @@ impl Application {
                     ))
                 }),
                 export: export.clone(),
+                room_channels: parts.room_channels,
             },
         );
         tokio::spawn(socket::presence::follow_memberships(

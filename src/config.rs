@@ -252,6 +252,15 @@ pub struct Config {
     /// every third of it); a crashed node's users stop counting within this plus a third.
     #[arg(long, env = "PRESENCE_TTL_MS", default_value_t = 15_000)]
     pub presence_ttl_ms: u64,
+    /// Cluster: how long a node keeps a room's sharded channel subscribed after the room's
+    /// last local socket left (flapping sockets do not make it subscribe again each time).
+    #[arg(long, env = "ROOM_UNSUBSCRIBE_DELAY_MS", default_value_t = 5_000)]
+    pub room_unsubscribe_delay_ms: u64,
+    /// Cluster: emits to one room travel on the room's sharded channel, received only by the
+    /// nodes with sockets in it. `false`: every emit on the shared channel, to every node (as
+    /// before issue 17; for a rolling upgrade from such a version, see docs/cluster.md).
+    #[arg(long, env = "ROOM_CHANNELS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub room_channels: bool,
     /// Distinct tenants that get their own `lms_tenant_connections` and
     /// `lms_presence_online_users` series.
     #[arg(long, env = "TENANT_METRIC_CAP", default_value_t = 100)]

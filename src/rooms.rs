@@ -47,6 +47,19 @@ pub fn platform_role(r: Role) -> String {
     format!("role:{}", r.as_str())
 }
 
+/// The hash tag of a room's sharded adapter channel (issue 17): its tenant, so that a
+/// Redis Cluster spreads tenants over its masters, or `""` (the channel hashed on its own)
+/// for a platform role room. `None` for a token room: it only ever gets a revocation
+/// notice, which is not worth a subscription per connect, so it keeps the shared channel.
+pub fn shard_tag(room: &str) -> Option<&str> {
+    if room.starts_with("role:") {
+        return Some("");
+    }
+    let rest = room.strip_prefix("tenant:")?;
+    let (tenant, kind) = rest.split_once(':').unwrap_or((rest, ""));
+    (!kind.starts_with("jti:")).then_some(tenant)
+}
+
 /// The kind of a room, a bounded metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoomKind {
@@ -154,6 +167,23 @@ mod tests {
     }
 
     #[test]
+    fn every_room_of_a_tenant_hashes_its_channel_by_the_tenant_except_token_rooms() {
+        let (u, c) = (UserId::parse("u").unwrap(), CourseId::parse("c").unwrap());
+        for room in [
+            tenant(&t("a")),
+            user(&t("a"), &u),
+            tenant_role(&t("a"), Role::Admin),
+            admins(&t("a")),
+            course(&t("a"), &c),
+            course_instructors(&t("a"), &c),
+        ] {
+            assert_eq!(shard_tag(&room), Some("a"), "{room}");
+        }
+        assert_eq!(shard_tag(&platform_role(Role::Admin)), Some(""));
+        assert_eq!(shard_tag("elsewhere"), None);
+    }
+
+    #[test]
     fn every_built_room_is_classified_by_its_kind() {
         let (u, c) = (UserId::parse("u").unwrap(), CourseId::parse("c").unwrap());
         let cases = [
@@ -172,6 +202,7 @@ mod tests {
         assert_eq!(RoomKind::of("tenant:a:unknown:x"), None);
         let jti = TokenId::parse("j:1").unwrap();
         assert_eq!(RoomKind::of(&token(&t("a"), &jti)), None);
+        assert_eq!(shard_tag(&token(&t("a"), &jti)), None);
         assert_ne!(token(&t("a"), &jti), token(&t("b"), &jti));
     }
 }

@@ -54,16 +54,6 @@ async fn unread_via(node: &TestNode, t: &str, u: &str) -> u64 {
     body["unread"].as_u64().unwrap()
 }
 
-async fn course_event(node: &TestNode, t: &str, c: &str, marker: &str) -> u16 {
-    node.post(
-        &format!("/tenants/{t}/courses/{c}/events"),
-        &service_token(t),
-        json!({ "changes": { "marker": marker } }),
-    )
-    .await
-    .0
-}
-
 async fn ready(node: &TestNode) -> u16 {
     send(node.http.get(format!("{}/readyz", node.url())))
         .await

@@ -216,12 +216,19 @@ impl Driver for MeteredFredDriver {
         chan: String,
         size: usize,
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
-        self.conn.ssubscribe(chan.as_str()).await?;
+        // The handler first: a message that follows the confirmation finds it.
         let (tx, rx) = mpsc::channel(size);
         self.handlers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(chan, tx);
+            .insert(chan.clone(), tx);
+        if let Err(e) = self.conn.ssubscribe(chan.as_str()).await {
+            self.handlers
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&chan);
+            return Err(e.into());
+        }
         Ok(MessageStream::new(rx))
     }
 

@@ -3,12 +3,14 @@
 //! They complement the contract's table (§6) and are named like it (`lms_` prefix, bounded
 //! labels only). `lms_store_up` is shared with `/readyz` and lives in [`crate::metrics`].
 
-use metrics::{counter, describe_counter};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
 
 /// Adapter messages through Redis pub/sub, `direction` = `in` | `out`.
 pub const ADAPTER_MESSAGES_TOTAL: &str = "lms_adapter_messages_total";
 /// Adapter messages lost on this node: a full per-channel buffer or a lagging receiver.
 pub const ADAPTER_DROPPED_TOTAL: &str = "lms_adapter_dropped_total";
+/// Sharded room channels this node holds subscribed (issue 17); no room in any label.
+pub const ADAPTER_ROOM_CHANNELS: &str = "lms_adapter_room_channels";
 /// Reconnections of a Redis client, `client` = `store` | `pubsub`.
 pub const REDIS_RECONNECTS_TOTAL: &str = "lms_redis_reconnects_total";
 /// Re-subscriptions of the adapter's channels after a reconnect, `outcome` = `ok` | `error`.
@@ -22,6 +24,10 @@ pub fn describe() {
     describe_counter!(
         ADAPTER_DROPPED_TOTAL,
         "Adapter messages dropped on this node (full buffer or lagging receiver)"
+    );
+    describe_gauge!(
+        ADAPTER_ROOM_CHANNELS,
+        "Sharded room channels this node is subscribed to (rooms with local sockets, and those left less than ROOM_UNSUBSCRIBE_DELAY_MS ago)"
     );
     describe_counter!(
         REDIS_RECONNECTS_TOTAL,
@@ -43,6 +49,10 @@ pub fn describe() {
 
 pub fn adapter_message(direction: &'static str) {
     counter!(ADAPTER_MESSAGES_TOTAL, "direction" => direction).increment(1);
+}
+
+pub fn room_channels(n: usize) {
+    gauge!(ADAPTER_ROOM_CHANNELS).set(n as f64);
 }
 
 pub fn adapter_dropped(n: u64) {

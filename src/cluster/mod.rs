@@ -17,6 +17,7 @@ pub mod driver;
 pub mod lua;
 pub mod metrics;
 pub mod relay;
+pub mod room_channels;
 pub mod stats;
 pub mod tls;
 
@@ -31,7 +32,7 @@ use fred::types::config::{
 };
 use fred::types::{InfoKind, RespVersion};
 use socketioxide::SocketIo;
-use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr, RoomChannels};
 use tokio_util::sync::CancellationToken;
 
 use crate::presence::PresenceStore;
@@ -159,15 +160,21 @@ pub struct Cluster {
     instance: String,
     /// Re-subscriptions of the adapter, with the time the subscription was lost.
     resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
+    /// The adapter's sharded room channels.
+    rooms: RoomChannels<MeteredFredDriver>,
 }
 
 impl Cluster {
-    /// Connects both clients, checks the server version and builds the adapter state.
+    /// Connects both clients, checks the server version and builds the adapter state: a
+    /// broadcast to one room travels on the room's sharded channel (`rooms::shard_tag`),
+    /// kept subscribed `room_release_after` past the room's last local socket (`None`:
+    /// every broadcast on the shared channel).
     pub async fn connect(
         url: &str,
         tls: &tls::RedisTls,
         node: &str,
         limits: StoreLimits,
+        room_release_after: Option<Duration>,
     ) -> anyhow::Result<(Self, RedisAdapterCtr<MeteredFredDriver>)> {
         let shown = redacted(url);
         let (config, perf, connection, policy) = client_config_with_tls(url, tls)?;
@@ -192,11 +199,17 @@ impl Cluster {
             .await
             .with_context(|| format!("cannot open the pub/sub connection to Redis at {shown}"))?;
         let resubscribed = driver.resubscribed();
-        let adapter_config = RedisAdapterConfig::new()
+        let mut adapter_config = RedisAdapterConfig::new()
             .with_prefix(ADAPTER_PREFIX)
             .with_stream_buffer(ADAPTER_STREAM_BUFFER)
             .with_request_timeout(ADAPTER_REQUEST_TIMEOUT);
+        if let Some(after) = room_release_after {
+            adapter_config = adapter_config
+                .with_sharded_rooms(crate::rooms::shard_tag)
+                .with_room_release_after(after);
+        }
         let ctr = RedisAdapterCtr::new_with_driver(driver.clone(), adapter_config);
+        let rooms = ctr.room_channels();
         tracing::info!(redis = %shown, node, "connected to Redis (RESP3, sharded pub/sub)");
 
         let store = Arc::new(RedisStore::new(client.clone(), limits));
@@ -223,6 +236,7 @@ impl Cluster {
                 peers,
                 instance,
                 resubscribed,
+                rooms,
             },
             ctr,
         ))
@@ -256,6 +270,11 @@ impl Cluster {
         let (relay, incoming) = relay::RedisRelay::start(self.driver.clone()).await?;
         let relay: Arc<dyn MembershipRelay> = relay;
         Ok((relay, incoming))
+    }
+
+    /// What a local join waits for: its rooms' sharded channels subscribed.
+    pub fn room_channels(&self) -> std::sync::Arc<dyn crate::service::channels::RoomChannels> {
+        Arc::new(room_channels::ClusterRooms(self.rooms.clone()))
     }
 
     /// The adapter's re-subscriptions after a Redis reconnect, each with the time (ms since
@@ -323,6 +342,8 @@ impl Cluster {
                 }
                 let up = self.store.ping().await.is_ok();
                 crate::metrics::store_up(up);
+                // Channels are released by the adapter's sweep, outside any join.
+                metrics::room_channels(self.rooms.subscribed());
                 if up && let Err(e) = self.peers.heartbeat(&local_stats(&io, &node)).await {
                     tracing::debug!(error = %e, "stats heartbeat not written");
                 }

@@ -7,6 +7,7 @@
 //! reaches the room on every node. The operations are split by domain: notifications and
 //! broadcasts, courses and progress, stats.
 
+pub mod channels;
 mod courses;
 mod export;
 mod notifications;
@@ -56,6 +57,8 @@ struct Inner<A: Adapter> {
     recovery: Option<Arc<Recovery>>,
     /// The export queue (§12) progress, reads, dismissals and presence go to.
     export: Arc<Export>,
+    /// What a local join waits for (`channels`).
+    room_channels: Arc<dyn channels::RoomChannels>,
 }
 
 /// The gateway's operations. Cheap to clone.
@@ -79,6 +82,8 @@ pub struct Links {
     pub recovery: Option<Arc<Recovery>>,
     /// Where exported events are appended (§12).
     pub export: Arc<Export>,
+    /// The rooms' channels a local join waits for (cluster mode).
+    pub room_channels: Arc<dyn channels::RoomChannels>,
 }
 
 impl<A: Adapter> Gateway<A> {
@@ -105,6 +110,7 @@ impl<A: Adapter> Gateway<A> {
                 memberships: links.memberships,
                 recovery: links.recovery,
                 export: links.export,
+                room_channels: links.room_channels,
             }),
         }
     }
@@ -113,6 +119,12 @@ impl<A: Adapter> Gateway<A> {
     /// shutdown), not for emits: those go through the methods below.
     pub fn io(&self) -> &SocketIo<A> {
         &self.inner.io
+    }
+
+    /// Returns once emits to `rooms` from now on reach this node: call it right before a
+    /// socket joins them. `UNAVAILABLE` when the cluster's channels cannot be subscribed.
+    pub async fn rooms_ready(&self, rooms: &[String]) -> Result<(), AppError> {
+        self.inner.room_channels.ready(rooms).await
     }
 
     /// Connection state recovery, when it is on.

@@ -221,6 +221,11 @@ async fn admit<A: Adapter>(
         }
         _ => Vec::new(),
     };
+    // Emits to these rooms from now on reach this node before the socket is in them
+    // (a recovering socket joins them in `recovery::resume`, right after CONNECT).
+    if let Err(e) = ctx.gateway.rooms_ready(&rooms).await {
+        return Err(attempt.refuse(e.code, &e.message, false));
+    }
     recovery::place(s, ctx.gateway.recovery(), &claims, plan, rooms, joined).await;
     // Nothing below refuses: the socket is online from here.
     if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {

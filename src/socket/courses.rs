@@ -34,6 +34,7 @@ pub async fn join<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, Ap
             ));
         }
     };
+    cx.ctx.gateway.rooms_ready(&join).await?;
     cx.socket.join(join);
     if let Some(p) = presence_of(&cx) {
         p.enter_course(&course, present_as);

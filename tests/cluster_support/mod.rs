@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lms_realtime::Config;
 
-use crate::helpers::{SECRET, TestNode, spawn_node_with};
+use crate::helpers::{SECRET, TestNode, service_token, spawn_node_with};
 
 /// How long to wait for something that should happen "within seconds".
 pub const SOON: Duration = Duration::from_secs(20);
@@ -249,6 +249,18 @@ pub async fn spawn_cluster(url: &str, n: usize) -> Vec<TestNode> {
         nodes.push(spawn_cluster_node(url, &format!("{prefix}-{i}")).await);
     }
     nodes
+}
+
+/// A course event (`course:updated` to the course room) through the service API, marked
+/// with `marker`; the HTTP status.
+pub async fn course_event(node: &TestNode, t: &str, c: &str, marker: &str) -> u16 {
+    node.post(
+        &format!("/tenants/{t}/courses/{c}/events"),
+        &service_token(t),
+        serde_json::json!({ "changes": { "marker": marker } }),
+    )
+    .await
+    .0
 }
 
 /// Polls `check` until it returns true or [`SOON`] passes.

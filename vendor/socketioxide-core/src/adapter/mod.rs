@@ -546,6 +546,12 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
             .collect()
     }
 
+    /// Whether at least one local socket is in `room` (empty rooms are removed at once).
+    /// A sharded adapter keeps a room's channel subscribed only while this holds.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.read().unwrap().contains_key(room)
+    }
+
     /// Get the namespace path.
     pub fn path(&self) -> &Str {
         self.emitter.path()
@@ -930,6 +936,17 @@ pub(crate) mod test {
         let rooms = socket_map.get(&socket).unwrap();
         assert!(rooms.contains("room1"));
         assert!(rooms.contains("room2"));
+    }
+
+    #[test]
+    fn has_room_holds_while_a_socket_is_in_the_room() {
+        let socket = Sid::new();
+        let adapter = create_adapter([socket]);
+        assert!(!adapter.has_room("room1"));
+        adapter.add_all(socket, ["room1"]);
+        assert!(adapter.has_room("room1"));
+        adapter.del_all(socket);
+        assert!(!adapter.has_room("room1"));
     }
 
     #[test]
