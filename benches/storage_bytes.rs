@@ -56,7 +56,10 @@ async fn current_per_recipient(c: &Client, store: &RedisStore) -> (f64, f64, f64
         let fanout = store.open_fanout(&big_notification(&t, id)).await.unwrap();
         for u in users(RECIPIENTS) {
             store.insert(&u, &fanout.body).await.unwrap();
-            store.mark_delivered(&t, &fanout.body.id, &u).await.unwrap();
+            store
+                .mark_delivered(&t, &fanout.body.id, std::slice::from_ref(&u))
+                .await
+                .unwrap();
         }
         (used_memory(c).await - before) as f64 / RECIPIENTS as f64
     };
@@ -90,7 +93,10 @@ async fn warm_up(c: &Client, store: &RedisStore) {
         .unwrap();
     let u = &users(1)[0];
     store.insert(u, &fanout.body).await.unwrap();
-    store.mark_delivered(&t, &fanout.body.id, u).await.unwrap();
+    store
+        .mark_delivered(&t, &fanout.body.id, std::slice::from_ref(u))
+        .await
+        .unwrap();
     store.mark_all_read(&t, u).await.unwrap();
     println!(
         "warm-up (one-time server allocations, one recipient): {} B",

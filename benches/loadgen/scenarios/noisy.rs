@@ -247,7 +247,7 @@ fn noisy_api(ctx: &Ctx, a: &NoisyArgs, tenant: &str) -> anyhow::Result<Arc<Api>>
 /// Where the noise of the noisy phase comes from.
 enum Source {
     InProcess(Noise),
-    Child(NoiseChild),
+    Child(Box<NoiseChild>),
 }
 
 impl Source {
@@ -330,7 +330,7 @@ pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
     let noise = if a.noise_in_process {
         Source::InProcess(start_noise(ctx, a, backend, noisy_tenant.clone(), feeds))
     } else {
-        Source::Child(NoiseChild::start(&ctx.run_id).await?)
+        Source::Child(Box::new(NoiseChild::start(&ctx.run_id).await?))
     };
     // After the child's sockets have connected: the phase's cost is the noise's and the victims'.
     let meter = Meter::start(&ctx.common.pids);
