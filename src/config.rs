@@ -344,8 +344,8 @@ pub struct Config {
     /// Largest `data` of one notification, in bytes of JSON (413 above).
     #[arg(long, env = "MAX_NOTIFICATION_DATA_BYTES", default_value_t = 8 * 1024)]
     pub max_notification_data_bytes: usize,
-    /// Inbox writes one tenant may have in flight on this node; the rest of its fan-out
-    /// waits in its own line, so a noisy tenant cannot queue ahead of the others.
+    /// Notification recipients one tenant may have in the store at once on this node (each
+    /// one's insert, claim and emits); the rest waits in its own line, not ahead of others.
     #[arg(long, env = "TENANT_STORE_CONCURRENCY", default_value_t = 16)]
     pub tenant_store_concurrency: usize,
     /// Notification recipients one tenant may store per second on this node (a token
