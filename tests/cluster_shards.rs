@@ -119,6 +119,62 @@ async fn a_node_without_members_of_a_room_receives_none_of_its_emits() {
     );
 }
 
+/// A kick from another node: the notice (an emit to the user's room) and the disconnect of
+/// that room both travel on the room's channel, notice first. Redis orders messages per
+/// channel only: when the disconnect took the shared request channel, the receiving node
+/// could handle it first and the socket closed without its `error` (seen once in CI, the
+/// e2e revocation test in cluster mode).
+#[tokio::test]
+async fn a_kick_sends_its_notice_and_its_disconnect_on_the_rooms_channel_in_that_order() {
+    use fred::interfaces::EventInterface;
+    let redis = RedisServer::start();
+    let nodes = spawn_cluster(&redis.url(), 2).await;
+    let t = tenant();
+    let tab = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
+    let probe = redis_client(&redis.url()).await;
+    let mut seen = probe.message_rx();
+    probe
+        .ssubscribe(user_channel(&t, "u1"))
+        .await
+        .expect("SSUBSCRIBE");
+
+    let (status, body) = nodes[1]
+        .delete(
+            &format!("/tenants/{t}/users/u1/sockets"),
+            &service_token(&t),
+        )
+        .await;
+    assert_eq!((status, &body), (200, &json!({ "disconnected": 1 })));
+    assert_eq!(tab.inbox.next("error").await["code"], "UNAUTHORIZED");
+    tab.inbox.next("close").await;
+
+    // A request is a msgpack array whose third item is its type: 0 a broadcast, 2 a
+    // disconnect (socketioxide-core `RequestTypeOut::to_u8`).
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Number(u64),
+        Other(serde::de::IgnoredAny),
+    }
+    let mut types = Vec::new();
+    while types.len() < 2 {
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(2), seen.recv()).await else {
+            break;
+        };
+        let bytes = msg.value.as_bytes().expect("a binary request").to_vec();
+        let req: Vec<Item> = rmp_serde::from_slice(&bytes).expect("a msgpack request");
+        match req.get(2) {
+            Some(Item::Number(t)) => types.push(*t),
+            _ => panic!("a request without its type"),
+        }
+    }
+    assert_eq!(
+        types,
+        [0, 2],
+        "the notice, then the disconnect, on the room's channel"
+    );
+}
+
 #[tokio::test]
 async fn a_room_channel_is_shared_by_its_sockets_and_released_after_the_last_one_leaves() {
     let redis = RedisServer::start();

@@ -601,10 +601,14 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
         if !opts.is_local(self.uid) {
+            // On the room's channel when a broadcast to that room would be: an emit
+            // followed by a disconnect then reaches each node in that order.
             let req = RequestOut::new(self.uid, RequestTypeOut::DisconnectSockets, &opts);
-            self.send_req(req, opts.server_id)
-                .await
-                .map_err(AdapterError::from)?;
+            match self.room_chan(&opts) {
+                Some(chan) => self.publish(chan, req).await,
+                None => self.send_req(req, opts.server_id).await,
+            }
+            .map_err(AdapterError::from)?;
         }
         self.local
             .disconnect_socket(opts)
