@@ -47,6 +47,12 @@ pub fn platform_role(r: Role) -> String {
     format!("role:{}", r.as_str())
 }
 
+/// The tenant a room belongs to; `None` for a platform role room.
+pub fn tenant_of(room: &str) -> Option<&str> {
+    let rest = room.strip_prefix("tenant:")?;
+    Some(rest.split_once(':').map_or(rest, |(t, _)| t))
+}
+
 /// The hash tag of a room's sharded adapter channel (issue 17): its tenant, so that a
 /// Redis Cluster spreads tenants over its masters, or `""` (the channel hashed on its own)
 /// for a platform role room. `None` for a token room: it only ever gets a revocation

@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod keys;
 pub mod memory;
 pub mod offset;
+pub mod order;
 pub mod redis;
 pub mod replayed;
 
@@ -117,9 +118,10 @@ pub struct Recovery {
     /// How long a session outlives its socket.
     pub window: Duration,
     /// On one node, appending an event and handing it to the local sockets happen under
-    /// this lock, and a recovery joins its rooms and replays under it too: every event is
-    /// then either replayed or live, never both, and offsets follow delivery order.
-    pub order: Option<tokio::sync::Mutex<()>>,
+    /// this lock (its tenant's shard), and a recovery joins its rooms and replays under it
+    /// too: every event is then either replayed or live, never both, and offsets follow
+    /// delivery order in every socket's rooms.
+    pub order: Option<order::EmitOrder>,
     /// Live broadcasts a recovering socket may have held back while its replay runs; past
     /// it the socket is cut off as a slow consumer (and recovers again).
     pub held_max: usize,
@@ -136,7 +138,7 @@ impl Recovery {
             store,
             clock: Clock::new(),
             window,
-            order: single_node.then(|| tokio::sync::Mutex::new(())),
+            order: single_node.then(order::EmitOrder::new),
             held_max,
         }
     }

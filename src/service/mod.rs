@@ -211,7 +211,7 @@ impl<A: Adapter> Gateway<A> {
         };
         // One node: keep and hand to the sockets in one step (see `Recovery::order`).
         let _order = match &r.order {
-            Some(lock) => Some(lock.lock().await),
+            Some(order) => Some(order.lock(&rooms).await),
             None => None,
         };
         let entry = Entry {
@@ -246,7 +246,7 @@ impl<A: Adapter> Gateway<A> {
             return;
         };
         let _order = match &r.order {
-            Some(lock) => Some(lock.lock().await),
+            Some(order) => Some(order.lock(&rooms).await),
             None => None,
         };
         let entry = |event: &'static str, data| Entry {

@@ -222,7 +222,7 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) 
     let pending = me.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some((rooms, after)) = pending {
         let _order = match &r.order {
-            Some(lock) => Some(lock.lock().await),
+            Some(order) => Some(order.lock(&rooms).await),
             None => None,
         };
         let mut read = rooms.clone();
