@@ -133,6 +133,7 @@ fn main() {
                 debounce: Duration::ZERO,
                 upkeep_every: Duration::from_secs(3600),
                 tenant_metric_cap: 10,
+                list_cache: Duration::ZERO,
             },
             stop.clone(),
         );

@@ -252,6 +252,7 @@ impl Application {
                 debounce: Duration::from_millis(config.presence_debounce_ms),
                 upkeep_every: Duration::from_millis((config.presence_ttl_ms / 3).max(100)),
                 tenant_metric_cap: config.tenant_metric_cap,
+                list_cache: Duration::from_millis(config.presence_list_cache_ms),
             },
             shutdown.0.clone(),
         );

@@ -252,6 +252,12 @@ pub struct Config {
     /// every third of it); a crashed node's users stop counting within this plus a third.
     #[arg(long, env = "PRESENCE_TTL_MS", default_value_t = 15_000)]
     pub presence_ttl_ms: u64,
+    /// A course's `presence:list` answer serves the lists of that course for this many
+    /// milliseconds after its read began, unless this node changes the course's presence
+    /// first (then the next list reads again). Changes through other nodes show up within
+    /// this bound. 0: every list reads the store.
+    #[arg(long, env = "PRESENCE_LIST_CACHE_MS", default_value_t = 1_000)]
+    pub presence_list_cache_ms: u64,
     /// Cluster: how long a node keeps a room's sharded channel subscribed after the room's
     /// last local socket left (flapping sockets do not make it subscribe again each time).
     #[arg(long, env = "ROOM_UNSUBSCRIBE_DELAY_MS", default_value_t = 5_000)]

@@ -48,6 +48,79 @@ async fn spawn(url: &str, id: &str) -> TestNode {
     .await
 }
 
+async fn spawn_keeping_lists(url: &str, id: &str, list_cache_ms: u64) -> TestNode {
+    let (url, id) = (url.to_owned(), id.to_owned());
+    spawn_node_with(move |c| {
+        c.redis_url = Some(Secret(url));
+        c.node_id = Some(id);
+        c.presence_debounce_ms = 0;
+        c.presence_list_cache_ms = list_cache_ms;
+    })
+    .await
+}
+
+/// The users of course c1 as `node` lists them (the service route: the same list as
+/// `presence:list`).
+async fn listed(node: &TestNode, t: &str) -> Vec<String> {
+    let mut users: Vec<String> = node.course_presence(t, "c1").await["users"]
+        .as_array()
+        .expect("a list of users")
+        .iter()
+        .map(|u| u["userId"].as_str().unwrap().to_owned())
+        .collect();
+    users.sort();
+    users
+}
+
+#[tokio::test]
+async fn a_course_list_serves_the_lists_after_it_and_follows_changes_within_its_bound() {
+    let redis = RedisServer::start();
+    let prefix = format!("pk{}", fastrand::u32(..));
+    // `a` keeps a list longer than this test runs, `c` for 300 ms; `b` is where the changes
+    // other nodes do not see are made.
+    let a = spawn_keeping_lists(&redis.url(), &format!("{prefix}-a"), 600_000).await;
+    let b = spawn_keeping_lists(&redis.url(), &format!("{prefix}-b"), 600_000).await;
+    let c = spawn_keeping_lists(&redis.url(), &format!("{prefix}-c"), 300).await;
+    let t = tenant();
+    a.enroll(&t, "c1", "s1", "student").await;
+    a.enroll(&t, "c1", "s2", "student").await;
+    assert!(listed(&a, &t).await.is_empty());
+    assert!(listed(&c, &t).await.is_empty());
+
+    // A change through `a` drops a's list as soon as the store has it.
+    let s1 = connect(&a, &token("s1", Some(&t), Role::Student)).await;
+    eventually("a lists s1, who joined through a", || async {
+        listed(&a, &t).await == ["s1"]
+    })
+    .await;
+
+    // The lists after it are served without reading Redis again.
+    let reads = redis.calls("hscan");
+    assert!(reads > 0);
+    for _ in 0..3 {
+        assert_eq!(listed(&a, &t).await, ["s1"]);
+    }
+    assert_eq!(redis.calls("hscan"), reads, "three lists, no read");
+
+    // A change through another node is not seen by a list kept before it...
+    let _s2 = connect(&b, &token("s2", Some(&t), Role::Student)).await;
+    eventually("b lists s2, who joined through b", || async {
+        listed(&b, &t).await == ["s1", "s2"]
+    })
+    .await;
+    assert_eq!(listed(&a, &t).await, ["s1"], "a's list was kept");
+    // ...for longer than PRESENCE_LIST_CACHE_MS after the store had it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(listed(&c, &t).await, ["s1", "s2"]);
+
+    // A leave through `a` drops a's list too.
+    s1.disconnect().await;
+    eventually("a no longer lists s1, who left through a", || async {
+        listed(&a, &t).await == ["s2"]
+    })
+    .await;
+}
+
 async fn course_count(node: &TestNode, t: &str) -> Value {
     node.course_presence(t, "c1").await["count"].clone()
 }

@@ -12,6 +12,7 @@
 //! wrote them and are purged by any other node once that process's heartbeat expires.
 //! Both pass [`conformance`].
 
+pub mod cache;
 pub mod conformance;
 pub mod flights;
 pub mod keys;

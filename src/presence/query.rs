@@ -1,19 +1,25 @@
 //! The read side of presence, shared by the socket events and the service API: who is
 //! online in a course or a tenant, as the wire types of §10. Callers check who may ask.
-//! Overlapping lists of one course share one read and one list ([`super::flights`]).
+//! Overlapping lists of one course share one read and one list ([`super::flights`]), and
+//! the lists that follow within `PRESENCE_LIST_CACHE_MS` share it too ([`super::cache`]).
 
 use std::sync::Arc;
 
 use futures::FutureExt;
 
+use super::cache::Cache;
 use super::flights::Flights;
 use super::{Presence, PresenceStore, PresentUser, Scope};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{CourseId, TenantId};
-use crate::types::{CoursePresence, PresenceCount, PresenceUser, Rfc3339Millis, TenantPresence};
+use crate::types::{
+    CoursePresence, PresenceCount, PresenceUser, PresenceUsers, Rfc3339Millis, TenantPresence,
+};
 
 /// The course lists in flight.
 pub(super) type CourseLists = Flights<(TenantId, CourseId), Result<CoursePresence, AppError>>;
+/// The course lists read lately.
+pub(super) type CourseListCache = Cache<(TenantId, CourseId), CoursePresence>;
 
 /// Most users a tenant-wide list carries (`?list=1`); the count is always exact.
 pub const TENANT_LIST_MAX: usize = 1_000;
@@ -43,20 +49,44 @@ impl Presence {
         }
     }
 
-    /// The online users of a course; callers that overlap share one answer.
+    /// The online users of a course; callers that overlap share one answer, and an answer
+    /// serves the calls after it for `PRESENCE_LIST_CACHE_MS` unless this node changes the
+    /// course's presence first ([`super::cache`]).
     pub async fn course_list(
         &self,
         t: &TenantId,
         c: &CourseId,
     ) -> Result<CoursePresence, AppError> {
         self.check_enabled()?;
-        let store = self.store().clone();
         let key = (t.clone(), c.clone());
+        if let Some(answer) = self.list_cache.get(&key) {
+            return Ok(answer);
+        }
+        let store = self.store().clone();
+        let cache = self.list_cache.clone();
         let call = {
-            let (t, c) = key.clone();
-            move || read_course(store, t, c).boxed()
+            let key = key.clone();
+            move || {
+                async move {
+                    let read = cache.begin(key.clone());
+                    let answer = read_course(store, key.0.clone(), key.1.clone()).await;
+                    if let (Some(read), Ok(list)) = (read, &answer) {
+                        cache.keep(&key, read, list.clone());
+                    }
+                    answer
+                }
+                .boxed()
+            }
         };
         self.lists.run(key, call).await
+    }
+
+    /// This node changed who is present in `scope` (the store has it): a course's kept
+    /// list goes.
+    pub(super) fn changed(&self, scope: &Scope) {
+        if let Scope::Course(t, c) = scope {
+            self.list_cache.invalidate(&(t.clone(), c.clone()));
+        }
     }
 
     /// How many users are online in a course.
@@ -106,7 +136,11 @@ async fn read_course(
     };
     Ok(CoursePresence {
         course_id: c,
-        users: wire::<Arc<[PresenceUser]>>(users),
+        users: PresenceUsers::encode(
+            users
+                .iter()
+                .map(|u| (u.user.as_str(), u.role.as_str(), u.since_ms)),
+        ),
         count,
     })
 }

@@ -74,6 +74,9 @@ pub struct PresenceSettings {
     /// How often this node refreshes its entries and looks for dead nodes.
     pub upkeep_every: Duration,
     pub tenant_metric_cap: usize,
+    /// How long a course list serves the lists after it (`PRESENCE_LIST_CACHE_MS`; zero:
+    /// every list reads the store).
+    pub list_cache: Duration,
 }
 
 /// This node's presence; shared as `Arc<Presence>`.
@@ -89,6 +92,8 @@ pub struct Presence {
     enabled: bool,
     /// Course lists in flight, shared by overlapping callers (`query`).
     pub(super) lists: super::query::CourseLists,
+    /// Course lists read lately, shared by the callers that follow (`query`).
+    pub(super) list_cache: Arc<super::query::CourseListCache>,
 }
 
 impl Presence {
@@ -117,6 +122,7 @@ impl Presence {
             me: me.clone(),
             enabled: settings.enabled,
             lists: Default::default(),
+            list_cache: Arc::new(super::cache::Cache::new(settings.list_cache)),
         });
         for rx in receivers {
             let worker = Worker {
@@ -292,13 +298,19 @@ impl Presence {
         let (joined, verdict) = match op.kind {
             Kind::Join => {
                 let c = store.join(&op.scope, &op.user, &op.role, rules).await?;
+                self.changed(&op.scope);
                 (true, flipped(c))
             }
             Kind::Leave => {
                 let c = store.leave(&op.scope, &op.user, rules).await?;
+                self.changed(&op.scope);
                 (false, flipped(c))
             }
-            Kind::Role => return store.set_role(&op.scope, &op.user, &op.role).await,
+            Kind::Role => {
+                store.set_role(&op.scope, &op.user, &op.role).await?;
+                self.changed(&op.scope);
+                return Ok(());
+            }
             Kind::Settle => {
                 self.pending_settles()
                     .remove(&(op.scope.clone(), op.user.clone()));
@@ -375,6 +387,7 @@ impl Presence {
 
     /// Announces (or debounces) a user that went away with a dead node.
     async fn departed(&self, announcer: &Arc<dyn Announcer>, d: super::Departed) {
+        self.changed(&d.scope);
         let op = Op {
             kind: Kind::Leave,
             scope: d.scope,

@@ -138,6 +138,20 @@ impl RedisServer {
             .expect("DBSIZE answers")
     }
 
+    /// How many times this server has run `command` (`INFO commandstats`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "info", "commandstats"])
+            .output()
+            .expect("redis-cli on PATH");
+        let prefix = format!("cmdstat_{}:calls=", command.to_lowercase());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn dir(&self) -> &Path {
         self.dir.path()
     }
