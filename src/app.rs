@@ -469,10 +469,14 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
 /// Where clients reach Socket.IO (the clients' default).
 const SOCKET_IO_PATH: &str = "/socket.io";
 
-/// Bytes a websocket reads per syscall; the buffer grows to fit a larger frame when one
-/// comes. Client events are small, and engineioxide's 4 KiB default was an eighth of an
-/// idle socket's heap (heap profile in `docs/benchmarks.md`).
-const WS_READ_BUFFER_BYTES: usize = 1024;
+/// Bytes a websocket reads per syscall, and its read buffer's first size; the buffer grows to
+/// fit a larger frame when one comes, and keeps that size for the socket's life.
+/// engineioxide's 4 KiB default was an eighth of an idle socket's heap (heap profile in
+/// `docs/benchmarks.md`). Client events are small: with 128 bytes a CONNECT that carries a
+/// token (~220 bytes) takes two reads and leaves a buffer of about 350 bytes; with 1 KiB it
+/// took one read and left 1 KiB (tungstenite reserves a frame's length again on top of the
+/// part already read, so a buffer of N bytes doubles for a frame between N/2 and N).
+const WS_READ_BUFFER_BYTES: usize = 128;
 
 fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     let origins: Vec<HeaderValue> = origins

@@ -1,24 +1,58 @@
-//! Copies a request's URI and header values out of hyper's connection read buffer.
+//! Copies a request's URI and header values out of hyper's connection read buffer, and
+//! keeps of a new websocket session's handshake only what is read after the upgrade.
 //!
 //! hyper parses them as zero-copy slices of the buffer it read the request into (8–16 KiB).
 //! engineioxide keeps the handshake request's `Parts` for the whole life of a socket, so
 //! those slices kept the entire buffer alive per connection: 16 KiB of the ~32 KiB an idle
 //! socket cost (heap profile in `docs/benchmarks.md`). With owned copies the buffer is freed
 //! once the connection is upgraded.
+//!
+//! The copied headers themselves were then 0.7 KB per idle socket (a header map of a
+//! handful of entries, for a handshake that carries five), more for a browser's (cookies,
+//! `Accept-*`, `Sec-WebSocket-Extensions`...). A session opened over websocket is answered
+//! by engineioxide at once and never reads its handshake headers again; the gateway reads
+//! [`KEPT_BY_WEBSOCKET_SESSIONS`] (the token at CONNECT, the user agent in security log lines),
+//! and engineioxide the key it answers the upgrade with. The rest is dropped before the
+//! Socket.IO layer sees the request. Polling requests keep every header (engineioxide reads
+//! `Content-Type` on each POST).
 
 use axum::extract::{OriginalUri, Request};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_KEY, USER_AGENT};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
-/// Returns the same request whose URI and header values own their bytes.
+/// The headers a session opened over websocket keeps for its life (in `req_parts`).
+pub const KEPT_BY_WEBSOCKET_SESSIONS: [HeaderName; 3] =
+    [AUTHORIZATION, USER_AGENT, SEC_WEBSOCKET_KEY];
+
+/// Returns the same request whose URI and header values own their bytes; a new websocket
+/// session's request keeps only [`KEPT_BY_WEBSOCKET_SESSIONS`] of its headers.
 pub fn detach_from_read_buffer(req: Request) -> Request {
     let (mut parts, body) = req.into_parts();
     parts.uri = owned_uri(&parts.uri);
-    parts.headers = owned_headers(&parts.headers);
+    parts.headers = if opens_websocket_session(&parts.uri) {
+        kept_headers(&parts.headers)
+    } else {
+        owned_headers(&parts.headers)
+    };
     // axum's router records the URI as it came, before any layer runs.
     if let Some(OriginalUri(original)) = parts.extensions.get_mut::<OriginalUri>() {
         *original = owned_uri(original);
     }
     Request::from_parts(parts, body)
+}
+
+/// `transport=websocket` without a `sid`: a session that starts on websocket (an upgrade
+/// from polling has a `sid` and its session keeps the polling handshake's parts).
+fn opens_websocket_session(uri: &Uri) -> bool {
+    let mut websocket = false;
+    for pair in uri.query().unwrap_or("").split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("sid", _) => return false,
+            ("transport", "websocket") => websocket = true,
+            _ => {}
+        }
+    }
+    websocket
 }
 
 fn owned_uri(uri: &Uri) -> Uri {
@@ -31,13 +65,30 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
     let mut owned = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         // Names are already owned: hyper copies them while normalising case.
-        let copy = HeaderValue::from_bytes(value.as_bytes()).map(|mut v| {
-            v.set_sensitive(value.is_sensitive());
-            v
-        });
-        owned.append(name.clone(), copy.unwrap_or_else(|_| value.clone()));
+        owned.append(name.clone(), owned_value(value));
     }
     owned
+}
+
+fn kept_headers(headers: &HeaderMap) -> HeaderMap {
+    let kept = || {
+        KEPT_BY_WEBSOCKET_SESSIONS
+            .iter()
+            .flat_map(|name| headers.get_all(name).iter().map(move |v| (name, v)))
+    };
+    let mut owned = HeaderMap::with_capacity(kept().count());
+    for (name, value) in kept() {
+        owned.append(name.clone(), owned_value(value));
+    }
+    owned
+}
+
+fn owned_value(value: &HeaderValue) -> HeaderValue {
+    let copy = HeaderValue::from_bytes(value.as_bytes()).map(|mut v| {
+        v.set_sensitive(value.is_sensitive());
+        v
+    });
+    copy.unwrap_or_else(|_| value.clone())
 }
 
 #[cfg(test)]
@@ -103,5 +154,49 @@ mod tests {
         assert!(req.headers()["authorization"].is_sensitive());
         let forwarded: Vec<_> = req.headers().get_all("x-forwarded-for").iter().collect();
         assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
+    }
+
+    #[test]
+    fn a_new_websocket_session_keeps_only_the_headers_read_after_the_upgrade() {
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = "/socket.io/?EIO=4&transport=websocket".parse().unwrap();
+        for (name, value) in [
+            ("host", "lms.example"),
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-extensions", "permessage-deflate"),
+            ("cookie", "a=b"),
+            ("user-agent", "test"),
+            ("authorization", "Bearer t"),
+        ] {
+            req.headers_mut().append(name, value.parse().unwrap());
+        }
+        let polling = {
+            let mut r = Request::new(Body::empty());
+            *r.uri_mut() = "/socket.io/?EIO=4&transport=polling".parse().unwrap();
+            *r.headers_mut() = req.headers().clone();
+            r
+        };
+        let upgrade = {
+            let mut r = Request::new(Body::empty());
+            *r.uri_mut() = "/socket.io/?EIO=4&transport=websocket&sid=abc"
+                .parse()
+                .unwrap();
+            *r.headers_mut() = req.headers().clone();
+            r
+        };
+
+        let req = detach_from_read_buffer(req);
+        let mut kept: Vec<_> = req.headers().keys().map(|k| k.as_str()).collect();
+        kept.sort();
+        assert_eq!(kept, ["authorization", "sec-websocket-key", "user-agent"]);
+        assert_eq!(
+            req.headers()["sec-websocket-key"],
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+        assert_eq!(detach_from_read_buffer(polling).headers().len(), 9);
+        assert_eq!(detach_from_read_buffer(upgrade).headers().len(), 9);
     }
 }

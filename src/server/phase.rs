@@ -111,10 +111,15 @@ impl Phase {
 }
 
 /// A stream whose reads fail once the connection's phase deadline passes.
+///
+/// The timer exists only while a read waits under a deadline. A registered timer holds the
+/// waker of the task that polled it: kept past the upgrade, it kept the finished HTTP
+/// connection task's cell (1.1 KB) alive per websocket until the header deadline fired, and
+/// the boxed timer itself for the socket's life (issue 15).
 pub struct PhasedIo<T> {
     inner: T,
     phase: Arc<Phase>,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
     expired: Option<Expired>,
 }
 
@@ -123,9 +128,15 @@ impl<T> PhasedIo<T> {
         Self {
             inner,
             phase,
-            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            sleep: None,
             expired: None,
         }
+    }
+
+    /// Whether a timer is held (registered or not).
+    #[cfg(test)]
+    fn holds_timer(&self) -> bool {
+        self.sleep.is_some()
     }
 }
 
@@ -184,12 +195,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for PhasedIo<T> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let Some((deadline, kind)) = this.phase.deadline() else {
+                    // Busy or upgraded: drop the timer, and the waker it holds.
+                    this.sleep = None;
                     return Poll::Pending;
                 };
-                if this.sleep.deadline() != deadline {
-                    this.sleep.as_mut().reset(deadline);
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
                 }
-                if this.sleep.as_mut().poll(cx).is_pending() {
+                if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 this.expired = Some(kind);
@@ -276,5 +292,31 @@ mod tests {
         phase.response_finished();
         let waited = tokio::time::timeout(Duration::from_millis(800), io.read(&mut [0; 8])).await;
         assert!(waited.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_timer_is_dropped_once_a_read_waits_without_a_deadline() {
+        let (a, _b) = tokio::io::duplex(64);
+        let long = Timeouts {
+            header: Duration::from_secs(600),
+            ..T
+        };
+        let phase = Phase::new(long);
+        let mut io = PhasedIo::new(a, phase.clone());
+        fn poll_once<T: AsyncRead + Unpin>(io: &mut PhasedIo<T>) -> bool {
+            let mut buf = [0; 8];
+            let mut buf = ReadBuf::new(&mut buf);
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            Pin::new(io).poll_read(&mut cx, &mut buf).is_pending()
+        }
+        assert!(!io.holds_timer(), "no timer before a read waits");
+        // Waiting for the request head: the header deadline's timer is registered.
+        assert!(poll_once(&mut io));
+        assert!(io.holds_timer());
+        // The upgrade: the next read waits with no deadline, and lets the timer go (with
+        // the waker of the task that registered it).
+        phase.upgraded();
+        assert!(poll_once(&mut io));
+        assert!(!io.holds_timer());
     }
 }

@@ -157,7 +157,9 @@ impl Permit<'_> {
 #[derive(Debug)]
 pub(crate) struct InternalRx {
     pub buffered_rx: QueueRx<PacketBuf>,
-    pub peeked_packet: Option<PacketBuf>,
+    /// The packet a polling request left for the next one (its payload was full): rare, and
+    /// boxed so that every socket does not hold a `PacketBuf`'s 200 bytes for it.
+    pub peeked_packet: Option<Box<PacketBuf>>,
     pub volatile_rx: watch::Receiver<Option<PacketBuf>>,
 }
 

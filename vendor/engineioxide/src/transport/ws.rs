@@ -345,31 +345,37 @@ where
     W: Sink<Message, Error = tungstenite::Error> + Unpin,
 {
     for item in packets.drain(..) {
-        let res = match item {
-            Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                if socket.protocol == ProtocolVersion::V3 {
-                    // v3 protocol requires packet type as the first byte.
-                    // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                    let mut buff = Vec::with_capacity(bin.len() + 1);
-                    buff.push(0x04);
-                    buff.extend(bin);
-                    tx.feed(Message::Binary(buff.into())).await
-                } else {
-                    tx.feed(Message::Binary(bin)).await
-                }
-            }
-            // A Noop Packet maybe sent by the server to upgrade from a polling connection
-            // In the case that the packet was not poll in time it will remain in the buffer and therefore
-            // it should be discarded here
-            Packet::Noop => Ok(()),
-            item => {
-                let packet: String = item.try_into().unwrap();
-                tx.feed(Message::Text(packet.into())).await
-            }
+        let res = match packet_message(item, socket.protocol) {
+            Some(msg) => tx.feed(msg).await,
+            None => Ok(()),
         };
         if let Err(_e) = res {
             #[cfg(feature = "tracing")]
             tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+        }
+    }
+}
+
+/// The websocket frame of a packet; `None` for a `Noop`, which a session upgraded from
+/// polling may find left in its queue and which is not sent.
+pub(super) fn packet_message(item: Packet, protocol: ProtocolVersion) -> Option<Message> {
+    match item {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+            if protocol == ProtocolVersion::V3 {
+                // v3 protocol requires packet type as the first byte.
+                // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                let mut buff = Vec::with_capacity(bin.len() + 1);
+                buff.push(0x04);
+                buff.extend(bin);
+                Some(Message::Binary(buff.into()))
+            } else {
+                Some(Message::Binary(bin))
+            }
+        }
+        Packet::Noop => None,
+        item => {
+            let packet: String = item.try_into().unwrap();
+            Some(Message::Text(packet.into()))
         }
     }
 }

@@ -2,38 +2,50 @@
 //! the socket's queue to the websocket and keeps the heartbeat.
 //!
 //! Such a session used to run three tasks (reader, writer, heartbeat): about 6.4 KB of task
-//! cells per idle socket, plus a lock shared by the websocket's two halves. One `select!`
-//! over the four event sources does the same work. A write that waits for the client (full
-//! TCP buffer) still watches the heartbeat, so a client that stopped reading is timed out as
-//! before; it only delays reading that client's own frames. Sessions upgraded from polling
-//! keep the separate tasks (their writer waits for the last polling request).
+//! cells per idle socket, plus a lock shared by the websocket's two halves. The task's future
+//! is its whole cost per idle socket, so it is written as one `poll_fn` over the event
+//! sources, and the write side drives the websocket's `Sink` by hand ([`Writer`]) instead of
+//! awaiting `feed`/`flush` futures: those and a `select!` around them kept about 1 KB more
+//! per socket (the largest state of every branch, held all the time). Reads, writes and the
+//! heartbeat go on concurrently, as with the three tasks. Sessions upgraded from polling keep
+//! the separate tasks (their writer waits for the last polling request).
 
 use std::{
-    future::Future,
+    future::{Future, poll_fn},
     ops::ControlFlow,
     pin::{Pin, pin},
     sync::Arc,
+    task::{Context, Poll, ready},
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    time::{Instant, Sleep},
+    time::Instant,
 };
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{self, Message},
+};
 
-use engineioxide_core::Packet;
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion};
 
-use super::ws::{end_session, feed_packets, on_message};
+use super::ws::{end_session, on_message, packet_message};
 use crate::{
     Socket, engine::EngineIo, errors::Error, handler::EngineIoHandler, heartbeat::Heartbeat,
-    socket::InternalRx,
+    queue::QueueRx, socket::InternalRx,
 };
 
+/// What woke the session.
+enum Event {
+    Cancelled,
+    QueueClosed,
+    Volatile,
+    Frame(Option<Result<Message, tungstenite::Error>>),
+    Deadline,
+}
+
 /// Runs the session until it ends, then closes it and the websocket.
-///
-/// Spawned as the session's task: what it holds across its awaits is its whole cost per
-/// socket, so batches are drained in place rather than moved from future to future.
 pub(super) async fn run<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
     mut ws: WebSocketStream<S>,
@@ -53,53 +65,59 @@ pub(super) async fn run<H: EngineIoHandler, S>(
         volatile_rx,
         ..
     } = &mut *internal_rx;
+    let mut writer = Writer::new(socket.protocol);
+    let mut cancelled = pin!(socket.cancellation_token.cancelled());
 
     let outcome = loop {
-        let step = tokio::select! {
-            biased;
-            packets = buffered_rx.recv() => match packets {
-                Some(mut packets) => {
-                    let write = pin!(async {
-                        feed_packets(&mut ws, &mut packets, &socket).await;
-                        while let Ok(next) = buffered_rx.try_recv() {
-                            packets = next;
-                            feed_packets(&mut ws, &mut packets, &socket).await;
-                        }
-                        ws.flush().await.ok();
-                    });
-                    keep_heartbeat(write, &mut heartbeat, deadline.as_mut(), &socket).await
+        let event = {
+            // Fused: a closed volatile channel is only never ready again.
+            let mut volatile = pin!(volatile_rx.changed().fuse());
+            // In the order of the `biased` select it replaces; the writer first returns
+            // `Pending` when the queue is drained or the client does not read.
+            poll_fn(|cx| {
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Cancelled);
                 }
-                None => break None,
-            },
-            _ = socket.cancellation_token.cancelled() => break None,
-            Ok(()) = volatile_rx.changed() => {
-                let mut packets = volatile_rx.borrow_and_update().clone();
-                let write = pin!(async {
-                    if let Some(packets) = packets.as_mut() {
-                        feed_packets(&mut ws, packets, &socket).await;
-                        ws.flush().await.ok();
-                    }
-                });
-                keep_heartbeat(write, &mut heartbeat, deadline.as_mut(), &socket).await
-            },
-            msg = ws.next() => match msg {
-                None => break Some(Ok(())),
-                Some(Err(e)) => Err(e.into()),
-                Some(Ok(msg)) => {
-                    let on_heartbeat = || {
-                        if let Some(next) = heartbeat.on_client_packet(&socket)? {
-                            deadline.as_mut().reset(next);
-                        }
-                        Ok(())
-                    };
-                    match on_message(&engine, &socket, msg, on_heartbeat) {
-                        Ok(ControlFlow::Break(())) => break Some(Ok(())),
-                        Ok(ControlFlow::Continue(())) => Ok(()),
-                        Err(e) => Err(e),
-                    }
+                if writer.poll_write(cx, &mut ws, buffered_rx).is_ready() {
+                    return Poll::Ready(Event::QueueClosed);
                 }
-            },
-            () = &mut deadline => heartbeat
+                if let Poll::Ready(Ok(())) = volatile.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Volatile);
+                }
+                if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Frame(msg));
+                }
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Deadline);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let step = match event {
+            Event::Cancelled | Event::QueueClosed => break None,
+            Event::Volatile => {
+                if let Some(packets) = volatile_rx.borrow_and_update().clone() {
+                    writer.push(packets);
+                }
+                Ok(())
+            }
+            Event::Frame(None) => break Some(Ok(())),
+            Event::Frame(Some(Err(e))) => Err(e.into()),
+            Event::Frame(Some(Ok(msg))) => {
+                let on_heartbeat = || {
+                    if let Some(next) = heartbeat.on_client_packet(&socket)? {
+                        deadline.as_mut().reset(next);
+                    }
+                    Ok(())
+                };
+                match on_message(&engine, &socket, msg, on_heartbeat) {
+                    Ok(ControlFlow::Break(())) => break Some(Ok(())),
+                    Ok(ControlFlow::Continue(())) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Event::Deadline => heartbeat
                 .on_deadline(&socket)
                 .map(|next| deadline.as_mut().reset(next)),
         };
@@ -115,35 +133,132 @@ pub(super) async fn run<H: EngineIoHandler, S>(
 
     // As the writer task did: what is still queued (a Close packet), then the close frame; a
     // client that reads nothing gets `ping_timeout` to take it.
-    let close = async {
-        while let Ok(mut packets) = buffered_rx.try_recv() {
-            feed_packets(&mut ws, &mut packets, &socket).await;
+    deadline
+        .as_mut()
+        .reset(Instant::now() + config.ping_timeout);
+    poll_fn(|cx| {
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
         }
-        ws.flush().await.ok();
-        ws.close(None).await.ok();
-    };
-    tokio::time::timeout(config.ping_timeout, close).await.ok();
+        writer.poll_close(cx, &mut ws, buffered_rx)
+    })
+    .await;
 }
 
-/// Waits for `write` while keeping the heartbeat: a ping falls due or the client times out
-/// even when the write waits for a client that does not read.
-async fn keep_heartbeat<D>(
-    mut write: Pin<&mut impl Future<Output = ()>>,
-    heartbeat: &mut Heartbeat,
-    mut deadline: Pin<&mut Sleep>,
-    socket: &Socket<D>,
-) -> Result<(), Error>
-where
-    D: Default + Send + Sync + 'static,
-{
-    loop {
-        tokio::select! {
-            biased;
-            () = write.as_mut() => return Ok(()),
-            () = deadline.as_mut() => {
-                let next: Instant = heartbeat.on_deadline(socket)?;
-                deadline.as_mut().reset(next);
+/// The write side of a session: the batch being written, drained in place (a packet is taken
+/// out only once the websocket is ready for it), and whether the websocket needs a flush.
+struct Writer {
+    batch: PacketBuf,
+    next: usize,
+    unflushed: bool,
+    protocol: ProtocolVersion,
+}
+
+impl Writer {
+    fn new(protocol: ProtocolVersion) -> Self {
+        Self {
+            batch: PacketBuf::new(),
+            next: 0,
+            unflushed: false,
+            protocol,
+        }
+    }
+
+    /// Writes what is queued, in order, and flushes once the queue is drained. `Pending` when
+    /// drained or when the client does not read; `Ready` only when the queue is closed.
+    fn poll_write<W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ws: &mut W,
+        rx: &mut QueueRx<PacketBuf>,
+    ) -> Poll<()>
+    where
+        W: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        loop {
+            ready!(self.poll_batch(cx, ws));
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.set(batch),
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => {
+                    if self.batch.spilled() {
+                        // A large batch's slots are not kept while idle.
+                        self.set(PacketBuf::new());
+                    }
+                    if self.unflushed {
+                        if let Poll::Ready(_res) = Pin::new(&mut *ws).poll_flush(cx) {
+                            #[cfg(feature = "tracing")]
+                            if let Err(_e) = _res {
+                                tracing::debug!("error flushing the websocket: {_e}");
+                            }
+                            self.unflushed = false;
+                        }
+                    }
+                    return Poll::Pending;
+                }
             }
         }
+    }
+
+    /// What is still queued, then the close frame.
+    fn poll_close<W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ws: &mut W,
+        rx: &mut QueueRx<PacketBuf>,
+    ) -> Poll<()>
+    where
+        W: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        loop {
+            ready!(self.poll_batch(cx, ws));
+            match rx.try_recv() {
+                Ok(batch) => self.set(batch),
+                Err(_) => break,
+            }
+        }
+        ready!(Pin::new(&mut *ws).poll_flush(cx)).ok();
+        ready!(Pin::new(&mut *ws).poll_close(cx)).ok();
+        Poll::Ready(())
+    }
+
+    /// Volatile packets go after the batch being written.
+    fn push(&mut self, packets: PacketBuf) {
+        if self.next == self.batch.len() {
+            self.set(packets);
+        } else {
+            self.batch.extend(packets);
+        }
+    }
+
+    fn set(&mut self, batch: PacketBuf) {
+        self.batch = batch;
+        self.next = 0;
+    }
+
+    /// Feeds the rest of the batch to the websocket, without flushing: `Ready` once it is all
+    /// handed over. A failed send is only logged (the reader sees the broken transport).
+    fn poll_batch<W>(&mut self, cx: &mut Context<'_>, ws: &mut W) -> Poll<()>
+    where
+        W: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        while let Some(packet) = self.batch.get_mut(self.next) {
+            // A Noop left from an upgrade is dropped without waiting for the websocket.
+            if !matches!(packet, Packet::Noop) {
+                let ready = ready!(Pin::new(&mut *ws).poll_ready(cx));
+                let packet = std::mem::replace(packet, Packet::Noop);
+                let res = ready.and_then(|()| match packet_message(packet, self.protocol) {
+                    Some(msg) => Pin::new(&mut *ws).start_send(msg),
+                    None => Ok(()),
+                });
+                if let Err(_e) = res {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!("error sending packet: {_e}");
+                }
+                self.unflushed = true;
+            }
+            self.next += 1;
+        }
+        Poll::Ready(())
     }
 }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Memory per idle authenticated socket on one in-memory release node (issue 15): starts a
+# fresh node on port 4171 (RUST_LOG=warn, per-IP caps lifted), opens N sockets with
+# `lms-loadgen connect`, prints the JSON's `connect.rss_bytes_per_connection`, and stops the
+# node.
+#
+#   benches/idle_mem.sh                    # 10k sockets at 2,000/s, held 10 s
+#   HEAPTRACK=1 benches/idle_mem.sh        # the node under heaptrack, 5k sockets at 700/s;
+#                                          # prints the heap per socket by site
+#                                          # (benches/support/heap_sites.py)
+#
+# Needs the release binaries (cargo build --release --bin lms-realtime --bin lms-loadgen).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+B=${B:-${CARGO_TARGET_DIR:-$here/../target}/release}
+PORT=${PORT:-4171}
+OUT=${OUT:-$(mktemp -d /tmp/lms-idle-mem.XXXXXX)}
+if [ -n "${HEAPTRACK:-}" ]; then
+  N=${N:-5000} RATE=${RATE:-700}
+else
+  N=${N:-10000} RATE=${RATE:-2000}
+fi
+HOLD=${HOLD:-10}
+mkdir -p "$OUT"
+export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
+ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+node=
+cleanup() { [ -n "$node" ] && kill "$node" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+run=("$B/lms-realtime")
+[ -n "${HEAPTRACK:-}" ] && run=(heaptrack -o "$OUT/heap" "$B/lms-realtime")
+PORT=$PORT HOST=127.0.0.1 NODE_ID=idle-mem RUST_LOG=warn \
+  MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
+  "${run[@]}" >"$OUT/node.log" 2>&1 &
+node=$!
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+# heaptrack runs the node as its child: measure the node's own process.
+pid=$node
+if [ -n "${HEAPTRACK:-}" ]; then pid=$(pgrep -P "$node" -f lms-realtime | head -1 || echo "$node"); fi
+"$B/lms-loadgen" connect --url "http://127.0.0.1:$PORT" --pids "$pid" -n "$N" -t 10 \
+  --connect-rate "$RATE" --duration "$HOLD" --quiet >"$OUT/connect.json" 2>"$OUT/connect.err"
+jq -c '{accepted: .connections.accepted, failed: .connections.failed,
+        rss_bytes_per_connection: .connect.rss_bytes_per_connection}' "$OUT/connect.json"
+if [ -n "${HEAPTRACK:-}" ]; then
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$node" 2>/dev/null || true
+  node=
+  f=$(ls "$OUT"/heap* 2>/dev/null | head -1)
+  heaptrack_print --flamegraph-cost-type peak -F "$OUT/stacks.txt" "$f" >/dev/null
+  python3 "$here/support/heap_sites.py" "$OUT/stacks.txt" "$N"
+fi
+echo "output in $OUT" >&2
