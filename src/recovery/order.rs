@@ -10,7 +10,7 @@
 //! platform role room, a recovery whose rooms span no single tenant) takes every shard, in
 //! index order, so it is ordered against all of them and cannot deadlock with the rest.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -54,9 +54,7 @@ impl EmitOrder {
     }
 
     fn shard_of(&self, tenant: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        tenant.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        (self.hasher.hash_one(tenant) % self.shards.len() as u64) as usize
     }
 }
 
