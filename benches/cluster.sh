@@ -12,6 +12,11 @@
 #   SYSTEMS=us benches/cluster.sh      # only one side (us | node | "us node")
 #   SKIP_BUILD=1 benches/cluster.sh    # use the release binaries already in $CARGO_TARGET_DIR
 #   SCENARIOS=0 benches/cluster.sh --scaling   # only the scaling runs
+#   FLOOR=0 benches/cluster.sh         # without the machine's floor (benches/floor.sh: a bare
+#                                      #   websocket server holding the same sockets and writing
+#                                      #   the same deliveries/s as the 80/s fanout), which is
+#                                      #   otherwise run after the systems, for the us / Node /
+#                                      #   floor table
 #
 # Output: $OUT (default target/bench/<UTC time>/): one JSON line per run (<system>-<run>.json),
 # the nodes' logs, and results.md (the table). Everything listens on 127.0.0.1 only: gateway
@@ -64,7 +69,7 @@ trap cleanup EXIT INT TERM
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== building release binaries (target $target)" >&2
-  (cd "$repo" && cargo build --release --bin lms-realtime --bin lms-loadgen >&2)
+  (cd "$repo" && cargo build --release --bin lms-realtime --bin lms-loadgen --bin lms-floor >&2)
 fi
 gw=${GATEWAY_BIN:-$target/release/lms-realtime}
 lg=$target/release/lms-loadgen
@@ -194,6 +199,21 @@ for sys in $SYSTEMS; do
     stop_system "$sys"
   fi
 done
+
+# The floor: the same sockets and, at 8 frames/s each, the deliveries/s of the 80/s fanout
+# (80 broadcasts/s to 1,000 sockets per tenant = 8 per socket per second).
+if [ "${FLOOR:-1}" = 1 ] && [ "${SCENARIOS:-1}" = 1 ]; then
+  for m in raw tasks; do
+    echo "== floor $m: benches/floor.sh N=$CONN RATE=8 DURATION=$DUR" >&2
+    N=$CONN RATE=8 DURATION=$DUR MODES=$m "$here/floor.sh" 2>"$OUT/floor-$m.err" |
+      while read -r kind json; do
+        case "$kind" in
+          server) echo "$json" >"$OUT/floor-$m.json" ;;
+          client) echo "$json" >"$OUT/floor-$m.client" ;;
+        esac
+      done || echo "   (floor $m failed; see $OUT/floor-$m.err)" >&2
+  done
+fi
 
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 python3 "$here/loadgen/table.py" "$OUT" >"$OUT/results.md"

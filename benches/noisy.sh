@@ -8,6 +8,10 @@
 #   SERVER_CPUS=0 LOADGEN_CPUS=1 benches/noisy.sh   # pin with taskset, so the generator's
 #                                                   # own CPU does not compete with the server
 #   NICE=-10 benches/noisy.sh   # run everything at a higher priority than a build sharing the box
+#   NOISE_NICE=19 benches/noisy.sh   # the noise process at the lowest priority, so that on a box
+#                                    # where it shares a core with the victims' clients its CPU
+#                                    # does not delay their timestamps (default: 19 when
+#                                    # LOADGEN_CPUS is set, i.e. when both are pinned to one core)
 #   VICTIM_RATE=100 DURATION=20 benches/noisy.sh   # more victim samples (default 20/s for 15 s:
 #                                                  # 300 per phase, so p99 is the 3rd worst)
 #
@@ -18,6 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 B=${CARGO_TARGET_DIR:-$repo/target}/release
 MODES=${MODES:-"single cluster"}
+NOISE_NICE=${NOISE_NICE-${LOADGEN_CPUS:+19}}
 JWT_SECRET=${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export JWT_SECRET
 OUT=$(mktemp -d)
@@ -46,7 +51,8 @@ start_node() { # port [redis-url]
 
 run() { # urls pids
   ${NICE:+nice -n $NICE} ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
-    -n 200 -t 4 -r "${VICTIM_RATE:-20}" --duration "${DURATION:-15}" --drain 10 --quiet ${NOISY_ARGS:-}
+    -n 200 -t 4 -r "${VICTIM_RATE:-20}" --duration "${DURATION:-15}" --drain 10 --quiet \
+    ${NOISE_NICE:+--noise-nice $NOISE_NICE} ${NOISY_ARGS:-}
 }
 
 for mode in $MODES; do

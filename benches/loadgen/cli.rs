@@ -257,6 +257,11 @@ pub struct NoisyArgs {
     /// victims' deliveries, so the ratio measures the generator as much as the server.
     #[arg(long)]
     pub noise_in_process: bool,
+    /// Niceness of the noise process (-20..=19; default: the generator's own). On a box where
+    /// the generator's victims and its noise share cores, 19 keeps the noise's CPU from
+    /// delaying the victims' timestamps: in production the noisy backend is another machine.
+    #[arg(long, allow_hyphen_values = true)]
+    pub noise_nice: Option<i32>,
     /// Internal: this process is the noise child of a `noisy` run. It connects the noisy
     /// sockets, prints a ready line, makes noise for `--duration` seconds and reports it.
     #[arg(long, hide = true)]
@@ -298,6 +303,9 @@ pub struct RecoveryArgs {
 
 /// Checks the noisy scenario's own bounds.
 pub fn validate_noisy(a: &NoisyArgs) -> Result<(), String> {
+    if a.noise_nice.is_some_and(|n| !(-20..=19).contains(&n)) {
+        return Err("--noise-nice must be -20..=19".into());
+    }
     if a.noise_concurrency == 0 || a.noise_concurrency > 1_024 {
         return Err("--noise-concurrency must be 1..=1024".into());
     }

@@ -123,6 +123,30 @@ def sustained(runs, sys_, ref):
     return max(ok) if ok else None
 
 
+def floor_rows(runs):
+    """The per-unit costs that have a floor (benches/floor.sh): us, Node and both floors, and
+    us as a multiple of each. The floor is one bare process; us and Node include Redis."""
+    raw, tasks = runs.get(("floor", "raw")), runs.get(("floor", "tasks"))
+    if raw is None and tasks is None:
+        return []
+    kb = lambda v: None if v is None else v / 1024
+    measures = [
+        ("RSS per idle connection (KB)", "connect",
+         lambda r: kb(get(r, "connect", "rss_bytes_per_connection")),
+         lambda f: kb(get(f, "rss_bytes_per_connection"))),
+        ("CPU-s per 1M deliveries, 80 broadcasts/s (80k deliveries/s)", "fanout-80",
+         lambda r: get(r, "fanout", "cpu_s_per_1m_deliveries"),
+         lambda f: get(f, "cpu_s_per_1m_deliveries")),
+    ]
+    times = lambda a, b: "–" if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0 else f"{a / b:.2f}×"
+    rows = []
+    for label, run, ours, floor in measures:
+        us, node = ours(runs.get(("us", run))), ours(runs.get(("node", run)))
+        fr, ft = floor(raw), floor(tasks)
+        rows.append((label, fmt(us), fmt(node), fmt(ft), fmt(fr), times(us, node), times(us, ft), times(us, fr)))
+    return rows
+
+
 def main():
     out = sys.argv[1]
     runs = load(out)
@@ -136,6 +160,15 @@ def main():
     print("|---|---:|---:|---:|")
     for label, us, node, r in rows_for(runs):
         print(f"| {label} | {us} | {node} | {r} |")
+    floors = floor_rows(runs)
+    if floors:
+        print("\nAgainst Node and the machine's floor (us ÷ other: below 1 means we use less). Floor "
+              "`tasks`: a tokio-tungstenite stream and a task per socket; `raw`: bare streams "
+              "written from one loop (benches/floor.sh, one process, no Redis).\n")
+        print("| measure | us | Node | floor (tasks) | floor (raw) | us ÷ Node | us ÷ floor (tasks) | us ÷ floor (raw) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in floors:
+            print("| " + " | ".join(r) + " |")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,19 @@ pub struct NoiseChild {
 }
 
 impl NoiseChild {
-    /// Starts the child and waits until its noise has started.
-    pub async fn start(run_id: &str) -> anyhow::Result<NoiseChild> {
+    /// Starts the child (at niceness `nice`, when given) and waits until its noise has started.
+    pub async fn start(run_id: &str, nice: Option<i32>) -> anyhow::Result<NoiseChild> {
         let exe = std::env::current_exe().context("the generator's own path")?;
-        let mut child = Command::new(exe)
+        let mut command = match nice {
+            // Through nice(1), so that every thread of the child starts at that niceness.
+            Some(n) => {
+                let mut c = Command::new("nice");
+                c.arg("-n").arg((n - own_niceness()?).to_string()).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(child_args(std::env::args().skip(1), run_id))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -68,6 +77,18 @@ impl NoiseChild {
     }
 }
 
+/// This process's niceness, field 19 of `/proc/self/stat` (after the parenthesised name).
+fn own_niceness() -> anyhow::Result<i32> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    parse_niceness(&stat).context("no niceness in /proc/self/stat")
+}
+
+fn parse_niceness(stat: &str) -> Option<i32> {
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    // Fields from 3 (state) on; the niceness is field 19.
+    after_name.split(' ').nth(19 - 3)?.parse().ok()
+}
+
 /// The parent's flags for the child: the same run (its `--run-id`, so the same noisy tenant),
 /// without the parent's progress lines and server pids.
 fn child_args(parent: impl Iterator<Item = String>, run_id: &str) -> Vec<String> {
@@ -78,9 +99,11 @@ fn child_args(parent: impl Iterator<Item = String>, run_id: &str) -> Vec<String>
             continue;
         }
         match arg.as_str() {
-            "--run-id" | "--pids" => skip_value = true,
+            "--run-id" | "--pids" | "--noise-nice" => skip_value = true,
             "--quiet" | "--noise-in-process" => {}
-            a if a.starts_with("--run-id=") || a.starts_with("--pids=") => {}
+            a if a.starts_with("--run-id=")
+                || a.starts_with("--pids=")
+                || a.starts_with("--noise-nice=") => {}
             _ => out.push(arg),
         }
     }
@@ -113,7 +136,17 @@ mod tests {
 
     #[test]
     fn joined_forms_are_dropped_too() {
-        let a = child_args(args("noisy --pids=1,2 --run-id=x -r 5"), "y");
+        let a = child_args(
+            args("noisy --pids=1,2 --run-id=x --noise-nice=19 -r 5"),
+            "y",
+        );
         assert_eq!(a.join(" "), "noisy -r 5 --noise-only --quiet --run-id y");
+    }
+
+    #[test]
+    fn the_niceness_is_read_after_a_name_with_spaces_and_parentheses() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 -7 4 0 123";
+        assert_eq!(parse_niceness(stat), Some(-7));
+        assert!(own_niceness().is_ok());
     }
 }

@@ -330,7 +330,9 @@ pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
     let noise = if a.noise_in_process {
         Source::InProcess(start_noise(ctx, a, backend, noisy_tenant.clone(), feeds))
     } else {
-        Source::Child(Box::new(NoiseChild::start(&ctx.run_id).await?))
+        Source::Child(Box::new(
+            NoiseChild::start(&ctx.run_id, a.noise_nice).await?,
+        ))
     };
     // After the child's sockets have connected: the phase's cost is the noise's and the victims'.
     let meter = Meter::start(&ctx.common.pids);
