@@ -8,6 +8,10 @@
 #   SERVER_CPUS=0 LOADGEN_CPUS=1 benches/noisy.sh   # pin with taskset, so the generator's
 #                                                   # own CPU does not compete with the server
 #   NICE=-10 benches/noisy.sh   # run everything at a higher priority than a build sharing the box
+#   RT=10 benches/noisy.sh      # the servers, Redis and the generator in the real-time class
+#                               # (chrt -f 10): a build or test sharing the box then cannot hold
+#                               # a core for a time slice while a bench process waits to run
+#                               # (the noise process stays in the normal class, see NOISE_NICE)
 #   NOISE_NICE=19 benches/noisy.sh   # the noise process at the lowest priority, so that on a box
 #                                    # where it shares a core with the victims' clients its CPU
 #                                    # does not delay their timestamps (default: 19 when
@@ -37,7 +41,7 @@ trap cleanup EXIT INT TERM
 
 start_node() { # port [redis-url]
   # The load generator's sockets all come from 127.0.0.1: lift the per-IP caps.
-  ${NICE:+nice -n $NICE} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
+  ${NICE:+nice -n $NICE} ${RT:+chrt -f $RT} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} env PORT=$1 HOST=127.0.0.1 NODE_ID=noisy-$1 RUST_LOG=warn ${2:+REDIS_URL=$2} \
     MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
     "$B/lms-realtime" >"$OUT/node-$1.log" 2>&1 &
   pids+=($!)
@@ -50,7 +54,7 @@ start_node() { # port [redis-url]
 }
 
 run() { # urls pids
-  ${NICE:+nice -n $NICE} ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
+  ${NICE:+nice -n $NICE} ${RT:+chrt -f $RT} ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
     -n 200 -t 4 -r "${VICTIM_RATE:-20}" --duration "${DURATION:-15}" --drain 10 --quiet \
     ${NOISE_NICE:+--noise-nice $NOISE_NICE} ${NOISY_ARGS:-}
 }
@@ -62,7 +66,7 @@ for mode in $MODES; do
       run http://127.0.0.1:4177 "${pids[0]}"
       ;;
     cluster)
-      ${NICE:+nice -n $NICE} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
+      ${NICE:+nice -n $NICE} ${RT:+chrt -f $RT} ${SERVER_CPUS:+taskset -c $SERVER_CPUS} redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
         --logfile "$OUT/redis.log" &
       pids+=($!)
       for _ in $(seq 50); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; sleep 0.1; done

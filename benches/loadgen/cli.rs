@@ -257,9 +257,10 @@ pub struct NoisyArgs {
     /// victims' deliveries, so the ratio measures the generator as much as the server.
     #[arg(long)]
     pub noise_in_process: bool,
-    /// Niceness of the noise process (-20..=19; default: the generator's own). On a box where
-    /// the generator's victims and its noise share cores, 19 keeps the noise's CPU from
-    /// delaying the victims' timestamps: in production the noisy backend is another machine.
+    /// Niceness of the noise process, in the normal scheduling class (-20..=19; default: the
+    /// generator's own class and niceness). On a box where the generator's victims and its
+    /// noise share cores, 19 keeps the noise's CPU from delaying the victims' timestamps: in
+    /// production the noisy backend is another machine.
     #[arg(long, allow_hyphen_values = true)]
     pub noise_nice: Option<i32>,
     /// Internal: this process is the noise child of a `noisy` run. It connects the noisy

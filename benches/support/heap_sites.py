@@ -64,6 +64,8 @@ def site(frames: list[str]) -> str:
 
 def main() -> None:
     path, sockets = sys.argv[1], int(sys.argv[2])
+    # --min X: the smallest per-unit figure printed (default 40, in bytes per socket).
+    least = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--min" else 40
     by_site: dict[str, int] = defaultdict(int)
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -76,7 +78,7 @@ def main() -> None:
     print(f"{'B/socket':>9}  site")
     for name, cost in sorted(by_site.items(), key=lambda kv: -kv[1]):
         per = cost / sockets
-        if per < 40:
+        if per < least:
             break
         print(f"{per:9.0f}  {name}")
     print(f"{total / sockets:9.0f}  TOTAL (peak heap / sockets)")

@@ -3,7 +3,7 @@
 //! after its window, entries are trimmed by age, dismissal age and count, an idle inbox is
 //! dropped whole, and a read never creates an inbox.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,13 +18,15 @@ pub(super) struct Entry {
     body: Arc<Notification>,
     status: NotificationStatus,
     at: Instant,
-    dismissed_at: Option<Instant>,
 }
 
 #[derive(Default)]
 pub(super) struct Inbox {
     next_seq: u64,
     entries: BTreeMap<u64, Entry>,
+    /// Dismissed entries in the order they were dismissed (so by time): the trim
+    /// finds the ones past their retention at the front instead of scanning the inbox.
+    dismissed: VecDeque<(Instant, u64)>,
     by_id: HashMap<NotificationId, u64>,
     unread: u64,
     last_active: Option<Instant>,
@@ -70,19 +72,22 @@ impl Inbox {
         1
     }
 
-    /// Applies the retention rules; returns how many entries went.
+    /// Applies the retention rules; returns how many entries went. It runs on every insert,
+    /// so it looks only at the ends: entries are in insertion order (`at` grows with `seq`),
+    /// and `dismissed` in dismissal order, so what has expired is at their fronts.
     fn trim(&mut self, now: Instant, l: &StoreLimits) -> usize {
-        let expired: Vec<u64> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| {
-                now.duration_since(e.at) > l.inbox_retention
-                    || e.dismissed_at
-                        .is_some_and(|d| now.duration_since(d) > l.dismissed_retention)
-            })
-            .map(|(seq, _)| *seq)
-            .collect();
-        let mut gone = expired.into_iter().map(|s| self.remove(s)).sum();
+        let mut gone = 0;
+        while let Some((&seq, e)) = self.entries.first_key_value()
+            && now.duration_since(e.at) > l.inbox_retention
+        {
+            gone += self.remove(seq);
+        }
+        while let Some(&(at, seq)) = self.dismissed.front()
+            && now.duration_since(at) > l.dismissed_retention
+        {
+            self.dismissed.pop_front();
+            gone += self.remove(seq);
+        }
         while self.entries.len() > l.inbox_cap.max(1) {
             let (&seq, _) = self.entries.first_key_value().expect("non-empty");
             gone += self.remove(seq);
@@ -112,7 +117,7 @@ impl Inbox {
         if changed {
             entry.status = to;
             if to == NotificationStatus::Dismissed {
-                entry.dismissed_at = Some(now);
+                self.dismissed.push_back((now, seq));
             }
             if from == NotificationStatus::Unread {
                 self.unread -= 1;
@@ -134,8 +139,9 @@ impl MemoryStore {
         u: &UserId,
         f: impl FnOnce(&mut Inbox, Instant) -> R,
     ) -> Option<R> {
-        let now = Instant::now();
         let mut inboxes = self.inboxes();
+        // Under the lock: `Inbox::dismissed` stays in time order.
+        let now = Instant::now();
         let key = (t.clone(), u.clone());
         let inbox = inboxes.get_mut(&key)?;
         if inbox.idle(now, &self.limits) {
@@ -182,8 +188,9 @@ impl InboxStore for MemoryStore {
 
     async fn insert(&self, to: &UserId, body: &Arc<Notification>) -> StoreResult<InsertOutcome> {
         self.touch_user_index(&body.tenant_id, to);
-        let now = Instant::now();
         let mut inboxes = self.inboxes();
+        // Taken under the lock, so that `at` grows with `seq` (see `Inbox::trim`).
+        let now = Instant::now();
         let inbox = inboxes
             .entry((body.tenant_id.clone(), to.clone()))
             .or_default();
@@ -207,7 +214,6 @@ impl InboxStore for MemoryStore {
                 body: body.clone(),
                 status: NotificationStatus::Unread,
                 at: now,
-                dismissed_at: None,
             },
         );
         inbox.trim(now, &self.limits);

@@ -27,10 +27,14 @@ impl NoiseChild {
     pub async fn start(run_id: &str, nice: Option<i32>) -> anyhow::Result<NoiseChild> {
         let exe = std::env::current_exe().context("the generator's own path")?;
         let mut command = match nice {
-            // Through nice(1), so that every thread of the child starts at that niceness.
+            // Through chrt(1) and nice(1), so that every thread of the child starts in the
+            // normal scheduling class (a generator run under `chrt -f` would hand its real-time
+            // class down) at that niceness.
             Some(n) => {
-                let mut c = Command::new("nice");
-                c.arg("-n").arg((n - own_niceness()?).to_string()).arg(exe);
+                let mut c = Command::new("chrt");
+                c.args(["--other", "0", "nice", "-n"])
+                    .arg((n - own_niceness()?).to_string())
+                    .arg(exe);
                 c
             }
             None => Command::new(exe),
