@@ -57,19 +57,19 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     sid: Option<Sid>,
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
-    let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), body);
-
-    let ws_key = parts
-        .headers
+    let ws_key = req
+        .headers()
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
+    // The pending upgrade is taken out of the request, so that the parts kept for the
+    // socket's life (`req_parts`) do not hold it (nor a copy of the request's parts).
+    let mut req = req;
+    let upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
 
     tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
+        let conn = upgrade.await.map(hyper_util::rt::TokioIo::new);
 
         let res = match conn {
             Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
