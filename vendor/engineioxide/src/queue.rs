@@ -218,6 +218,17 @@ impl<T> QueueRx<T> {
         }
     }
 
+    /// Gives the buffer's slots back if the queue is empty: called by a websocket session's
+    /// writer once it has drained the queue and gone idle, so that an idle socket holds no
+    /// slot (a `PacketBuf` is 200 bytes). The next push allocates one slot again: an
+    /// allocation per burst written, not per packet queued.
+    pub(crate) fn release_idle(&mut self) {
+        let mut state = self.0.lock();
+        if state.buf.is_empty() && state.buf.capacity() > 0 {
+            state.buf = VecDeque::new();
+        }
+    }
+
     /// Refuse every further send; what is queued can still be received.
     pub(crate) fn close(&mut self) {
         self.0.lock().closed = true;
@@ -288,6 +299,19 @@ mod tests {
             assert_eq!(rx.try_recv(), Ok(i));
         }
         assert_eq!(rx.0.lock().buf.capacity(), 1);
+    }
+
+    #[test]
+    fn an_idle_queue_releases_its_slots() {
+        let (tx, mut rx) = queue(128);
+        tx.try_send(1).unwrap();
+        rx.release_idle();
+        assert_eq!(rx.0.lock().buf.capacity(), 1, "not while an item is queued");
+        assert_eq!(rx.try_recv(), Ok(1));
+        rx.release_idle();
+        assert_eq!(rx.0.lock().buf.capacity(), 0);
+        tx.try_send(2).unwrap();
+        assert_eq!(rx.try_recv(), Ok(2));
     }
 
     #[test]

@@ -177,6 +177,8 @@ impl Writer {
                         // A large batch's slots are not kept while idle.
                         self.set(PacketBuf::new());
                     }
+                    // Nor the queue's: an idle socket holds no slot.
+                    rx.release_idle();
                     if self.unflushed {
                         if let Poll::Ready(_res) = Pin::new(&mut *ws).poll_flush(cx) {
                             #[cfg(feature = "tracing")]
