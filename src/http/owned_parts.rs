@@ -226,7 +226,8 @@ mod tests {
 
         req.extensions_mut()
             .insert(ClientIp("10.0.0.1".parse().unwrap()));
-        req.extensions_mut().insert(OriginalUri("/socket.io/".parse().unwrap()));
+        req.extensions_mut()
+            .insert(OriginalUri("/socket.io/".parse().unwrap()));
         req.extensions_mut().insert(axum::extract::ConnectInfo(
             "10.0.0.1:4000".parse::<std::net::SocketAddr>().unwrap(),
         ));
