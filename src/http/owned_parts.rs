@@ -15,10 +15,22 @@
 //! and engineioxide the key it answers the upgrade with. The rest is dropped before the
 //! Socket.IO layer sees the request. Polling requests keep every header (engineioxide reads
 //! `Content-Type` on each POST).
+//!
+//! The same goes for the request's extensions: a new websocket session keeps
+//! [`ClientIp`] and its [`SessionGuard`] (read at CONNECT), and hyper's pending upgrade until
+//! engineioxide takes it; axum's `OriginalUri` and the peer's `ConnectInfo` (read by the gate
+//! before, never after) are dropped, and the map holding them with them (about 0.3 KB per
+//! idle socket).
+
+use std::sync::Arc;
 
 use axum::extract::{OriginalUri, Request};
+use axum::http::Extensions;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_KEY, USER_AGENT};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+
+use crate::client_ip::ClientIp;
+use crate::socket::admission::SessionGuard;
 
 /// The headers a session opened over websocket keeps for its life (in `req_parts`).
 pub const KEPT_BY_WEBSOCKET_SESSIONS: [HeaderName; 3] =
@@ -29,16 +41,33 @@ pub const KEPT_BY_WEBSOCKET_SESSIONS: [HeaderName; 3] =
 pub fn detach_from_read_buffer(req: Request) -> Request {
     let (mut parts, body) = req.into_parts();
     parts.uri = owned_uri(&parts.uri);
-    parts.headers = if opens_websocket_session(&parts.uri) {
-        kept_headers(&parts.headers)
+    if opens_websocket_session(&parts.uri) {
+        parts.headers = kept_headers(&parts.headers);
+        parts.extensions = kept_extensions(&mut parts.extensions);
     } else {
-        owned_headers(&parts.headers)
-    };
-    // axum's router records the URI as it came, before any layer runs.
-    if let Some(OriginalUri(original)) = parts.extensions.get_mut::<OriginalUri>() {
-        *original = owned_uri(original);
+        parts.headers = owned_headers(&parts.headers);
+        // axum's router records the URI as it came, before any layer runs.
+        if let Some(OriginalUri(original)) = parts.extensions.get_mut::<OriginalUri>() {
+            *original = owned_uri(original);
+        }
     }
     Request::from_parts(parts, body)
+}
+
+/// The extensions a new websocket session keeps: the client's address and admission guard
+/// (read at CONNECT), and hyper's pending upgrade (taken by engineioxide at the upgrade).
+fn kept_extensions(extensions: &mut Extensions) -> Extensions {
+    let mut kept = Extensions::new();
+    if let Some(ip) = extensions.remove::<ClientIp>() {
+        kept.insert(ip);
+    }
+    if let Some(guard) = extensions.remove::<Arc<SessionGuard>>() {
+        kept.insert(guard);
+    }
+    if let Some(upgrade) = extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        kept.insert(upgrade);
+    }
+    kept
 }
 
 /// `transport=websocket` without a `sid`: a session that starts on websocket (an upgrade
@@ -135,6 +164,13 @@ mod tests {
         assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
         assert_eq!(req.uri().query(), Some("EIO=4&transport=websocket"));
         assert!(!inside(&buffer, req.uri().path().as_bytes()));
+        // A new websocket session drops it (see the test below); a polling request keeps an
+        // owned copy.
+        assert!(req.extensions().get::<OriginalUri>().is_none());
+        let buffer = Bytes::from(
+            "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nAuthorization: Bearer abc\r\n\r\n",
+        );
+        let req = detach_from_read_buffer(request_sharing(&buffer));
         let OriginalUri(original) = req.extensions().get::<OriginalUri>().unwrap();
         assert_eq!(original, req.uri());
         assert!(!inside(&buffer, original.path().as_bytes()));
@@ -188,7 +224,20 @@ mod tests {
             r
         };
 
+        req.extensions_mut()
+            .insert(ClientIp("10.0.0.1".parse().unwrap()));
+        req.extensions_mut()
+            .insert(OriginalUri("/socket.io/".parse().unwrap()));
+        req.extensions_mut().insert(axum::extract::ConnectInfo(
+            "10.0.0.1:4000".parse::<std::net::SocketAddr>().unwrap(),
+        ));
+
         let req = detach_from_read_buffer(req);
+        assert_eq!(req.extensions().len(), 1);
+        assert_eq!(
+            req.extensions().get::<ClientIp>().map(|c| c.to_string()),
+            Some("10.0.0.1".to_string())
+        );
         let mut kept: Vec<_> = req.headers().keys().map(|k| k.as_str()).collect();
         kept.sort();
         assert_eq!(kept, ["authorization", "sec-websocket-key", "user-agent"]);

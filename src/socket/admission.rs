@@ -220,7 +220,10 @@ impl Admission {
         if !self.sockets.try_take(self.limits.max_connections) {
             return Err(CapExceeded::Node);
         }
-        let mut slots = vec![self.slot(SlotKind::Socket)];
+        // Held for the socket's life: sized to what it holds (`vec![..]` then a push would
+        // allocate four slots).
+        let mut slots = Vec::with_capacity(if ip.is_some() { 2 } else { 1 });
+        slots.push(self.slot(SlotKind::Socket));
         if let Some(ip) = ip {
             if !self
                 .sockets_per_ip

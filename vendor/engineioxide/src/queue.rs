@@ -9,11 +9,16 @@
 //! It keeps the semantics the socket relied on: a capacity, permits reserved ahead of the
 //! send, `try_send`/`try_recv`, an async `recv` and a `close` after which nothing more is
 //! accepted and `closed()` resolves.
+//!
+//! It also holds the socket's volatile slot: the latest volatile packet, which bypasses the
+//! queue and overwrites the one before it if the transport has not taken it yet. It used to
+//! be a tokio `watch` channel of its own (about 0.5 KB per socket, allocated whether a
+//! volatile packet is ever sent or not); the slot is a pointer, boxed only while a packet
+//! waits, and wakes the reader through the queue's waker.
 
 use std::{
     collections::VecDeque,
     fmt,
-    future::poll_fn,
     sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
 };
@@ -42,6 +47,8 @@ struct State<T> {
     /// Permits handed out and not yet used or dropped; they count against the capacity.
     reserved: usize,
     closed: bool,
+    /// The latest volatile item not yet taken (see [`QueueTx::set_volatile`]).
+    volatile: Option<Box<T>>,
 }
 
 struct Shared<T> {
@@ -65,6 +72,7 @@ pub(crate) fn queue<T>(capacity: usize) -> (QueueTx<T>, QueueRx<T>) {
             buf: VecDeque::new(),
             reserved: 0,
             closed: false,
+            volatile: None,
         }),
         capacity: capacity.max(1),
         rx_waker: AtomicWaker::new(),
@@ -109,6 +117,22 @@ impl<T> QueueTx<T> {
         }
         state.reserved += 1;
         Ok(QueuePermit(&self.0))
+    }
+
+    /// Put `item` in the volatile slot, replacing the item still there if the reader has not
+    /// taken it: only the latest volatile item is kept, and it bypasses the queue's capacity
+    /// and order. `false` (and the item dropped) once the queue is closed.
+    pub(crate) fn set_volatile(&self, item: T) -> bool {
+        let item = Box::new(item);
+        let mut state = self.0.lock();
+        if state.closed {
+            return false;
+        }
+        // The item it replaces is dropped after the lock is released.
+        let _replaced = state.volatile.replace(item);
+        drop(state);
+        self.0.rx_waker.wake();
+        true
     }
 
     /// Whether the receiving side closed the queue.
@@ -168,9 +192,20 @@ impl<T> QueueRx<T> {
         }
     }
 
+    /// Takes the volatile item, if one was set since the last take; otherwise registers the
+    /// task's waker (the one [`QueueRx::poll_recv`] uses) to be woken when one is set.
+    pub(crate) fn poll_volatile(&mut self, cx: &mut Context<'_>) -> Poll<T> {
+        self.0.rx_waker.register(cx.waker());
+        match self.0.lock().volatile.take() {
+            Some(item) => Poll::Ready(*item),
+            None => Poll::Pending,
+        }
+    }
+
     /// Waits for the next item, as [`QueueRx::poll_recv`].
+    #[cfg(any(test, feature = "__test_harness"))]
     pub(crate) async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// The next item if one is queued.
@@ -180,6 +215,17 @@ impl<T> QueueRx<T> {
             Some(item) => Ok(item),
             None if state.closed && state.reserved == 0 => Err(TryRecvError::Disconnected),
             None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Gives the buffer's slots back if the queue is empty: called by a websocket session's
+    /// writer once it has drained the queue and gone idle, so that an idle socket holds no
+    /// slot (a `PacketBuf` is 200 bytes). The next push allocates one slot again: an
+    /// allocation per burst written, not per packet queued.
+    pub(crate) fn release_idle(&mut self) {
+        let mut state = self.0.lock();
+        if state.buf.is_empty() && state.buf.capacity() > 0 {
+            state.buf = VecDeque::new();
         }
     }
 
@@ -224,6 +270,7 @@ impl<T> fmt::Debug for QueueRx<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::poll_fn;
 
     #[test]
     fn a_new_queue_allocates_no_slot() {
@@ -255,6 +302,19 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_queue_releases_its_slots() {
+        let (tx, mut rx) = queue(128);
+        tx.try_send(1).unwrap();
+        rx.release_idle();
+        assert_eq!(rx.0.lock().buf.capacity(), 1, "not while an item is queued");
+        assert_eq!(rx.try_recv(), Ok(1));
+        rx.release_idle();
+        assert_eq!(rx.0.lock().buf.capacity(), 0);
+        tx.try_send(2).unwrap();
+        assert_eq!(rx.try_recv(), Ok(2));
+    }
+
+    #[test]
     fn a_drained_burst_gives_its_slots_back() {
         let (tx, mut rx) = queue(128);
         for i in 0..100 {
@@ -281,6 +341,33 @@ mod tests {
         assert_eq!(rx.recv().await, Some(1));
         assert_eq!(rx.recv().await, Some(5));
         assert_eq!(rx.recv().await, None);
+    }
+
+    #[test]
+    fn the_volatile_slot_keeps_the_latest_item_until_taken() {
+        let (tx, mut rx) = queue(1);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(rx.poll_volatile(&mut cx).is_pending());
+        // Neither the queue's capacity nor its items stand in the way.
+        tx.try_send(0).unwrap();
+        assert!(tx.set_volatile(1));
+        assert!(tx.set_volatile(2));
+        assert_eq!(rx.poll_volatile(&mut cx), Poll::Ready(2));
+        assert!(rx.poll_volatile(&mut cx).is_pending());
+        assert_eq!(rx.try_recv(), Ok(0));
+        rx.close();
+        assert!(!tx.set_volatile(3));
+        assert!(rx.poll_volatile(&mut cx).is_pending());
+    }
+
+    #[tokio::test]
+    async fn poll_volatile_wakes_when_an_item_is_set() {
+        let (tx, mut rx) = queue::<u8>(4);
+        let task = tokio::spawn(async move { poll_fn(|cx| rx.poll_volatile(cx)).await });
+        tokio::task::yield_now().await;
+        tx.set_volatile(9);
+        assert_eq!(task.await.unwrap(), 9);
     }
 
     #[tokio::test]

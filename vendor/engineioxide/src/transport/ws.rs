@@ -4,9 +4,7 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
-use std::sync::Arc;
-
-use std::ops::ControlFlow;
+use std::{future::Future, ops::ControlFlow, sync::Arc};
 
 use futures_util::{
     Sink, SinkExt, StreamExt, TryStreamExt,
@@ -59,19 +57,19 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     sid: Option<Sid>,
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
-    let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), body);
-
-    let ws_key = parts
-        .headers
+    let ws_key = req
+        .headers()
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
+    // The pending upgrade is taken out of the request, so that the parts kept for the
+    // socket's life (`req_parts`) do not hold it (nor a copy of the request's parts).
+    let mut req = req;
+    let upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
 
     tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
+        let conn = upgrade.await.map(hyper_util::rt::TokioIo::new);
 
         let res = match conn {
             Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
@@ -294,36 +292,41 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
         return;
     };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
+    let InternalRx { buffered_rx, .. } = &mut *internal_rx;
 
-    // Forward buffered packets until the channel is closed or the session is cancelled.
+    // Forward buffered packets until the channel is closed or the session is cancelled; in
+    // the order of the `biased` select this was: the queue, the cancellation, the volatile
+    // slot (which shares the queue's waker, hence one `poll_fn` for the three).
+    enum Next {
+        Queued(Option<PacketBuf>),
+        Cancelled,
+        Volatile(PacketBuf),
+    }
+    let mut cancelled = std::pin::pin!(socket.cancellation_token.cancelled());
     loop {
-        tokio::select! {
-            biased;
-            items = buffered_rx.recv() => {
-                match items {
-                    Some(mut packets) => {
-                        feed_packets(&mut tx, &mut packets, &socket).await;
-                        while let Ok(mut packets) = buffered_rx.try_recv() {
-                            feed_packets(&mut tx, &mut packets, &socket).await;
-                        }
-                    }
-                    None => break
-                }
+        let next = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(items) = buffered_rx.poll_recv(cx) {
+                return std::task::Poll::Ready(Next::Queued(items));
             }
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(mut packets) = val {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(Next::Cancelled);
+            }
+            buffered_rx.poll_volatile(cx).map(Next::Volatile)
+        })
+        .await;
+        match next {
+            Next::Queued(Some(mut packets)) => {
+                feed_packets(&mut tx, &mut packets, &socket).await;
+                while let Ok(mut packets) = buffered_rx.try_recv() {
                     feed_packets(&mut tx, &mut packets, &socket).await;
                 }
-            },
+            }
+            Next::Queued(None) | Next::Cancelled => break,
+            Next::Volatile(mut packets) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
+                feed_packets(&mut tx, &mut packets, &socket).await;
+            }
         }
 
         #[cfg(feature = "tracing")]

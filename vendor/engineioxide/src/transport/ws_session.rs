@@ -18,7 +18,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use futures_util::{FutureExt, Sink, StreamExt};
+use futures_util::{Sink, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     time::Instant,
@@ -40,7 +40,7 @@ use crate::{
 enum Event {
     Cancelled,
     QueueClosed,
-    Volatile,
+    Volatile(PacketBuf),
     Frame(Option<Result<Message, tungstenite::Error>>),
     Deadline,
 }
@@ -60,18 +60,12 @@ pub(super) async fn run<H: EngineIoHandler, S>(
 
     // No polling request ever held this session's queue: the lock is free at once.
     let mut internal_rx = socket.internal_rx.lock().await;
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
+    let InternalRx { buffered_rx, .. } = &mut *internal_rx;
     let mut writer = Writer::new(socket.protocol);
     let mut cancelled = pin!(socket.cancellation_token.cancelled());
 
     let outcome = loop {
         let event = {
-            // Fused: a closed volatile channel is only never ready again.
-            let mut volatile = pin!(volatile_rx.changed().fuse());
             // In the order of the `biased` select it replaces; the writer first returns
             // `Pending` when the queue is drained or the client does not read.
             poll_fn(|cx| {
@@ -81,8 +75,8 @@ pub(super) async fn run<H: EngineIoHandler, S>(
                 if writer.poll_write(cx, &mut ws, buffered_rx).is_ready() {
                     return Poll::Ready(Event::QueueClosed);
                 }
-                if let Poll::Ready(Ok(())) = volatile.as_mut().poll(cx) {
-                    return Poll::Ready(Event::Volatile);
+                if let Poll::Ready(packets) = buffered_rx.poll_volatile(cx) {
+                    return Poll::Ready(Event::Volatile(packets));
                 }
                 if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
                     return Poll::Ready(Event::Frame(msg));
@@ -96,10 +90,8 @@ pub(super) async fn run<H: EngineIoHandler, S>(
         };
         let step = match event {
             Event::Cancelled | Event::QueueClosed => break None,
-            Event::Volatile => {
-                if let Some(packets) = volatile_rx.borrow_and_update().clone() {
-                    writer.push(packets);
-                }
+            Event::Volatile(packets) => {
+                writer.push(packets);
                 Ok(())
             }
             Event::Frame(None) => break Some(Ok(())),
@@ -185,6 +177,8 @@ impl Writer {
                         // A large batch's slots are not kept while idle.
                         self.set(PacketBuf::new());
                     }
+                    // Nor the queue's: an idle socket holds no slot.
+                    rx.release_idle();
                     if self.unflushed {
                         if let Poll::Ready(_res) = Pin::new(&mut *ws).poll_flush(cx) {
                             #[cfg(feature = "tracing")]

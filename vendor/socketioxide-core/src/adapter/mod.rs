@@ -376,9 +376,14 @@ pub trait CoreAdapter<E: SocketEmitter>: Sized + Send + Sync + 'static {
 }
 
 /// The default adapter. Store the state in memory.
+///
+/// A room's name is allocated once, as the key of `rooms`, and shared by the list of every
+/// socket in it: a socket costs its room list (one pointer per room) and one entry in each
+/// room's set, not a copy of every room name.
 pub struct CoreLocalAdapter<E> {
-    rooms: RwLock<HashMap<Room, HashSet<Sid>>>,
-    sockets: RwLock<HashMap<Sid, HashSet<Room>>>,
+    rooms: RwLock<HashMap<Arc<str>, HashSet<Sid>>>,
+    /// The rooms of each socket, without duplicates (a socket is in a few rooms).
+    sockets: RwLock<HashMap<Sid, Vec<Arc<str>>>>,
     emitter: E,
 }
 
@@ -403,10 +408,11 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
     pub fn add_all(&self, sid: Sid, rooms: impl RoomParam) {
         let mut rooms_map = self.rooms.write().unwrap();
         let mut socket_map = self.sockets.write().unwrap();
+        let socket_rooms = socket_map.entry(sid).or_default();
         for room in rooms.into_room_iter() {
-            rooms_map.entry(room.clone()).or_default().insert(sid);
-            socket_map.entry(sid).or_default().insert(room);
+            add_to_room(&mut rooms_map, socket_rooms, &room, sid);
         }
+        socket_rooms.shrink_to_fit();
     }
 
     /// Removes the socket from the rooms.
@@ -414,11 +420,11 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
         let mut rooms_map = self.rooms.write().unwrap();
         let mut socket_map = self.sockets.write().unwrap();
         for room in rooms.into_room_iter() {
-            remove_and_clean_entry(rooms_map.entry(room.clone()), &sid, || {
-                socket_map.entry(sid).and_modify(|r| {
-                    r.remove(&room);
-                });
-            });
+            if remove_from_room(&mut rooms_map, &room, &sid) {
+                if let Some(r) = socket_map.get_mut(&sid) {
+                    remove_room(r, &room);
+                }
+            }
         }
     }
 
@@ -427,7 +433,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
         let mut rooms_map = self.rooms.write().unwrap();
         if let Some(rooms) = self.sockets.write().unwrap().remove(&sid) {
             for room in rooms {
-                remove_and_clean_entry(rooms_map.entry(room.clone()), &sid, || ());
+                remove_from_room(&mut rooms_map, &room, &sid);
             }
         }
     }
@@ -488,7 +494,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
             .read()
             .unwrap()
             .get(&sid)
-            .cloned()
+            .map(|rooms| rooms.iter().map(|r| Room::Owned(r.to_string())).collect())
             .unwrap_or_default()
     }
 
@@ -499,16 +505,10 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
         let mut socket_map = self.sockets.write().unwrap();
         // Here we have to collect sids, because we are going to modify the rooms map.
         let sids = self.apply_opts(&opts, &room_map).collect::<Vec<_>>();
-        for sid in &sids {
-            let entry = socket_map.entry(*sid).or_default();
+        for sid in sids {
+            let socket_rooms = socket_map.entry(sid).or_default();
             for room in &rooms {
-                entry.insert(room.clone());
-            }
-        }
-        for room in rooms {
-            let entry = room_map.entry(room).or_default();
-            for sid in &sids {
-                entry.insert(*sid);
+                add_to_room(&mut room_map, socket_rooms, room, sid);
             }
         }
     }
@@ -521,8 +521,13 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
         let sids = self.apply_opts(&opts, &rooms_map).collect::<Vec<_>>();
         for room in rooms {
             for sid in &sids {
-                remove_and_clean_entry(socket_map.entry(*sid), &room, || ());
-                remove_and_clean_entry(rooms_map.entry(room.clone()), sid, || ());
+                if let hash_map::Entry::Occupied(mut entry) = socket_map.entry(*sid) {
+                    remove_room(entry.get_mut(), &room);
+                    if entry.get().is_empty() {
+                        entry.remove();
+                    }
+                }
+                remove_from_room(&mut rooms_map, &room, sid);
             }
         }
     }
@@ -542,7 +547,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
         let sids = self.apply_opts(&opts, &rooms);
         sids.filter_map(|id| sockets.get(&id))
             .flatten()
-            .cloned()
+            .map(|r| Room::Owned(r.to_string()))
             .collect()
     }
 
@@ -575,7 +580,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
 /// Extract, flatten and filter a list of sid from a room list
 struct BroadcastRooms<'a> {
     rooms: slice::Iter<'a, Room>,
-    rooms_map: &'a HashMap<Room, HashSet<Sid>>,
+    rooms_map: &'a HashMap<Arc<str>, HashSet<Sid>>,
     /// The sockets to skip: the excluded ones, and the
     /// already returned ones when there are several rooms.
     except: HashSet<Sid>,
@@ -586,7 +591,7 @@ struct BroadcastRooms<'a> {
 impl<'a> BroadcastRooms<'a> {
     fn new(
         rooms: &'a [Room],
-        rooms_map: &'a HashMap<Room, HashSet<Sid>>,
+        rooms_map: &'a HashMap<Arc<str>, HashSet<Sid>>,
         except: HashSet<Sid>,
     ) -> Self {
         BroadcastRooms {
@@ -615,7 +620,7 @@ impl Iterator for BroadcastRooms<'_> {
             }
 
             let room = self.rooms.next()?;
-            self.flatten_iter = self.rooms_map.get(room).map(HashSet::iter);
+            self.flatten_iter = self.rooms_map.get(&**room).map(HashSet::iter);
         }
     }
 }
@@ -625,7 +630,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
     fn apply_opts<'a>(
         &self,
         opts: &'a BroadcastOptions,
-        rooms: &'a HashMap<Room, HashSet<Sid>>,
+        rooms: &'a HashMap<Arc<str>, HashSet<Sid>>,
     ) -> BroadcastIter<'a> {
         let is_broadcast = opts.has_flag(BroadcastFlags::Broadcast);
 
@@ -654,35 +659,60 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
 }
 
 #[inline]
-fn get_except_sids(except: &[Room], rooms: &HashMap<Room, HashSet<Sid>>) -> HashSet<Sid> {
+fn get_except_sids(except: &[Room], rooms: &HashMap<Arc<str>, HashSet<Sid>>) -> HashSet<Sid> {
     let mut except_sids = HashSet::new();
     for room in except {
-        if let Some(sockets) = rooms.get(room) {
+        if let Some(sockets) = rooms.get(&**room) {
             except_sids.extend(sockets);
         }
     }
     except_sids
 }
 
-/// Remove a field from a HashSet value and remove it if empty.
-/// Call `cleanup` fn if the entry exists
-#[inline]
-fn remove_and_clean_entry<K, T: Hash + Eq>(
-    entry: hash_map::Entry<'_, K, HashSet<T>>,
-    el: &T,
-    cleanup: impl FnOnce(),
+/// Adds `sid` to `room` and `room` to the socket's list `socket_rooms`; the name is
+/// allocated only for a room that has no socket yet, and shared otherwise.
+fn add_to_room(
+    rooms_map: &mut HashMap<Arc<str>, HashSet<Sid>>,
+    socket_rooms: &mut Vec<Arc<str>>,
+    room: &str,
+    sid: Sid,
 ) {
-    //TODO: use hashmap raw entry when stabilized to avoid entry clone.
-    // https://github.com/rust-lang/rust/issues/56167
-    match entry {
-        hash_map::Entry::Occupied(mut entry) => {
-            entry.get_mut().remove(el);
-            if entry.get().is_empty() {
-                entry.remove_entry();
-            }
-            cleanup();
+    let name = match rooms_map.get_key_value(room) {
+        Some((name, _)) => name.clone(),
+        None => {
+            let name: Arc<str> = Arc::from(room);
+            rooms_map.insert(name.clone(), HashSet::new());
+            name
         }
-        hash_map::Entry::Vacant(_) => (),
+    };
+    if let Some(sids) = rooms_map.get_mut(room) {
+        sids.insert(sid);
+    }
+    if !socket_rooms.iter().any(|r| **r == *room) {
+        socket_rooms.push(name);
+    }
+}
+
+/// Removes `sid` from `room`, and the room once empty; `true` if the room existed.
+fn remove_from_room(
+    rooms_map: &mut HashMap<Arc<str>, HashSet<Sid>>,
+    room: &str,
+    sid: &Sid,
+) -> bool {
+    let Some(sids) = rooms_map.get_mut(room) else {
+        return false;
+    };
+    sids.remove(sid);
+    if sids.is_empty() {
+        rooms_map.remove(room);
+    }
+    true
+}
+
+/// Removes `room` from a socket's list of rooms.
+fn remove_room(socket_rooms: &mut Vec<Arc<str>>, room: &str) {
+    if let Some(i) = socket_rooms.iter().position(|r| **r == *room) {
+        socket_rooms.swap_remove(i);
     }
 }
 
@@ -922,6 +952,21 @@ pub(crate) mod test {
     }
 
     #[test]
+    fn a_room_name_is_allocated_once_for_all_its_sockets() {
+        let (a, b) = (Sid::new(), Sid::new());
+        let adapter = create_adapter([a, b]);
+        adapter.add_all(a, vec!["room1".to_string(), "room1".to_string()]);
+        adapter.add_all(b, vec!["room1".to_string()]);
+        let rooms_map = adapter.rooms.read().unwrap();
+        let socket_map = adapter.sockets.read().unwrap();
+        let (name, sids) = rooms_map.get_key_value("room1").unwrap();
+        assert_eq!(sids.len(), 2);
+        assert_eq!(socket_map[&a].len(), 1);
+        assert!(Arc::ptr_eq(name, &socket_map[&a][0]));
+        assert!(Arc::ptr_eq(name, &socket_map[&b][0]));
+    }
+
+    #[test]
     fn add_all() {
         let socket = Sid::new();
         let adapter = create_adapter([socket]);
@@ -934,8 +979,8 @@ pub(crate) mod test {
         assert_eq!(rooms_map.get("room2").unwrap().len(), 1);
 
         let rooms = socket_map.get(&socket).unwrap();
-        assert!(rooms.contains("room1"));
-        assert!(rooms.contains("room2"));
+        assert!(rooms.iter().any(|r| &**r == "room1"));
+        assert!(rooms.iter().any(|r| &**r == "room2"));
     }
 
     #[test]
@@ -961,8 +1006,8 @@ pub(crate) mod test {
             assert_eq!(rooms_map.get("room2").unwrap().len(), 1);
             let socket_map = adapter.sockets.read().unwrap();
             let rooms = socket_map.get(&socket).unwrap();
-            assert!(rooms.contains("room1"));
-            assert!(rooms.contains("room2"));
+            assert!(rooms.iter().any(|r| &**r == "room1"));
+            assert!(rooms.iter().any(|r| &**r == "room2"));
         }
         adapter.del(socket, "room1");
         let rooms_map = adapter.rooms.read().unwrap();
@@ -986,8 +1031,8 @@ pub(crate) mod test {
 
             let socket_map = adapter.sockets.read().unwrap();
             let rooms = socket_map.get(&socket).unwrap();
-            assert!(rooms.contains("room1"));
-            assert!(rooms.contains("room2"));
+            assert!(rooms.iter().any(|r| &**r == "room1"));
+            assert!(rooms.iter().any(|r| &**r == "room2"));
         }
 
         adapter.del_all(socket);
