@@ -17,7 +17,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        self, Message,
+        self, Message, Utf8Bytes,
         handshake::derive_accept_key,
         protocol::{Role, WebSocketConfig},
     },
@@ -376,11 +376,49 @@ pub(super) fn packet_message(item: Packet, protocol: ProtocolVersion) -> Option<
             }
         }
         Packet::Noop => None,
+        Packet::Message(msg) => Some(Message::Text(message_text(msg))),
         item => {
             let packet: String = item.try_into().unwrap();
             Some(Message::Text(packet.into()))
         }
     }
+}
+
+thread_local! {
+    /// The frame text of the last message this thread converted twice in a row, with the
+    /// message it came from (held, so that its buffer cannot be freed and reused).
+    static LAST_TEXT: std::cell::RefCell<(Option<Str>, Option<Utf8Bytes>)> =
+        const { std::cell::RefCell::new((None, None)) };
+}
+
+/// A message's frame text (`4` + the message). A broadcast hands every socket a clone of
+/// one encoded `Str`, and each socket's writer used to build its own copy of the frame
+/// text: one allocation per socket per broadcast. The writers of a broadcast run one after
+/// another on a thread, so the thread keeps the text of the message it has just seen twice
+/// and hands it out again while the same buffer comes back. A message seen once (an emit to
+/// one socket) costs what it did before.
+fn message_text(msg: Str) -> Utf8Bytes {
+    LAST_TEXT.with(|last| {
+        let mut last = last.borrow_mut();
+        let (seen, text) = &mut *last;
+        let same = seen
+            .as_ref()
+            .is_some_and(|s| s.as_ptr() == msg.as_ptr() && s.len() == msg.len());
+        if same && let Some(t) = text {
+            return t.clone();
+        }
+        let mut frame = String::with_capacity(msg.len() + 1);
+        frame.push('4');
+        frame.push_str(&msg);
+        let frame = Utf8Bytes::from(frame);
+        if same {
+            *text = Some(frame.clone());
+        } else {
+            *seen = Some(msg);
+            *text = None;
+        }
+        frame
+    })
 }
 
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection

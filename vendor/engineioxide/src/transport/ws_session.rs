@@ -143,6 +143,8 @@ struct Writer {
     batch: PacketBuf,
     next: usize,
     unflushed: bool,
+    /// Whether a message (not only heartbeats) was written since the writer was last idle.
+    carried_messages: bool,
     protocol: ProtocolVersion,
 }
 
@@ -152,6 +154,7 @@ impl Writer {
             batch: PacketBuf::new(),
             next: 0,
             unflushed: false,
+            carried_messages: false,
             protocol,
         }
     }
@@ -177,8 +180,12 @@ impl Writer {
                         // A large batch's slots are not kept while idle.
                         self.set(PacketBuf::new());
                     }
-                    // Nor the queue's: an idle socket holds no slot.
-                    rx.release_idle();
+                    // Nor the queue's, once a burst carried only heartbeats: an idle socket
+                    // holds no slot after its first ping, while a socket that receives
+                    // messages keeps its slot instead of allocating one per delivery.
+                    if !std::mem::take(&mut self.carried_messages) {
+                        rx.release_idle();
+                    }
                     if self.unflushed {
                         if let Poll::Ready(_res) = Pin::new(&mut *ws).poll_flush(cx) {
                             #[cfg(feature = "tracing")]
@@ -241,6 +248,10 @@ impl Writer {
             if !matches!(packet, Packet::Noop) {
                 let ready = ready!(Pin::new(&mut *ws).poll_ready(cx));
                 let packet = std::mem::replace(packet, Packet::Noop);
+                self.carried_messages |= matches!(
+                    packet,
+                    Packet::Message(_) | Packet::Binary(_) | Packet::BinaryV3(_)
+                );
                 let res = ready.and_then(|()| match packet_message(packet, self.protocol) {
                     Some(msg) => Pin::new(&mut *ws).start_send(msg),
                     None => Ok(()),
