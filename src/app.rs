@@ -67,6 +67,13 @@ pub struct Application {
     drain_timeout: Duration,
 }
 
+/// Cluster: the adapter's re-subscriptions and the ring of offsets received from other
+/// nodes, for the replay after a Redis blip.
+pub type Blips = (
+    tokio::sync::broadcast::Receiver<(u64, u64)>,
+    Arc<crate::recovery::received::Received>,
+);
+
 /// The parts of a node that depend on the adapter, handed to the generic wiring.
 pub struct NodeParts {
     pub store: Arc<dyn Store>,
@@ -82,10 +89,7 @@ pub struct NodeParts {
     /// Cluster: the adapter's re-subscriptions (when the subscription was lost and when it
     /// was back), after which the node replays what its sockets missed.
     /// With the ring of offsets the node received from other nodes (recovery on).
-    pub resubscribed: Option<(
-        tokio::sync::broadcast::Receiver<(u64, u64)>,
-        Arc<crate::recovery::received::Received>,
-    )>,
+    pub resubscribed: Option<Blips>,
     /// What a local join waits for (cluster: the rooms' sharded channels).
     pub room_channels: Arc<dyn crate::service::channels::RoomChannels>,
 }
