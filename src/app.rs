@@ -67,6 +67,13 @@ pub struct Application {
     drain_timeout: Duration,
 }
 
+/// Cluster: the adapter's re-subscriptions and the ring of offsets received from other
+/// nodes, for the replay after a Redis blip.
+pub type Blips = (
+    tokio::sync::broadcast::Receiver<(u64, u64)>,
+    Arc<crate::recovery::received::Received>,
+);
+
 /// The parts of a node that depend on the adapter, handed to the generic wiring.
 pub struct NodeParts {
     pub store: Arc<dyn Store>,
@@ -81,7 +88,8 @@ pub struct NodeParts {
     pub export: Arc<dyn ExportQueue>,
     /// Cluster: the adapter's re-subscriptions (when the subscription was lost and when it
     /// was back), after which the node replays what its sockets missed.
-    pub resubscribed: Option<tokio::sync::broadcast::Receiver<(u64, u64)>>,
+    /// With the ring of offsets the node received from other nodes (recovery on).
+    pub resubscribed: Option<Blips>,
     /// What a local join waits for (cluster: the rooms' sharded channels).
     pub room_channels: Arc<dyn crate::service::channels::RoomChannels>,
 }
@@ -121,6 +129,11 @@ impl Application {
     async fn build_cluster(config: Config, url: &str, limits: StoreLimits) -> anyhow::Result<Self> {
         use crate::cluster::{self, Cluster};
         let node = config.node_id();
+        let received = config.recovery_enabled.then(|| {
+            Arc::new(crate::recovery::received::Received::new(
+                crate::recovery::received::capacity(config.recovery_stream_max_len),
+            ))
+        });
         let (cluster, adapter) = Cluster::connect(
             url,
             &config.redis_tls(),
@@ -129,6 +142,7 @@ impl Application {
             config
                 .room_channels
                 .then(|| Duration::from_millis(config.room_unsubscribe_delay_ms)),
+            received.clone(),
         )
         .await?;
         let parts = NodeParts {
@@ -140,7 +154,7 @@ impl Application {
             memberships: cluster.membership_relay().await?,
             recovery: cluster.recovery(config.recovery_bounds()),
             export: cluster.export(config.export_bounds()),
-            resubscribed: Some(cluster.resubscribed()),
+            resubscribed: received.map(|r| (cluster.resubscribed(), r)),
             room_channels: cluster.room_channels(),
         };
         let (layer, io) = socket_io_builder(&config)
@@ -287,10 +301,11 @@ impl Application {
             presence.clone(),
         ));
         init(socket::serve(&io, ctx)).await;
-        if let (Some(rx), Some(_)) = (parts.resubscribed, gateway.recovery()) {
+        if let (Some((rx, received)), Some(_)) = (parts.resubscribed, gateway.recovery()) {
             tokio::spawn(socket::recovery::replay_after_blips(
                 io.clone(),
                 gateway.clone(),
+                received,
                 rx,
                 shutdown.0.clone(),
             ));

@@ -54,6 +54,9 @@ pub const RECOVERY_CONNECTS_TOTAL: &str = "lms_recovery_connects_total";
 pub const RECOVERY_REPLAYED_TOTAL: &str = "lms_recovery_replayed_events_total";
 /// Events sent live but not kept for recovery (the recovery store failed).
 pub const RECOVERY_KEEP_FAILURES_TOTAL: &str = "lms_recovery_keep_failures_total";
+/// Blip replays (one per socket) that fell back to the outage's window because the ring of
+/// received offsets did not reach back far enough (an event may then come twice).
+pub const RECOVERY_BLIP_FALLBACKS_TOTAL: &str = "lms_recovery_blip_fallbacks_total";
 
 /// Sockets disconnected by an operator (§11), by cause.
 pub const KICKED_SOCKETS_TOTAL: &str = "lms_kicked_sockets_total";
@@ -259,6 +262,10 @@ fn describe() {
     describe_counter!(
         RECOVERY_KEEP_FAILURES_TOTAL,
         "Events sent live but not kept for recovery"
+    );
+    describe_counter!(
+        RECOVERY_BLIP_FALLBACKS_TOTAL,
+        "Sockets whose replay after a Redis blip fell back to the outage's window (received ring too short)"
     );
     describe_counter!(
         WEBHOOK_DELIVERIES_TOTAL,
@@ -522,6 +529,10 @@ pub fn recovery_connect(outcome: &'static str) {
 
 pub fn recovery_replayed(n: u64) {
     counter!(RECOVERY_REPLAYED_TOTAL).increment(n);
+}
+
+pub fn recovery_blip_fallback() {
+    counter!(RECOVERY_BLIP_FALLBACKS_TOTAL).increment(1);
 }
 
 pub fn recovery_keep_failed() {

@@ -213,9 +213,80 @@ async fn a_slow_consumer_is_cut_off_by_broadcasts_from_another_node_and_recovers
     assert_eq!(got, sent, "everything, in order, once");
 }
 
+/// Sends notifications to `user` through `via` without pause while `blip` runs and until
+/// `after` more were accepted once it is done; every id sent, and the accepted ones.
+async fn notify_through<T>(
+    via: &TestNode,
+    t: &str,
+    user: &str,
+    blip: tokio::task::JoinHandle<T>,
+    after: usize,
+) -> (Vec<String>, Vec<String>, T) {
+    let (mut sent, mut accepted) = (Vec::new(), Vec::new());
+    let mut accepted_after = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !blip.is_finished() || accepted_after < after {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writes never resumed"
+        );
+        let done = blip.is_finished();
+        let id = format!("n{}", sent.len());
+        sent.push(id.clone());
+        if via.notify(t, user, &id).await.0 == 202 {
+            accepted.push(id);
+            if done {
+                accepted_after += 1;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    (sent, accepted, blip.await.unwrap())
+}
+
+/// Events the node sent live but could not keep for recovery (its store call failed while
+/// Redis was down): documented as not guaranteed (docs/cluster.md), so a socket that was
+/// deaf when they were published misses them.
+async fn unkept(node: &TestNode) -> usize {
+    node.metrics_text()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("lms_recovery_keep_failures_total "))
+        .map_or(0, |n| n.trim().parse::<f64>().unwrap_or(0.0) as usize)
+}
+
+/// Every accepted notification exactly once, and nothing twice (one refused with a 503 may
+/// still have gone out, at most once); none missing but, at most, the `unkept` ones.
+fn exactly_once(sent: &[String], accepted: &[String], got: &[String], unkept: usize) {
+    let mut count = std::collections::HashMap::<&str, usize>::new();
+    for id in got {
+        *count.entry(id.as_str()).or_default() += 1;
+    }
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|id| !count.contains_key(id.as_str()))
+        .collect();
+    let mut twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    twice.sort();
+    let unknown: Vec<_> = count
+        .keys()
+        .filter(|id| !sent.iter().any(|s| s == *id))
+        .collect();
+    assert!(
+        missing.len() <= unkept && twice.is_empty() && unknown.is_empty(),
+        "{} sent, {} accepted, {} received, {unkept} not kept; missing {missing:?}, more than once {twice:?}, never sent {unknown:?}",
+        sent.len(),
+        accepted.len(),
+        got.len()
+    );
+    if unkept > 0 {
+        eprintln!("{unkept} not kept for recovery; missing {missing:?}");
+    }
+}
+
 #[tokio::test]
 async fn after_a_redis_restart_a_socket_that_stayed_connected_misses_nothing_accepted() {
-    let mut redis = RedisServer::start();
+    let redis = RedisServer::start();
     let nodes = spawn_cluster(&redis.url(), 2).await;
     let t = tenant();
     let tok = token("stay", Some(&t), Role::Student);
@@ -223,38 +294,20 @@ async fn after_a_redis_restart_a_socket_that_stayed_connected_misses_nothing_acc
     assert_eq!(nodes[1].notify(&t, "stay", "before").await.0, 202);
     assert_eq!(c.notifications(1).await, vec!["before".to_string()]);
 
-    redis.stop();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    redis.restart();
-    // Sent through the other node as soon as it takes writes again: the first ones come
-    // before node 1's adapter has subscribed again.
-    let mut accepted = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    while accepted.len() < 30 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "writes never resumed"
-        );
-        let id = format!("after-{}", accepted.len());
-        if nodes[1].notify(&t, "stay", &id).await.0 == 202 {
-            accepted.push(id);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-    }
+    // Notifications flow through the other node before, during and after the restart: some
+    // at either edge of the window in which node 1's adapter was not subscribed.
+    let blip = tokio::spawn(async move {
+        let mut redis = redis;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        redis.stop();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        redis.restart();
+        redis
+    });
+    let (sent, accepted, _redis) = notify_through(&nodes[1], &t, "stay", blip, 60).await;
     let mut got = c.notifications(accepted.len()).await;
     got.extend(c.drain_notifications().await);
-    let mut unique = got.clone();
-    unique.sort();
-    unique.dedup();
-    let mut want = accepted.clone();
-    want.sort();
-    assert_eq!(
-        unique, want,
-        "every accepted notification reached the socket"
-    );
-    // At the edges of the deaf window an event can arrive live and replayed
-    // (docs/cluster.md): at most one per edge.
-    assert!(got.len() <= accepted.len() + 2, "duplicates: {got:?}");
+    exactly_once(&sent, &accepted, &got, unkept(&nodes[1]).await);
 }
 
 #[tokio::test]
@@ -275,20 +328,8 @@ async fn a_lost_subscription_is_replayed_to_the_sockets_that_stayed_connected() 
             .expect("redis-cli on PATH");
         assert!(out.status.success());
     });
-    let mut accepted = Vec::new();
-    for i in 0..80 {
-        let id = format!("n{i}");
-        if nodes[1].notify(&t, "deaf", &id).await.0 == 202 {
-            accepted.push(id);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    kill.await.unwrap();
+    let (sent, accepted, ()) = notify_through(&nodes[1], &t, "deaf", kill, 50).await;
     let mut got = c.notifications(accepted.len()).await;
     got.extend(c.drain_notifications().await);
-    let missing: Vec<_> = accepted.iter().filter(|id| !got.contains(id)).collect();
-    assert!(missing.is_empty(), "missed {missing:?}");
-    // At the edges of the deaf window an event can arrive live and replayed
-    // (docs/cluster.md): at most one per edge.
-    assert!(got.len() <= accepted.len() + 2, "duplicates: {got:?}");
+    exactly_once(&sent, &accepted, &got, unkept(&nodes[1]).await);
 }

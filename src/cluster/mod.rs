@@ -175,6 +175,7 @@ impl Cluster {
         node: &str,
         limits: StoreLimits,
         room_release_after: Option<Duration>,
+        received: Option<Arc<crate::recovery::received::Received>>,
     ) -> anyhow::Result<(Self, RedisAdapterCtr<MeteredFredDriver>)> {
         let shown = redacted(url);
         let (config, perf, connection, policy) = client_config_with_tls(url, tls)?;
@@ -207,6 +208,16 @@ impl Cluster {
             adapter_config = adapter_config
                 .with_sharded_rooms(crate::rooms::shard_tag)
                 .with_room_release_after(after);
+        }
+        if let Some(received) = received {
+            // Before the local sockets get it: see `recovery::received`.
+            adapter_config = adapter_config.with_remote_broadcast_observer(
+                socketioxide_redis::RemoteBroadcastObserver::new(move |packet| {
+                    if let Some(o) = crate::recovery::received::offset_of(packet) {
+                        received.record(o);
+                    }
+                }),
+            );
         }
         let ctr = RedisAdapterCtr::new_with_driver(driver.clone(), adapter_config);
         let rooms = ctr.room_channels();

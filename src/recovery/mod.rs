@@ -15,6 +15,7 @@ pub mod keys;
 pub mod memory;
 pub mod offset;
 pub mod order;
+pub mod received;
 pub mod redis;
 pub mod replayed;
 

@@ -61,6 +61,19 @@ impl Replayed {
         self.by_origin.is_empty()
     }
 
+    /// Adds offsets replayed later (after a Redis blip): an origin whose highest replayed
+    /// offset grows waits again for a live event above it before its grace time starts.
+    pub fn extend(&mut self, offsets: impl IntoIterator<Item = Offset>) {
+        for o in offsets {
+            let origin = self.by_origin.entry(o.origin).or_default();
+            origin.offsets.insert(o);
+            if origin.highest.is_none_or(|h| o > h) {
+                origin.highest = Some(o);
+                origin.passed = None;
+            }
+        }
+    }
+
     /// The verdict on a live broadcast whose last argument is `trailing`.
     pub fn verdict(&mut self, trailing: Option<&str>) -> BroadcastVerdict {
         self.verdict_at(trailing, Instant::now())
@@ -117,6 +130,27 @@ mod tests {
         assert_eq!(r.verdict(Some(&s(b1))), BroadcastVerdict::Skip);
         assert!(r.is_empty());
         assert_eq!(r.verdict(None), BroadcastVerdict::SendAndStop);
+    }
+
+    #[test]
+    fn offsets_added_later_are_left_out_too_and_restart_the_wait() {
+        let a = Clock::new();
+        let (a1, a2, a3) = (a.next(), a.next(), a.next());
+        let t0 = Instant::now();
+        let mut r = Replayed::new([a1]);
+        assert_eq!(r.verdict_at(Some(&s(a2)), t0), BroadcastVerdict::Send);
+        r.extend([a3]);
+        let late = t0 + GRACE + Duration::from_millis(1);
+        assert_eq!(
+            r.verdict_at(Some(&s(a3)), late),
+            BroadcastVerdict::Skip,
+            "a3 raised the highest: the grace time had not started"
+        );
+        assert_eq!(r.verdict_at(Some(&s(a1)), late), BroadcastVerdict::Skip);
+        assert_eq!(r.verdict_at(None, late), BroadcastVerdict::SendAndStop);
+        let mut empty = Replayed::default();
+        empty.extend([a1]);
+        assert_eq!(empty.verdict(Some(&s(a1))), BroadcastVerdict::Skip);
     }
 
     /// One node's emits in flight at once publish out of offset order: a replayed offset's

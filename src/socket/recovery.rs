@@ -12,6 +12,7 @@
 //! node the join and the replay also run in one step with the node's emits
 //! (`Recovery::order`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,8 +25,9 @@ use crate::auth::Claims;
 use crate::emit;
 use crate::ids::CourseId;
 use crate::metrics;
+use crate::recovery::received::Received;
 use crate::recovery::replayed::Replayed;
-use crate::recovery::{Missed, Offset, Pid, Recovery, SavedSession, keys, offset};
+use crate::recovery::{Entry, Missed, Offset, Pid, Recovery, SavedSession, keys, offset};
 use crate::server_events::SERVER_EVENTS;
 
 /// What a CONNECT's auth asks of recovery.
@@ -59,8 +61,39 @@ pub struct SocketRecovery {
     start: Offset,
     /// Courses joined with `course:join`, kept with the session.
     joined: Mutex<Vec<String>>,
-    /// A recovering socket's rooms and offset, until [`resume`] takes them.
-    pending: Mutex<Option<(Vec<String>, Offset)>>,
+    /// A recovering socket's rooms and offset, until [`resume`] takes them, with its turn
+    /// (taken in the middleware, so that no blip replay runs before the recovery's).
+    pending: Mutex<Option<Pending>>,
+    /// One replay at a time: the recovery's, then each Redis blip's.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// What the replays sent, whose live copies are left out (the socket's broadcast
+    /// filter reads it).
+    replayed: Arc<Mutex<Replayed>>,
+    /// Where this socket's live traffic starts (the session's start for a new one, the
+    /// client's offset for a recovered one), and per origin the highest offset a replay
+    /// sent it: a blip replay sends nothing at or below either (see [`replay_blip`]).
+    covered: Mutex<Covered>,
+}
+
+type Pending = (Vec<String>, Offset, tokio::sync::OwnedMutexGuard<()>);
+
+/// What a socket already has, so that a blip replay does not send it again.
+struct Covered {
+    from: Offset,
+    by_origin: HashMap<u32, Offset>,
+}
+
+impl Covered {
+    fn has(&self, o: &Offset) -> bool {
+        *o <= self.from || self.by_origin.get(&o.origin).is_some_and(|h| o <= h)
+    }
+
+    fn add(&mut self, sent: impl IntoIterator<Item = Offset>) {
+        for o in sent {
+            let h = self.by_origin.entry(o.origin).or_insert(o);
+            *h = (*h).max(o);
+        }
+    }
 }
 
 impl SocketRecovery {
@@ -201,12 +234,49 @@ fn hold<A: Adapter>(
     pending: Option<(Vec<String>, Offset)>,
 ) {
     s.set_pid(pid.as_str().to_owned());
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let from = pending.as_ref().map_or(start, |(_, after)| *after);
+    let pending = pending.map(|(rooms, after)| {
+        let guard = turn.clone().try_lock_owned().expect("a new lock is free");
+        (rooms, after, guard)
+    });
     s.extensions.insert(Arc::new(SocketRecovery {
         key,
         pid,
         start,
         joined: Mutex::new(joined),
         pending: Mutex::new(pending),
+        turn,
+        replayed: Arc::default(),
+        covered: Mutex::new(Covered {
+            from,
+            by_origin: HashMap::new(),
+        }),
+    }));
+}
+
+/// Leaves out, from now on, the live copies of what a replay just sent this socket.
+fn filter_replayed<A: Adapter>(s: &SocketRef<A>, me: &SocketRecovery, sent: &[Offset]) {
+    if sent.is_empty() {
+        return;
+    }
+    me.replayed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(sent.iter().copied());
+    me.covered
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .add(sent.iter().copied());
+    // The filter runs under the socket's gate lock and takes `replayed`: never call this
+    // with `replayed` locked. Installing it again replaces an equal one (or one that
+    // removed itself once all its offsets came back).
+    let replayed = me.replayed.clone();
+    s.filter_broadcasts(Box::new(move |trailing| {
+        replayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verdict(trailing)
     }));
 }
 
@@ -220,7 +290,7 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) 
         return;
     };
     let pending = me.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some((rooms, after)) = pending {
+    if let Some((rooms, after, _turn)) = pending {
         let _order = match &r.order {
             Some(order) => Some(order.lock(&rooms).await),
             None => None,
@@ -228,10 +298,8 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) 
         let mut read = rooms.clone();
         read.push(keys::EVERYONE.to_owned());
         s.join(rooms);
-        let mut replayed = replay(s, r, &read, after, &me.pid).await;
-        if !replayed.is_empty() {
-            s.filter_broadcasts(Box::new(move |trailing| replayed.verdict(trailing)));
-        }
+        let replayed = replay(s, r, &read, after, &me.pid).await;
+        filter_replayed(s, &me, &replayed);
         release_held(s).await;
     }
     save(s, r, &me, exp).await;
@@ -245,22 +313,22 @@ async fn replay<A: Adapter>(
     rooms: &[String],
     after: Offset,
     pid: &Pid,
-) -> Replayed {
+) -> Vec<Offset> {
     let missed = match r.store.since(rooms, after).await {
         Ok(Missed::Events(e)) => e,
         Ok(Missed::TooOld) => {
             tracing::warn!(sid = %s.id, "missed events trimmed during the recovery");
-            return Replayed::default();
+            return Vec::new();
         }
         Err(e) => {
             tracing::warn!(sid = %s.id, error = %e, "missed events not read");
-            return Replayed::default();
+            return Vec::new();
         }
     };
     let sent = send_entries(s, &missed, pid).await;
     metrics::recovery_replayed(sent);
     tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
-    Replayed::new(missed.iter().map(|e| e.offset))
+    missed.iter().map(|e| e.offset).collect()
 }
 
 /// Sends what was held back during the replay, in arrival order, minus what the replay
@@ -324,13 +392,14 @@ async fn send_entries<A: Adapter>(
 }
 
 /// Cluster: after the adapter subscribed again following a Redis reconnect, every local
-/// socket gets what its rooms' streams hold from when the subscription was lost until it
-/// was back (later events reach it live): events from
-/// this node process were delivered locally (the adapter delivers after a successful
-/// publish), so only other nodes' events are replayed.
+/// socket gets, once, the kept events of its rooms that never reached this node: those of
+/// other node processes (its own were delivered locally: the adapter delivers after a
+/// successful publish) from [`BLIP_LOOKBACK`] before the subscription was lost on, minus
+/// the offsets this node received ([`Received`]). See [`replay_blip`].
 pub async fn replay_after_blips<A: Adapter>(
     io: socketioxide::SocketIo<A>,
     gateway: crate::service::Gateway<A>,
+    received: Arc<Received>,
     mut resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -354,37 +423,160 @@ pub async fn replay_after_blips<A: Adapter>(
         );
         for s in sockets {
             let r = r.clone();
-            tokio::spawn(async move { replay_blip(&s, &r, lost, back).await });
+            let received = received.clone();
+            tokio::spawn(async move { replay_blip(&s, &r, &received, lost, back).await });
         }
     }
 }
 
-async fn replay_blip<A: Adapter>(s: &SocketRef<A>, r: &Recovery, lost_ms: u64, back_ms: u64) {
+/// How far before the subscription was lost a blip replay reads: an event is kept (its
+/// offset taken) before it is published, and the two may be up to two command timeouts
+/// apart (`crate::cluster::COMMAND_TIMEOUT`, 1.5 s each); node clocks may differ by the
+/// recovery's clock allowance (1 s); the rest is margin for the pub/sub hop and the time
+/// the driver takes to see the connection fail.
+pub const BLIP_LOOKBACK: Duration = Duration::from_secs(6);
+
+/// One socket's blip replay. Its broadcasts are held first; then its rooms' streams are
+/// read from [`BLIP_LOOKBACK`] before `lost_ms`, and what it gets is every entry of another
+/// node process that this node did not receive ([`Received`]: a received broadcast was
+/// delivered to the socket already or is among the held ones) and that it does not have
+/// already (before its live traffic began, or sent by an earlier replay). Then the held
+/// broadcasts go out minus the replayed offsets, and later live copies of those are left
+/// out ([`Replayed`]): an event that had not reached the node when the ring was read but
+/// was on its way. When the ring cannot answer for that far back (it dropped offsets
+/// there), the replay falls back to the window from `lost_ms` to `back_ms`, minus what the
+/// ring still holds: nothing is lost, an event at the window's edges can come twice
+/// (`lms_recovery_blip_fallbacks_total`). A second pass [`BLIP_SECOND_PASS`] later does the
+/// same again (what the first sent is the socket's by then).
+async fn replay_blip<A: Adapter>(
+    s: &SocketRef<A>,
+    r: &Recovery,
+    received: &Received,
+    lost_ms: u64,
+    back_ms: u64,
+) {
     let Some(me) = s.extensions.get::<Arc<SocketRecovery>>() else {
         return;
     };
+    // After the socket's recovery, if it is recovering, and after an earlier blip's replay;
+    // a recovery that never reached its CONNECT keeps the turn until the socket goes.
+    let Ok(_turn) = tokio::time::timeout(TURN_WAIT, me.turn.lock()).await else {
+        tracing::warn!(sid = %s.id, "blip replay skipped: the socket's recovery did not finish");
+        return;
+    };
+    let after = Offset::at_ms(lost_ms.saturating_sub(BLIP_LOOKBACK.as_millis() as u64));
+    for pass in 0..2 {
+        if pass == 1 {
+            tokio::time::sleep(BLIP_SECOND_PASS).await;
+        }
+        if !s.connected() {
+            return;
+        }
+        let upto_ms = if pass == 0 { back_ms } else { offset::now_ms() };
+        if !blip_pass(s, r, &me, received, after, lost_ms, upto_ms).await {
+            return;
+        }
+    }
+}
+
+/// How long after the first pass of a blip replay the second one reads again: an event
+/// kept after the first read whose publish failed (its node's own pub/sub connection was
+/// not back yet: the emit is then logged, not refused) is read then. Two command timeouts
+/// (the keep's and the publish's) and 1 s.
+pub const BLIP_SECOND_PASS: Duration =
+    Duration::from_millis(2 * crate::cluster::COMMAND_TIMEOUT.as_millis() as u64 + 1_000);
+
+/// One read and replay of a blip (see [`replay_blip`]); `false` when the socket was closed.
+async fn blip_pass<A: Adapter>(
+    s: &SocketRef<A>,
+    r: &Recovery,
+    me: &SocketRecovery,
+    received: &Received,
+    after: Offset,
+    lost_ms: u64,
+    upto_ms: u64,
+) -> bool {
+    // Before the ring is read: a broadcast received after that reaches the socket held.
+    s.hold_broadcasts(r.held_max);
     let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
     rooms.push(keys::EVERYONE.to_owned());
-    let mine = r.clock.origin();
-    let missed = match r.store.since(&rooms, Offset::at_ms(lost_ms)).await {
+    let missed = match r.store.since(&rooms, after).await {
         Ok(Missed::Events(e)) => e,
         Ok(Missed::TooOld) => {
             tracing::warn!(sid = %s.id, "events missed during the Redis outage are no longer kept: closing so that the client re-reads");
             s.close_transport();
-            return;
+            return false;
         }
         Err(e) => {
             tracing::warn!(sid = %s.id, error = %e, "events missed during the Redis outage not read");
-            return;
+            release_held(s).await;
+            return true;
         }
     };
-    let missed: Vec<_> = missed
-        .into_iter()
-        .filter(|e| e.offset.origin != mine && e.offset < Offset::at_ms(back_ms))
-        .collect();
+    let missed = unreceived(
+        missed,
+        r.clock.origin(),
+        me,
+        received,
+        after,
+        lost_ms,
+        upto_ms,
+    );
     let sent = send_entries(s, &missed, &me.pid).await;
     metrics::recovery_replayed(sent);
+    let offsets: Vec<Offset> = missed.iter().map(|e| e.offset).collect();
+    filter_replayed(s, me, &offsets);
+    release_held(s).await;
+    true
 }
+
+/// Of the entries read after `after`, what a blip replay sends: not this node process's
+/// own, not what the socket has, and not what the node received; or, when the ring cannot
+/// tell that far back, the entries in `[lost_ms, back_ms)` it does not hold.
+fn unreceived(
+    read: Vec<Entry>,
+    mine: u32,
+    me: &SocketRecovery,
+    received: &Received,
+    after: Offset,
+    lost_ms: u64,
+    back_ms: u64,
+) -> Vec<Entry> {
+    let read: Vec<Entry> = {
+        let covered = me.covered.lock().unwrap_or_else(|p| p.into_inner());
+        read.into_iter()
+            .filter(|e| e.offset.origin != mine && !covered.has(&e.offset))
+            .collect()
+    };
+    let offsets: Vec<Offset> = read.iter().map(|e| e.offset).collect();
+    match received.unreceived(after, &offsets) {
+        Some(keep) => {
+            let mut keep = keep.into_iter().peekable();
+            read.into_iter()
+                .enumerate()
+                .filter(|(i, _)| keep.next_if_eq(i).is_some())
+                .map(|(_, e)| e)
+                .collect()
+        }
+        None => {
+            metrics::recovery_blip_fallback();
+            tracing::debug!(
+                ring = received.len(),
+                "the received ring does not reach back to the Redis outage: replaying its window, an event at its edges may come twice"
+            );
+            read.into_iter()
+                .filter(|e| {
+                    e.offset >= Offset::at_ms(lost_ms)
+                        && e.offset < Offset::at_ms(back_ms)
+                        && !received.contains(&e.offset)
+                })
+                .collect()
+        }
+    }
+}
+
+/// How long a blip replay waits for the socket's earlier replays.
+const TURN_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a replay waits for a full send buffer to drain before it gives up.
 const REPLAY_DRAIN: Duration = Duration::from_secs(10);

@@ -242,6 +242,27 @@ pub struct RedisAdapterConfig {
     /// How long a room's channel stays subscribed after its last local socket left.
     /// Default is 5 seconds.
     pub room_release_after: Duration,
+
+    /// Called with every broadcast received from another server, before it is handed to
+    /// the local sockets. Default: none. See [`RedisAdapterConfig::with_remote_broadcast_observer`].
+    pub remote_broadcast_observer: Option<RemoteBroadcastObserver>,
+}
+
+/// A callback given every broadcast this server receives from another one.
+#[derive(Clone)]
+pub struct RemoteBroadcastObserver(Arc<dyn Fn(&Packet) + Send + Sync>);
+
+impl RemoteBroadcastObserver {
+    /// Wraps the callback.
+    pub fn new(f: impl Fn(&Packet) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for RemoteBroadcastObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RemoteBroadcastObserver")
+    }
 }
 impl RedisAdapterConfig {
     /// Create a new config.
@@ -294,6 +315,15 @@ impl RedisAdapterConfig {
         self.room_release_after = after;
         self
     }
+
+    /// Call `observer` with every broadcast received from another server, once per
+    /// broadcast and before the local sockets get it (whether or not any socket here
+    /// matches). An application that replays what its sockets missed while this server was
+    /// not subscribed (after a Redis reconnect) can tell from it what did arrive.
+    pub fn with_remote_broadcast_observer(mut self, observer: RemoteBroadcastObserver) -> Self {
+        self.remote_broadcast_observer = Some(observer);
+        self
+    }
 }
 
 impl Default for RedisAdapterConfig {
@@ -305,6 +335,7 @@ impl Default for RedisAdapterConfig {
             stream_buffer: 1024,
             room_shard: None,
             room_release_after: Duration::from_secs(5),
+            remote_broadcast_observer: None,
         }
     }
 }
@@ -929,6 +960,15 @@ impl<E: SocketEmitter, R: Driver> RemoteRequestHandler<E> for CustomRedisAdapter
 
     fn local(&self) -> &CoreLocalAdapter<E> {
         &self.local
+    }
+
+    fn recv_broadcast(&self, opts: BroadcastOptions, packet: Packet) {
+        if let Some(observer) = &self.config.remote_broadcast_observer {
+            (observer.0)(&packet);
+        }
+        if let Err(e) = self.local.broadcast(packet, opts) {
+            tracing::warn!(uid = ?self.uid, ns = ?self.local.path(), "remote request broadcast handler: {e:?}");
+        }
     }
 
     fn send_res<D: Serialize + fmt::Debug + Send + 'static>(
