@@ -4,7 +4,7 @@
 # `lms-loadgen connect`, prints the JSON's `connect.rss_bytes_per_connection`, and stops the
 # node.
 #
-#   benches/idle_mem.sh                    # 10k sockets at 2,000/s, held 30 s
+#   benches/idle_mem.sh                    # 10k sockets at 2,000/s, held 10 s
 #   HEAPTRACK=1 benches/idle_mem.sh        # the node under heaptrack, 5k sockets at 700/s;
 #                                          # prints the heap per socket by site
 #                                          # (benches/support/heap_sites.py)
@@ -20,8 +20,7 @@ if [ -n "${HEAPTRACK:-}" ]; then
 else
   N=${N:-10000} RATE=${RATE:-2000}
 fi
-# Past the first heartbeat (PING_INTERVAL_MS, 25 s): an idle socket frees its queue slot then.
-HOLD=${HOLD:-30}
+HOLD=${HOLD:-10}
 mkdir -p "$OUT"
 export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -3,7 +3,7 @@
 //!
 //! The adapter calls [`Received::record`] with every broadcast relayed from another node
 //! before it hands it to the local sockets (the vendored socketioxide-redis's remote
-//! broadcast observer, docs/vendor.md §12). So an offset found here was either delivered
+//! broadcast observer, docs/vendor.md §17). So an offset found here was either delivered
 //! to the sockets of its rooms already or is queued (held) at them: the blip replay leaves
 //! it out. An offset not found here never reached this node, or reaches it later: the
 //! replay sends it, and its later live copy is left out by the socket's

@@ -137,6 +137,10 @@ pub(super) async fn run<H: EngineIoHandler, S>(
     .await;
 }
 
+/// Bursts of messages after which a socket counts as busy and its writer keeps the queue's
+/// slot while idle. A connect writes a few (the CONNECT answer, the first events).
+const BUSY_AFTER_BURSTS: u8 = 16;
+
 /// The write side of a session: the batch being written, drained in place (a packet is taken
 /// out only once the websocket is ready for it), and whether the websocket needs a flush.
 struct Writer {
@@ -145,6 +149,8 @@ struct Writer {
     unflushed: bool,
     /// Whether a message (not only heartbeats) was written since the writer was last idle.
     carried_messages: bool,
+    /// Bursts with messages written so far (saturating at [`BUSY_AFTER_BURSTS`]).
+    message_bursts: u8,
     protocol: ProtocolVersion,
 }
 
@@ -155,6 +161,7 @@ impl Writer {
             next: 0,
             unflushed: false,
             carried_messages: false,
+            message_bursts: 0,
             protocol,
         }
     }
@@ -180,10 +187,16 @@ impl Writer {
                         // A large batch's slots are not kept while idle.
                         self.set(PacketBuf::new());
                     }
-                    // Nor the queue's, once a burst carried only heartbeats: an idle socket
-                    // holds no slot after its first ping, while a socket that receives
-                    // messages keeps its slot instead of allocating one per delivery.
-                    if !std::mem::take(&mut self.carried_messages) {
+                    // Nor the queue's slot, unless this socket receives messages all the time:
+                    // an idle socket holds none (it wrote a few bursts at its connect), while
+                    // a socket in a fan-out keeps it instead of allocating one per delivery
+                    // (and gives it back after a burst of heartbeats only).
+                    if std::mem::take(&mut self.carried_messages) {
+                        self.message_bursts = self.message_bursts.saturating_add(1);
+                        if self.message_bursts < BUSY_AFTER_BURSTS {
+                            rx.release_idle();
+                        }
+                    } else {
                         rx.release_idle();
                     }
                     if self.unflushed {
