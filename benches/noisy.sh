@@ -11,7 +11,9 @@
 #   RT=10 benches/noisy.sh      # the servers, Redis and the generator in the real-time class
 #                               # (chrt -f 10): a build or test sharing the box then cannot hold
 #                               # a core for a time slice while a bench process waits to run
-#                               # (the noise process stays in the normal class, see NOISE_NICE)
+#                               # (the noise process stays in the normal class, see NOISE_NICE);
+#                               # on a quiet box it is no help: one process's SCHED_FIFO threads
+#                               # do not time-slice among themselves
 #   NOISE_NICE=19 benches/noisy.sh   # the noise process at the lowest priority, so that on a box
 #                                    # where it shares a core with the victims' clients its CPU
 #                                    # does not delay their timestamps (default: 19 when
