@@ -19,21 +19,12 @@ B=${B:-${CARGO_TARGET_DIR:-$here/../target}/release}
 PORT=${PORT:-4172} N=${N:-1000} RATE=${RATE:-10} DURATION=${DURATION:-10}
 OUT=${OUT:-$(mktemp -d /tmp/lms-fanout-allocs.XXXXXX)}
 mkdir -p "$OUT"
-export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
-ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-node=
-cleanup() { [ -n "$node" ] && kill "$node" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# shellcheck source=lib/one_node.sh
+. "$here/lib/one_node.sh"
 
 one_run() { # tenants -> prints "allocations deliveries"
   local t=$1
-  PORT=$PORT HOST=127.0.0.1 NODE_ID=fanout-allocs RUST_LOG=warn \
-    MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
-    heaptrack -o "$OUT/heap-$t" "$B/lms-realtime" >"$OUT/node-$t.log" 2>&1 &
-  node=$!
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-  local pid
-  pid=$(pgrep -P "$node" -f lms-realtime | head -1 || echo "$node")
+  start_one_node "$PORT" fanout-allocs "$OUT/node-$t.log" "$OUT/heap-$t"
   "$B/lms-loadgen" fanout --url "http://127.0.0.1:$PORT" --pids "$pid" -n "$N" -t "$t" \
     --connect-rate 500 -r "$RATE" --duration "$DURATION" --quiet >"$OUT/fanout-$t.json" 2>"$OUT/fanout-$t.err"
   kill -INT "$pid" 2>/dev/null || true

@@ -22,21 +22,9 @@ else
 fi
 HOLD=${HOLD:-10}
 mkdir -p "$OUT"
-export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
-ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-node=
-cleanup() { [ -n "$node" ] && kill "$node" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-run=("$B/lms-realtime")
-[ -n "${HEAPTRACK:-}" ] && run=(heaptrack -o "$OUT/heap" "$B/lms-realtime")
-PORT=$PORT HOST=127.0.0.1 NODE_ID=idle-mem RUST_LOG=warn \
-  MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
-  "${run[@]}" >"$OUT/node.log" 2>&1 &
-node=$!
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-# heaptrack runs the node as its child: measure the node's own process.
-pid=$node
-if [ -n "${HEAPTRACK:-}" ]; then pid=$(pgrep -P "$node" -f lms-realtime | head -1 || echo "$node"); fi
+# shellcheck source=lib/one_node.sh
+. "$here/lib/one_node.sh"
+start_one_node "$PORT" idle-mem "$OUT/node.log" ${HEAPTRACK:+"$OUT/heap"}
 "$B/lms-loadgen" connect --url "http://127.0.0.1:$PORT" --pids "$pid" -n "$N" -t 10 \
   --connect-rate "$RATE" --duration "$HOLD" --quiet >"$OUT/connect.json" 2>"$OUT/connect.err"
 jq -c '{accepted: .connections.accepted, failed: .connections.failed,
