@@ -47,7 +47,7 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
         async move {
             connected(s.clone(), ctx.clone());
             if let Some(session) = s.extensions.get::<Arc<Session>>() {
-                recovery::resume(&s, &ctx, session.claims.exp).await;
+                recovery::resume(&s, &ctx, &session.claims).await;
             }
         }
     };
@@ -226,7 +226,7 @@ async fn admit<A: Adapter>(
     if let Err(e) = ctx.gateway.rooms_ready(&rooms).await {
         return Err(attempt.refuse(e.code, &e.message, false));
     }
-    recovery::place(s, ctx.gateway.recovery(), &claims, plan, rooms, joined).await;
+    recovery::place(s, ctx.gateway.recovery(), plan, rooms, joined).await;
     // Nothing below refuses: the socket is online from here.
     if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {
         let courses = courses
@@ -361,7 +361,7 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
             if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
                 p.close();
             }
-            recovery::release(&s, &ctx).await;
+            recovery::release(&s, &ctx, claims).await;
             let reason = if crate::emit::slow_consumer_closed(&s) {
                 "slow_consumer"
             } else {

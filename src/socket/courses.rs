@@ -39,8 +39,7 @@ pub async fn join<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, Ap
     if let Some(p) = presence_of(&cx) {
         p.enter_course(&course, present_as);
     }
-    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, true, cx.claims().exp)
-        .await;
+    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, true, cx.claims()).await;
     Ok(Joined { course_id: course })
 }
 
@@ -54,8 +53,7 @@ pub async fn leave<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, A
     if let Some(p) = presence_of(&cx) {
         p.leave_course(&course);
     }
-    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, false, cx.claims().exp)
-        .await;
+    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, false, cx.claims()).await;
     Ok(Joined { course_id: course })
 }
 

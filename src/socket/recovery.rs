@@ -13,7 +13,7 @@
 //! (`Recovery::order`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -57,14 +57,20 @@ impl Ask {
 /// A socket's part in recovery, kept in its extensions.
 pub struct SocketRecovery {
     pub pid: Pid,
-    key: String,
     start: Offset,
     /// Courses joined with `course:join`, kept with the session.
     joined: Mutex<Vec<String>>,
+    /// What replays need, allocated at the socket's first replay (a recovery, or a Redis
+    /// blip): most sockets never have one, and this is ~0.3 KB per socket.
+    replays: OnceLock<Box<Replays>>,
+}
+
+/// A socket's replays: the recovery's, then each Redis blip's.
+struct Replays {
     /// A recovering socket's rooms and offset, until [`resume`] takes them, with its turn
     /// (taken in the middleware, so that no blip replay runs before the recovery's).
     pending: Mutex<Option<Pending>>,
-    /// One replay at a time: the recovery's, then each Redis blip's.
+    /// One replay at a time.
     turn: Arc<tokio::sync::Mutex<()>>,
     /// What the replays sent, whose live copies are left out (the socket's broadcast
     /// filter reads it).
@@ -73,6 +79,27 @@ pub struct SocketRecovery {
     /// client's offset for a recovered one), and per origin the highest offset a replay
     /// sent it: a blip replay sends nothing at or below either (see [`replay_blip`]).
     covered: Mutex<Covered>,
+}
+
+impl Replays {
+    /// Live traffic from `from` on; with the rooms to `recover`, a recovery from `from`
+    /// whose turn is taken now.
+    fn new(from: Offset, recover: Option<Vec<String>>) -> Self {
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        let pending = recover.map(|rooms| {
+            let guard = turn.clone().try_lock_owned().expect("a new lock is free");
+            (rooms, from, guard)
+        });
+        Self {
+            pending: Mutex::new(pending),
+            turn,
+            replayed: Arc::default(),
+            covered: Mutex::new(Covered {
+                from,
+                by_origin: HashMap::new(),
+            }),
+        }
+    }
 }
 
 type Pending = (Vec<String>, Offset, tokio::sync::OwnedMutexGuard<()>);
@@ -107,6 +134,17 @@ impl SocketRecovery {
                 .clone(),
             sid: sid.to_owned(),
         }
+    }
+
+    /// Where the session is stored (built when needed: a string per socket otherwise).
+    fn key(&self, claims: &Claims) -> String {
+        keys::session(claims.tenant.as_ref(), &claims.sub, self.pid.as_str())
+    }
+
+    /// The replay state, made at the first replay of a new session.
+    fn replays(&self) -> &Replays {
+        self.replays
+            .get_or_init(|| Box::new(Replays::new(self.start, None)))
     }
 }
 
@@ -177,7 +215,6 @@ pub async fn plan<A: Adapter>(
 pub async fn place<A: Adapter>(
     s: &SocketRef<A>,
     r: Option<&Arc<Recovery>>,
-    claims: &Claims,
     plan: Plan,
     mut rooms: Vec<String>,
     joined: Vec<String>,
@@ -189,7 +226,6 @@ pub async fn place<A: Adapter>(
             return;
         }
     };
-    let key = |pid: &Pid| keys::session(claims.tenant.as_ref(), &claims.sub, pid.as_str());
     if let Plan::Recover { pid, saved, after } = plan {
         rooms.push(keys::EVERYONE.to_owned());
         let outcome = r.store.since(&rooms, after).await;
@@ -197,10 +233,9 @@ pub async fn place<A: Adapter>(
         match outcome {
             Ok(Missed::Events(_)) => {
                 let start = Offset::parse(&saved.start).unwrap_or(after);
-                let key = key(&pid);
                 // Before the socket is in the namespace: no broadcast overtakes the replay.
                 s.hold_broadcasts(r.held_max);
-                hold(s, pid, key, start, joined, Some((rooms, after)));
+                hold(s, pid, start, joined, Some((rooms, after)));
                 metrics::recovery_connect("recovered");
                 return;
             }
@@ -220,38 +255,29 @@ pub async fn place<A: Adapter>(
     let start = r.clock.next();
     s.join(rooms);
     let pid = Pid::new();
-    let key = key(&pid);
-    hold(s, pid, key, start, joined, None);
+    hold(s, pid, start, joined, None);
 }
 
 /// Gives the socket its pid (the CONNECT answer) and its recovery state.
 fn hold<A: Adapter>(
     s: &SocketRef<A>,
     pid: Pid,
-    key: String,
     start: Offset,
     joined: Vec<String>,
     pending: Option<(Vec<String>, Offset)>,
 ) {
     s.set_pid(pid.as_str().to_owned());
-    let turn = Arc::new(tokio::sync::Mutex::new(()));
-    let from = pending.as_ref().map_or(start, |(_, after)| *after);
-    let pending = pending.map(|(rooms, after)| {
-        let guard = turn.clone().try_lock_owned().expect("a new lock is free");
-        (rooms, after, guard)
-    });
+    // A recovery's replay state is made now, its turn taken; a new session's waits for a
+    // Redis blip.
+    let replays = OnceLock::new();
+    if let Some((rooms, after)) = pending {
+        let _set = replays.set(Box::new(Replays::new(after, Some(rooms))));
+    }
     s.extensions.insert(Arc::new(SocketRecovery {
-        key,
         pid,
         start,
         joined: Mutex::new(joined),
-        pending: Mutex::new(pending),
-        turn,
-        replayed: Arc::default(),
-        covered: Mutex::new(Covered {
-            from,
-            by_origin: HashMap::new(),
-        }),
+        replays,
     }));
 }
 
@@ -260,6 +286,7 @@ fn filter_replayed<A: Adapter>(s: &SocketRef<A>, me: &SocketRecovery, sent: &[Of
     if sent.is_empty() {
         return;
     }
+    let me = me.replays();
     me.replayed
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -282,14 +309,17 @@ fn filter_replayed<A: Adapter>(s: &SocketRef<A>, me: &SocketRecovery, sent: &[Of
 
 /// After CONNECT: a recovering socket joins its rooms and gets what it missed, then the
 /// session is stored (again) for the next recovery.
-pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) {
+pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, claims: &Claims) {
     let (Some(r), Some(me)) = (
         ctx.gateway.recovery(),
         s.extensions.get::<Arc<SocketRecovery>>(),
     ) else {
         return;
     };
-    let pending = me.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let pending = me
+        .replays
+        .get()
+        .and_then(|r| r.pending.lock().unwrap_or_else(|p| p.into_inner()).take());
     if let Some((rooms, after, _turn)) = pending {
         let _order = match &r.order {
             Some(order) => Some(order.lock(&rooms).await),
@@ -302,7 +332,7 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, exp: u64) 
         filter_replayed(s, &me, &replayed);
         release_held(s).await;
     }
-    save(s, r, &me, exp).await;
+    save(s, r, &me, claims).await;
 }
 
 /// Sends the missed events, each with its offset, to the socket alone; the offsets it
@@ -460,7 +490,7 @@ async fn replay_blip<A: Adapter>(
     };
     // After the socket's recovery, if it is recovering, and after an earlier blip's replay;
     // a recovery that never reached its CONNECT keeps the turn until the socket goes.
-    let Ok(_turn) = tokio::time::timeout(TURN_WAIT, me.turn.lock()).await else {
+    let Ok(_turn) = tokio::time::timeout(TURN_WAIT, me.replays().turn.lock()).await else {
         tracing::warn!(sid = %s.id, "blip replay skipped: the socket's recovery did not finish");
         return;
     };
@@ -543,7 +573,11 @@ fn unreceived(
     back_ms: u64,
 ) -> Vec<Entry> {
     let read: Vec<Entry> = {
-        let covered = me.covered.lock().unwrap_or_else(|p| p.into_inner());
+        let covered = me
+            .replays()
+            .covered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         read.into_iter()
             .filter(|e| e.offset.origin != mine && !covered.has(&e.offset))
             .collect()
@@ -583,12 +617,12 @@ const REPLAY_DRAIN: Duration = Duration::from_secs(10);
 
 /// Stores the session until the token expires plus the window (a node that dies cannot
 /// shorten it at disconnect).
-async fn save<A: Adapter>(s: &SocketRef<A>, r: &Recovery, me: &SocketRecovery, exp: u64) {
-    let left = exp.saturating_sub(offset::now_ms() / 1000);
+async fn save<A: Adapter>(s: &SocketRef<A>, r: &Recovery, me: &SocketRecovery, claims: &Claims) {
+    let left = claims.exp.saturating_sub(offset::now_ms() / 1000);
     let ttl = Duration::from_secs(left) + r.window;
     if let Err(e) = r
         .store
-        .put_session(&me.key, &me.saved(&s.id.to_string()), ttl)
+        .put_session(&me.key(claims), &me.saved(&s.id.to_string()), ttl)
         .await
     {
         tracing::warn!(sid = %s.id, error = %e, "recovery session not stored");
@@ -601,7 +635,7 @@ pub async fn joined_courses_changed<A: Adapter>(
     ctx: &SocketCtx<A>,
     course: &CourseId,
     joined: bool,
-    exp: u64,
+    claims: &Claims,
 ) {
     let (Some(r), Some(me)) = (
         ctx.gateway.recovery(),
@@ -616,11 +650,11 @@ pub async fn joined_courses_changed<A: Adapter>(
             list.push(course.to_string());
         }
     }
-    save(s, r, &me, exp).await;
+    save(s, r, &me, claims).await;
 }
 
 /// At disconnect: the session lives on for the window.
-pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>) {
+pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, claims: &Claims) {
     let (Some(r), Some(me)) = (
         ctx.gateway.recovery(),
         s.extensions.get::<Arc<SocketRecovery>>(),
@@ -629,7 +663,7 @@ pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>) {
     };
     if let Err(e) = r
         .store
-        .release_session(&me.key, &s.id.to_string(), r.window)
+        .release_session(&me.key(claims), &s.id.to_string(), r.window)
         .await
     {
         tracing::warn!(sid = %s.id, error = %e, "recovery session not released");
