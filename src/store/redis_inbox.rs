@@ -60,7 +60,7 @@ pub(super) struct StoredBody {
     kind: NotificationType,
     priority: Priority,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    data: Option<Arc<serde_json::Value>>,
+    data: Option<Arc<crate::types::JsonData>>,
     created_at: String,
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use super::JsonData;
 use crate::ids::{NotificationId, TenantId, UserId};
 use std::sync::Arc;
 
@@ -67,8 +68,8 @@ pub struct Notification {
     pub priority: Priority,
     pub status: NotificationStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub data: Option<Arc<serde_json::Value>>,
+    #[ts(optional, as = "Option<serde_json::Value>")]
+    pub data: Option<Arc<JsonData>>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -105,7 +106,7 @@ impl NotificationContent {
             kind: self.kind.unwrap_or(default_kind),
             priority: self.priority.unwrap_or_default(),
             status: NotificationStatus::Unread,
-            data: self.data.map(Arc::new),
+            data: self.data.map(|v| Arc::new(JsonData::new(v))),
             created_at,
         }
     }

@@ -160,15 +160,17 @@ async fn tenant_broadcasts_and_system_alerts_through_the_api() {
     let node = spawn_node().await;
     let a = connect(&node, &token("u1", Some("t1"), Role::Student)).await;
     let b = connect(&node, &token("u1", Some("t2"), Role::Student)).await;
+    let data = json!({ "k": 1, "s": "a \"quoted\"\nline, ünïcode \u{1F600}", "n": [1, 2.5, null, { "x": [] }] });
     let (status, _) = node
         .post(
             "/tenants/t1/broadcast",
             &service_token("t1"),
-            json!({ "title": "x", "message": "y", "data": { "k": 1 } }),
+            json!({ "title": "x", "message": "y", "data": data.clone() }),
         )
         .await;
     assert_eq!(status, 202);
-    assert_eq!(a.inbox.next("notification:new").await["data"]["k"], 1);
+    // `data` is serialised once for all recipients (`JsonData`): it arrives whole.
+    assert_eq!(a.inbox.next("notification:new").await["data"], data);
     b.inbox.assert_none("notification:new").await;
     let (status, _) = node
         .post(

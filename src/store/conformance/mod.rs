@@ -52,7 +52,7 @@ pub fn notification(t: &TenantId, u: &UserId, id: &str) -> Notification {
         kind: NotificationType::General,
         priority: Priority::Normal,
         status: NotificationStatus::Unread,
-        data: Some(std::sync::Arc::new(serde_json::json!({ "k": id }))),
+        data: Some(std::sync::Arc::new(serde_json::json!({ "k": id }).into())),
         created_at: "2026-11-25T12:00:00Z".into(),
     }
 }
