@@ -18,6 +18,14 @@
 #                                    # where it shares a core with the victims' clients its CPU
 #                                    # does not delay their timestamps (default: 19 when
 #                                    # LOADGEN_CPUS is set, i.e. when both are pinned to one core)
+#   NOISE_IDLE=1 benches/noisy.sh   # the noise process in the idle class (SCHED_IDLE) instead
+#   NOISE_CPUS=0 benches/noisy.sh   # the noise process's CPUs (taskset -c). Default when pinned
+#                                   # (SERVER_CPUS and LOADGEN_CPUS set): the server's CPUs, in the
+#                                   # idle class, so that it takes only the server's idle time and
+#                                   # none of the victims' clients' (on the clients' core it delays
+#                                   # their receive timestamps: the ratio then measures the
+#                                   # generator's core, not the server). NOISE_CPUS= (empty) keeps
+#                                   # it beside the clients, at NOISE_NICE.
 #   VICTIM_RATE=100 DURATION=20 benches/noisy.sh   # more victim samples (default 20/s for 15 s:
 #                                                  # 300 per phase, so p99 is the 3rd worst)
 #
@@ -28,6 +36,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 B=${CARGO_TARGET_DIR:-$repo/target}/release
 MODES=${MODES:-"single cluster"}
+NOISE_CPUS=${NOISE_CPUS-${LOADGEN_CPUS:+${SERVER_CPUS:-}}}
+if [ -n "$NOISE_CPUS" ]; then NOISE_IDLE=${NOISE_IDLE-1}; fi
 NOISE_NICE=${NOISE_NICE-${LOADGEN_CPUS:+19}}
 JWT_SECRET=${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export JWT_SECRET
@@ -58,7 +68,7 @@ start_node() { # port [redis-url]
 run() { # urls pids
   ${NICE:+nice -n $NICE} ${RT:+chrt -f $RT} ${LOADGEN_CPUS:+taskset -c $LOADGEN_CPUS} "$B/lms-loadgen" noisy --url "$1" --jwt-secret "$JWT_SECRET" --pids "$2" \
     -n 200 -t 4 -r "${VICTIM_RATE:-20}" --duration "${DURATION:-15}" --drain 10 --quiet \
-    ${NOISE_NICE:+--noise-nice $NOISE_NICE} ${NOISY_ARGS:-}
+    ${NOISE_NICE:+--noise-nice $NOISE_NICE} ${NOISE_IDLE:+--noise-idle} ${NOISE_CPUS:+--noise-cpus $NOISE_CPUS} ${NOISY_ARGS:-}
 }
 
 for mode in $MODES; do

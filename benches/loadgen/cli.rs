@@ -263,6 +263,18 @@ pub struct NoisyArgs {
     /// production the noisy backend is another machine.
     #[arg(long, allow_hyphen_values = true)]
     pub noise_nice: Option<i32>,
+    /// Run the noise process in the idle scheduling class (`SCHED_IDLE`): a victim client that
+    /// wakes on its core preempts it at once, where a niceness-19 process in the normal class
+    /// can keep the core to the end of its slice first (EEVDF). Overrides `--noise-nice`.
+    #[arg(long)]
+    pub noise_idle: bool,
+    /// CPUs of the noise process (`taskset -c` list; default: the generator's own). On a box
+    /// too small to give the noise its own core, `--noise-cpus <the server's> --noise-idle`
+    /// puts it where it only takes the server's idle time: beside the victims' clients, its
+    /// CPU delays their receive timestamps, so the ratio measures the generator's core, not
+    /// the server (docs/benchmarks.md, session 10).
+    #[arg(long)]
+    pub noise_cpus: Option<String>,
     /// Internal: this process is the noise child of a `noisy` run. It connects the noisy
     /// sockets, prints a ready line, makes noise for `--duration` seconds and reports it.
     #[arg(long, hide = true)]

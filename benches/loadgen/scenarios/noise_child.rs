@@ -17,28 +17,44 @@ pub const READY: &str = "lms-loadgen-noise-ready";
 /// How long the child may take to connect its sockets.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
+/// Where the noise process runs: its CPUs (`taskset -c`), and its scheduling class.
+#[derive(Debug, Default)]
+pub struct Placement {
+    pub cpus: Option<String>,
+    pub nice: Option<i32>,
+    pub idle: bool,
+}
+
 pub struct NoiseChild {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl NoiseChild {
-    /// Starts the child (at niceness `nice`, when given) and waits until its noise has started.
-    pub async fn start(run_id: &str, nice: Option<i32>) -> anyhow::Result<NoiseChild> {
+    /// Starts the child and waits until its noise has started. Where it runs is `place`.
+    pub async fn start(run_id: &str, place: &Placement) -> anyhow::Result<NoiseChild> {
         let exe = std::env::current_exe().context("the generator's own path")?;
-        let mut command = match nice {
+        // The command line, innermost last: `taskset -c CPUS chrt ... nice -n N exe`.
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpus) = &place.cpus {
+            argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
+        }
+        match place.nice {
+            // SCHED_IDLE: whatever else wants its core preempts it at once, where a
+            // niceness-19 task of the normal class may finish its slice first (EEVDF).
+            _ if place.idle => argv.extend(["chrt", "--idle", "0"].map(Into::into)),
             // Through chrt(1) and nice(1), so that every thread of the child starts in the
-            // normal scheduling class (a generator run under `chrt -f` would hand its real-time
-            // class down) at that niceness.
+            // normal scheduling class (a generator run under `chrt -f` would hand its
+            // real-time class down) at that niceness.
             Some(n) => {
-                let mut c = Command::new("chrt");
-                c.args(["--other", "0", "nice", "-n"])
-                    .arg((n - own_niceness()?).to_string())
-                    .arg(exe);
-                c
+                argv.extend(["chrt", "--other", "0", "nice", "-n"].map(Into::into));
+                argv.push((n - own_niceness()?).to_string().into());
             }
-            None => Command::new(exe),
-        };
+            None => {}
+        }
+        argv.push(exe.into());
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
         let mut child = command
             .args(child_args(std::env::args().skip(1), run_id))
             .stdin(Stdio::null())
@@ -103,11 +119,12 @@ fn child_args(parent: impl Iterator<Item = String>, run_id: &str) -> Vec<String>
             continue;
         }
         match arg.as_str() {
-            "--run-id" | "--pids" | "--noise-nice" => skip_value = true,
-            "--quiet" | "--noise-in-process" => {}
+            "--run-id" | "--pids" | "--noise-nice" | "--noise-cpus" => skip_value = true,
+            "--quiet" | "--noise-in-process" | "--noise-idle" => {}
             a if a.starts_with("--run-id=")
                 || a.starts_with("--pids=")
-                || a.starts_with("--noise-nice=") => {}
+                || a.starts_with("--noise-nice=")
+                || a.starts_with("--noise-cpus=") => {}
             _ => out.push(arg),
         }
     }
@@ -141,7 +158,7 @@ mod tests {
     #[test]
     fn joined_forms_are_dropped_too() {
         let a = child_args(
-            args("noisy --pids=1,2 --run-id=x --noise-nice=19 -r 5"),
+            args("noisy --pids=1,2 --run-id=x --noise-nice=19 --noise-cpus=0 --noise-idle -r 5"),
             "y",
         );
         assert_eq!(a.join(" "), "noisy -r 5 --noise-only --quiet --run-id y");

@@ -331,7 +331,15 @@ pub async fn run(ctx: &Ctx, a: &NoisyArgs) -> anyhow::Result<Value> {
         Source::InProcess(start_noise(ctx, a, backend, noisy_tenant.clone(), feeds))
     } else {
         Source::Child(Box::new(
-            NoiseChild::start(&ctx.run_id, a.noise_nice).await?,
+            NoiseChild::start(
+                &ctx.run_id,
+                &noise_child::Placement {
+                    cpus: a.noise_cpus.clone(),
+                    nice: a.noise_nice,
+                    idle: a.noise_idle,
+                },
+            )
+            .await?,
         ))
     };
     // After the child's sockets have connected: the phase's cost is the noise's and the victims'.
