@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Many concurrent connections on 3 cluster nodes, beyond what one load-generator process can
-# open (the hard `ulimit -n` here is 20000): starts its own redis-server (port 6403) and three
-# release nodes (4151-4153), runs PROCS `lms-loadgen connect` processes of N sockets each
-# against all three, samples the servers' total RSS and CPU from /proc every 5 s while they
-# hold, and stops everything it started.
+# Many concurrent connections on NODES cluster nodes, beyond what one load-generator process
+# can open (the hard `ulimit -n` here is 20000 per process): starts its own redis-server
+# (port 6403) and NODES release nodes (4151, 4152, ...), runs PROCS `lms-loadgen connect`
+# processes of N sockets each against all of them, samples the servers' total RSS and CPU
+# from /proc every 5 s while they hold, and stops everything it started.
 #
-#   benches/hold.sh                        # 3 x 18000 = 54k sockets, held 40 s
-#   N=19000 PROCS=3 HOLD=600 benches/hold.sh   # 57k for 10 minutes (RSS-flat check; the most
-#                                              # a 20000-descriptor limit per process allows)
+#   benches/hold.sh                        # 3 nodes, 3 x 18000 = 54k sockets, held 40 s
+#   N=19000 PROCS=3 HOLD=600 benches/hold.sh   # 57k for 10 minutes (RSS-flat check)
+#   NODES=6 N=17000 PROCS=6 HOLD=600 benches/hold.sh   # 102k on 6 nodes for 10 minutes
 #
 # Needs the release binaries (cargo build --release --bin lms-realtime --bin lms-loadgen).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 B=${CARGO_TARGET_DIR:-$here/../target}/release
-N=${N:-18000} PROCS=${PROCS:-3} HOLD=${HOLD:-40} RATE=${RATE:-1500}
+N=${N:-18000} PROCS=${PROCS:-3} NODES=${NODES:-3} HOLD=${HOLD:-40} RATE=${RATE:-1500}
 OUT=${OUT:-$(mktemp -d /tmp/lms-hold.XXXXXX)}
 mkdir -p "$OUT"
 export JWT_SECRET=${JWT_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d " \n")}
@@ -28,14 +28,17 @@ trap cleanup EXIT INT TERM
 redis-server --port 6403 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
   --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log"
 for _ in $(seq 50); do redis-cli -p 6403 ping >/dev/null 2>&1 && break; sleep 0.1; done
+ports=$(seq 4151 $((4150 + NODES)))
+urls=$(for p in $ports; do printf 'http://127.0.0.1:%s,' "$p"; done)
+urls=${urls%,}
 nodes=()
-for p in 4151 4152 4153; do
+for p in $ports; do
   PORT=$p HOST=127.0.0.1 NODE_ID=hold-$p REDIS_URL=redis://127.0.0.1:6403 RUST_LOG=warn \
     MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
     "$B/lms-realtime" >"$OUT/node-$p.log" 2>&1 &
   started+=($!) nodes+=($!)
 done
-for p in 4151 4152 4153; do
+for p in $ports; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/healthz" >/dev/null && break; sleep 0.1; done
 done
 all=$(IFS=,; echo "${nodes[*]}"),$(cat "$OUT/redis.pid")
@@ -49,7 +52,7 @@ sample() { # total RSS (KB) and CPU (ticks) of the servers
 echo "t=0s $(sample) (before)"
 gens=()
 for i in $(seq "$PROCS"); do
-  "$B/lms-loadgen" connect --url http://127.0.0.1:4151,http://127.0.0.1:4152,http://127.0.0.1:4153 \
+  "$B/lms-loadgen" connect --url "$urls" \
     --pids "$all" -n "$N" -t 10 --connect-rate "$RATE" --duration "$HOLD" --quiet >"$OUT/gen-$i.json" 2>"$OUT/gen-$i.err" &
   gens+=($!)
 done
