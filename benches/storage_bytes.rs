@@ -40,7 +40,7 @@ fn users(n: usize) -> Vec<UserId> {
 fn big_notification(t: &TenantId, id: &str) -> lms_realtime::types::Notification {
     let mut n = notification(t, &users(1)[0], id);
     n.data = Some(std::sync::Arc::new(
-        serde_json::json!({ "blob": "x".repeat(DATA_BYTES) }),
+        serde_json::json!({ "blob": "x".repeat(DATA_BYTES) }).into(),
     ));
     n
 }

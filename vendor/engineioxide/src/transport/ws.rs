@@ -384,40 +384,56 @@ pub(super) fn packet_message(item: Packet, protocol: ProtocolVersion) -> Option<
     }
 }
 
+/// How many recent messages a thread remembers: the writers of two or three broadcasts can
+/// interleave on one worker, and with one entry each switch built the text again.
+const TEXT_SLOTS: usize = 4;
+
+/// A thread's recent messages, each held (so that its buffer cannot be freed and reused)
+/// with its frame text once it has been seen twice; `next` is the slot replaced next.
+struct RecentTexts {
+    slots: [(Option<Str>, Option<Utf8Bytes>); TEXT_SLOTS],
+    next: usize,
+}
+
 thread_local! {
-    /// The frame text of the last message this thread converted twice in a row, with the
-    /// message it came from (held, so that its buffer cannot be freed and reused).
-    static LAST_TEXT: std::cell::RefCell<(Option<Str>, Option<Utf8Bytes>)> =
-        const { std::cell::RefCell::new((None, None)) };
+    static RECENT_TEXTS: std::cell::RefCell<RecentTexts> = const {
+        std::cell::RefCell::new(RecentTexts {
+            slots: [const { (None, None) }; TEXT_SLOTS],
+            next: 0,
+        })
+    };
 }
 
 /// A message's frame text (`4` + the message). A broadcast hands every socket a clone of
 /// one encoded `Str`, and each socket's writer used to build its own copy of the frame
 /// text: one allocation per socket per broadcast. The writers of a broadcast run one after
-/// another on a thread, so the thread keeps the text of the message it has just seen twice
-/// and hands it out again while the same buffer comes back. A message seen once (an emit to
-/// one socket) costs what it did before.
+/// another on a thread, so the thread keeps the text of the messages it has recently seen
+/// twice and hands it out again while the same buffer comes back. A message seen once (an
+/// emit to one socket) costs what it did before.
 fn message_text(msg: Str) -> Utf8Bytes {
-    LAST_TEXT.with(|last| {
-        let mut last = last.borrow_mut();
-        let (seen, text) = &mut *last;
-        let same = seen
-            .as_ref()
-            .is_some_and(|s| s.as_ptr() == msg.as_ptr() && s.len() == msg.len());
-        if same && let Some(t) = text {
-            return t.clone();
-        }
+    let build = |msg: &Str| {
         let mut frame = String::with_capacity(msg.len() + 1);
         frame.push('4');
-        frame.push_str(&msg);
-        let frame = Utf8Bytes::from(frame);
-        if same {
-            *text = Some(frame.clone());
-        } else {
-            *seen = Some(msg);
-            *text = None;
+        frame.push_str(msg);
+        Utf8Bytes::from(frame)
+    };
+    RECENT_TEXTS.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let seen = recent.slots.iter_mut().find(|(s, _)| {
+            s.as_ref()
+                .is_some_and(|s| s.as_ptr() == msg.as_ptr() && s.len() == msg.len())
+        });
+        match seen {
+            Some((_, Some(text))) => text.clone(),
+            Some((_, text)) => text.insert(build(&msg)).clone(),
+            None => {
+                let frame = build(&msg);
+                let i = recent.next;
+                recent.slots[i] = (Some(msg), None);
+                recent.next = (i + 1) % TEXT_SLOTS;
+                frame
+            }
         }
-        frame
     })
 }
 
@@ -546,6 +562,29 @@ mod tests {
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn interleaved_broadcasts_reuse_their_frame_text() {
+        let a = Str::from(String::from("2[\"a\"]"));
+        let b = Str::from(String::from("2[\"b\"]"));
+        let c = Str::from(String::from("2[\"c\"]"));
+        // Seen once: built; seen twice: kept.
+        for m in [&a, &b, &c] {
+            assert_eq!(message_text(m.clone()).as_str(), format!("4{}", &**m));
+        }
+        let kept: Vec<Utf8Bytes> = [&a, &b, &c].map(|m| message_text(m.clone())).into();
+        // From now on, whichever order they come in, each gets the same text (no copy).
+        for _ in 0..3 {
+            for (m, k) in [&c, &a, &b].into_iter().zip([&kept[2], &kept[0], &kept[1]]) {
+                let t = message_text(m.clone());
+                assert_eq!(t.as_str().as_ptr(), k.as_str().as_ptr());
+                assert_eq!(t.as_str(), format!("4{}", &**m));
+            }
+        }
+        // An equal message in another buffer is not mistaken for a kept one.
+        let a2 = Str::from(String::from("2[\"a\"]"));
+        assert_ne!(message_text(a2).as_str().as_ptr(), kept[0].as_str().as_ptr());
+    }
 
     #[derive(Debug)]
     struct StubHandler;
