@@ -460,3 +460,31 @@ pub async fn wait_for_connections(node: &TestNode, n: u64) {
     .await;
     found.unwrap_or_else(|_| panic!("the node never counted {n} sockets"));
 }
+
+/// Installs a subscriber that keeps every log line (each test runs in its own process
+/// under nextest; under `cargo test` the first test to call it wins, which only makes the
+/// count of the others smaller).
+pub fn capture_logs() -> Arc<Mutex<Vec<String>>> {
+    #[derive(Clone)]
+    struct Lines(Arc<Mutex<Vec<String>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let text = String::from_utf8_lossy(buf);
+            self.0
+                .lock()
+                .unwrap()
+                .extend(text.lines().map(str::to_owned));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines(Arc::default());
+    let writer = lines.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(move || writer.clone())
+        .try_init();
+    lines.0
+}

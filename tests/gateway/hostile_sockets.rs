@@ -1,7 +1,6 @@
 //! Hostile input on the Socket.IO side (issue 10, PROTOCOL.md §13): each case as an
 //! attacker ran it, with its figure asserted against a bound.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lms_realtime::auth::Role;
@@ -266,32 +265,4 @@ async fn no_event_is_handled_after_a_socket_is_flagged_as_flooding() {
     let logged = lines.lock().unwrap().len();
     eprintln!("figure: flood of 2000 events: {logged} log lines");
     assert!(logged < 40, "{logged} log lines for one flood");
-}
-
-/// Installs a subscriber that keeps every log line (each test runs in its own process
-/// under nextest; under `cargo test` the first test to call it wins, which only makes the
-/// count of the others smaller).
-fn capture_logs() -> Arc<Mutex<Vec<String>>> {
-    #[derive(Clone)]
-    struct Lines(Arc<Mutex<Vec<String>>>);
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let text = String::from_utf8_lossy(buf);
-            self.0
-                .lock()
-                .unwrap()
-                .extend(text.lines().map(str::to_owned));
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let lines = Lines(Arc::default());
-    let writer = lines.clone();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_writer(move || writer.clone())
-        .try_init();
-    lines.0
 }
