@@ -270,10 +270,10 @@ fn hold<A: Adapter>(
     s.set_pid(pid.as_str().to_owned());
     // A recovery's replay state is made now, its turn taken; a new session's waits for a
     // Redis blip.
-    let replays = OnceLock::new();
-    if let Some((rooms, after)) = pending {
-        let _set = replays.set(Box::new(Replays::new(after, Some(rooms))));
-    }
+    let replays = match pending {
+        Some((rooms, after)) => OnceLock::from(Box::new(Replays::new(after, Some(rooms)))),
+        None => OnceLock::new(),
+    };
     s.extensions.insert(Arc::new(SocketRecovery {
         pid,
         start,
