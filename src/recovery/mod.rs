@@ -126,6 +126,10 @@ pub struct Recovery {
     /// Live broadcasts a recovering socket may have held back while its replay runs; past
     /// it the socket is cut off as a slow consumer (and recovers again).
     pub held_max: usize,
+    /// The session store's failures, logged a few per kind and window: an outage or a
+    /// mass disconnect fails every socket's session write at once (the end of the 102k
+    /// hold logged 73,600 `not released` lines in one second over six nodes).
+    pub failures: crate::refusal_log::RefusalLog<&'static str>,
 }
 
 impl Recovery {
@@ -141,6 +145,7 @@ impl Recovery {
             window,
             order: single_node.then(order::EmitOrder::new),
             held_max,
+            failures: Default::default(),
         }
     }
 }

@@ -13,7 +13,7 @@
 //! (`Recovery::order`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -28,7 +28,7 @@ use crate::metrics;
 use crate::recovery::received::Received;
 use crate::recovery::replayed::Replayed;
 use crate::recovery::{Entry, Missed, Offset, Pid, Recovery, SavedSession, keys, offset};
-use crate::refusal_log::{LogVerdict, RefusalLog};
+use crate::refusal_log::LogVerdict;
 use crate::server_events::SERVER_EVENTS;
 
 /// What a CONNECT's auth asks of recovery.
@@ -190,7 +190,7 @@ pub async fn plan<A: Adapter>(
             return Plan::New;
         }
         Err(e) => {
-            store_failure(&s.id, &e, "recovery session not read: new session");
+            store_failure(r, &s.id, &e, "recovery session not read: new session");
             return Plan::New;
         }
     };
@@ -610,17 +610,14 @@ fn unreceived(
     }
 }
 
-/// The session store's failures, logged a few per kind and window (`RefusalLog`): an outage
-/// or a mass disconnect fails every socket's session write at once (the end of the 102k
-/// hold logged 73,600 `not released` lines in one second over six nodes).
-static STORE_FAILURES: LazyLock<RefusalLog<&'static str>> = LazyLock::new(RefusalLog::default);
-
+/// Logs a session store failure through the node's aggregation ([`Recovery::failures`]).
 fn store_failure(
+    r: &Recovery,
     sid: &socketioxide::socket::Sid,
     e: &crate::store::StoreError,
     what: &'static str,
 ) {
-    if let LogVerdict::Log { suppressed } = STORE_FAILURES.admit(&what) {
+    if let LogVerdict::Log { suppressed } = r.failures.admit(&what) {
         tracing::warn!(sid = %sid, error = %e, suppressed, "{what}");
     }
 }
@@ -641,7 +638,7 @@ async fn save<A: Adapter>(s: &SocketRef<A>, r: &Recovery, me: &SocketRecovery, c
         .put_session(&me.key(claims), &me.saved(&s.id.to_string()), ttl)
         .await
     {
-        store_failure(&s.id, &e, "recovery session not stored");
+        store_failure(r, &s.id, &e, "recovery session not stored");
     }
 }
 
@@ -682,7 +679,7 @@ pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, claims: &
         .release_session(&me.key(claims), &s.id.to_string(), r.window)
         .await
     {
-        store_failure(&s.id, &e, "recovery session not released");
+        store_failure(r, &s.id, &e, "recovery session not released");
     }
 }
 
