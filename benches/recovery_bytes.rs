@@ -6,36 +6,17 @@
 //! `cargo bench --bench recovery_bytes` (figures in docs/benchmarks.md). Allocation sizes do
 //! not depend on optimisation, so `--profile dev` measures the same.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use lms_realtime::recovery::memory::MemoryRecovery;
 use lms_realtime::recovery::received::Received;
 use lms_realtime::recovery::{Clock, Entry, RecoveryStore, StreamBounds};
 
-/// The system allocator, counting the bytes it has handed out and not taken back.
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+use counting_alloc::LIVE;
 
 /// A notification-sized payload of `len` bytes of JSON.
 fn payload(len: usize) -> String {
