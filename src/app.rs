@@ -92,6 +92,8 @@ pub struct NodeParts {
     pub resubscribed: Option<Blips>,
     /// What a local join waits for (cluster: the rooms' sharded channels).
     pub room_channels: Arc<dyn crate::service::channels::RoomChannels>,
+    /// The tenants' quota buckets shared by the cluster; `None`: the node's own.
+    pub buckets: Option<Arc<crate::store::redis_buckets::RedisBuckets>>,
 }
 
 impl Application {
@@ -119,6 +121,7 @@ impl Application {
             export: Arc::new(MemoryExport::new(config.export_bounds())),
             resubscribed: None,
             room_channels: Arc::new(crate::service::channels::InProcess),
+            buckets: None,
         };
         let builder = socket_io_builder(&config);
         let (layer, io) = builder.build_layer();
@@ -156,6 +159,7 @@ impl Application {
             export: cluster.export(config.export_bounds()),
             resubscribed: received.map(|r| (cluster.resubscribed(), r)),
             room_channels: cluster.room_channels(),
+            buckets: Some(cluster.buckets()),
         };
         let (layer, io) = socket_io_builder(&config)
             .with_adapter::<cluster::Adapter>(adapter)
@@ -237,6 +241,7 @@ impl Application {
                 }),
                 export: export.clone(),
                 room_channels: parts.room_channels,
+                buckets: parts.buckets.clone(),
             },
         );
         tokio::spawn(socket::presence::follow_memberships(
@@ -318,13 +323,16 @@ impl Application {
             presence,
             prometheus,
             draining: draining.clone(),
-            quotas: ApiQuotas::new(QuotaSettings {
-                rate_per_sec: config.api_rate_per_sec,
-                burst: config.api_burst,
-                max_in_flight: config.api_max_in_flight,
-                refusal_hold: Duration::from_millis(config.api_refusal_hold_ms),
-                max_held_refusals: config.api_max_held_refusals,
-            }),
+            quotas: ApiQuotas::new(
+                QuotaSettings {
+                    rate_per_sec: config.api_rate_per_sec,
+                    burst: config.api_burst,
+                    max_in_flight: config.api_max_in_flight,
+                    refusal_hold: Duration::from_millis(config.api_refusal_hold_ms),
+                    max_held_refusals: config.api_max_held_refusals,
+                },
+                parts.buckets,
+            ),
             max_notification_data_bytes: config.max_notification_data_bytes,
             refusals: admission.recent.clone(),
         };

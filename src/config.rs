@@ -330,7 +330,8 @@ pub struct Config {
     /// An idle keep-alive HTTP connection is closed after this many milliseconds.
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub http_idle_timeout_ms: u64,
-    /// Service API requests per second allowed per tenant (token bucket; 429 above).
+    /// Service API requests per second allowed per tenant, for the whole cluster (one token
+    /// bucket per tenant, in Redis in a cluster; 429 above).
     #[arg(long, env = "API_RATE_PER_SEC", default_value_t = 50)]
     pub api_rate_per_sec: u32,
     /// Burst of service API requests allowed per tenant above the sustained rate.
@@ -354,8 +355,9 @@ pub struct Config {
     /// one's insert, claim and emits); the rest waits in its own line, not ahead of others.
     #[arg(long, env = "TENANT_STORE_CONCURRENCY", default_value_t = 16)]
     pub tenant_store_concurrency: usize,
-    /// Notification recipients one tenant may store per second on this node (a token
-    /// bucket; a call over it is refused with 429 RATE_LIMITED before anything is stored).
+    /// Notification recipients one tenant may store per second, for the whole cluster (a
+    /// token bucket; a call over it is refused with 429 RATE_LIMITED before anything is
+    /// stored).
     #[arg(
         long,
         env = "TENANT_NOTIFY_RECIPIENTS_PER_SEC",

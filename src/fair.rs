@@ -6,15 +6,12 @@
 //! write waits behind it. Each tenant therefore gets at most `TENANT_STORE_CONCURRENCY`
 //! store writes in flight per node; the rest wait in that tenant's own line, not in
 //! everyone's. And since a line only orders the work, not its amount, each tenant also has
-//! a budget of stored recipients per second ([`RecipientBudget`]): a call that would
-//! exceed it is refused with `RATE_LIMITED` before anything is stored.
+//! a budget of stored recipients per second for the whole cluster (a
+//! [`crate::tenant_buckets::TenantBuckets`]): a call that would exceed it is refused with
+//! `RATE_LIMITED` before anything is stored.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -66,40 +63,6 @@ pub struct FairShare {
     pub storage_quota: Option<u64>,
 }
 
-/// Each tenant's budget of stored notification recipients (a token bucket per tenant).
-pub struct RecipientBudget {
-    limiter: DefaultKeyedRateLimiter<TenantId>,
-    burst: NonZeroU32,
-}
-
-impl RecipientBudget {
-    pub fn new(per_sec: u32, burst: u32) -> Self {
-        let rate = NonZeroU32::new(per_sec.max(1)).expect("max(1)");
-        let burst = NonZeroU32::new(burst.max(per_sec).max(1)).expect("max(1)");
-        Self {
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            burst,
-        }
-    }
-
-    /// Charges `recipients` to the tenant, or says in how many seconds to retry. A call
-    /// larger than the whole burst is charged the burst (it needs a full bucket).
-    pub fn charge(&self, tenant: &TenantId, recipients: usize) -> Result<(), u64> {
-        let n = u32::try_from(recipients)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.burst.get());
-        let n = NonZeroU32::new(n).expect("clamped to at least 1");
-        match self.limiter.check_key_n(tenant, n) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(not_until)) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-            }
-            Err(_) => Err(1),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,19 +85,5 @@ mod tests {
         );
         let other = tokio::time::timeout(Duration::from_millis(50), lines.acquire(&quiet));
         assert!(other.await.is_ok(), "another tenant does not");
-    }
-
-    #[test]
-    fn a_tenant_past_its_recipient_budget_is_refused_and_another_is_not() {
-        let budget = RecipientBudget::new(100, 300);
-        assert!(budget.charge(&t("noisy"), 250).is_ok());
-        let retry = budget.charge(&t("noisy"), 100).unwrap_err();
-        assert!((1..=2).contains(&retry), "{retry}");
-        assert!(budget.charge(&t("quiet"), 300).is_ok());
-        assert!(
-            budget.charge(&t("big"), 10_000).is_ok(),
-            "a call over the burst takes the full bucket"
-        );
-        assert!(budget.charge(&t("big"), 1).is_err());
     }
 }

@@ -31,6 +31,7 @@ pub mod service;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
+pub mod tenant_buckets;
 pub mod traces;
 pub mod types;
 pub mod typescript;

@@ -257,6 +257,13 @@ impl Cluster {
         self.store.clone()
     }
 
+    /// The tenants' quota buckets, one per tenant for the whole cluster.
+    pub fn buckets(&self) -> Arc<crate::store::redis_buckets::RedisBuckets> {
+        Arc::new(crate::store::redis_buckets::RedisBuckets::new(
+            self.client.clone(),
+        ))
+    }
+
     pub fn ledger(&self) -> Arc<dyn ConnectionLedger> {
         self.ledger.clone()
     }

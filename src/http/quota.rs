@@ -1,9 +1,10 @@
 //! Per-tenant quotas on the service API, so that no tenant's backend can starve another's
 //! (PROTOCOL.md §13, docs/security.md).
 //!
-//! Each tenant has a token bucket (`API_RATE_PER_SEC`, `API_BURST`) and a cap on calls in
-//! flight on this node (`API_MAX_IN_FLIGHT`); both answer `429 RATE_LIMITED`, the bucket
-//! with `Retry-After`. A service token is charged to its own tenant; a super admin to the
+//! Each tenant has a token bucket (`API_RATE_PER_SEC`, `API_BURST`), one for the whole
+//! cluster ([`TenantBuckets`]), and a cap on calls in flight on this node
+//! (`API_MAX_IN_FLIGHT`, a bound on the node's own work); both answer `429 RATE_LIMITED`,
+//! the bucket with `Retry-After`. A service token is charged to its own tenant; a super admin to the
 //! tenant the path names, or to the shared platform bucket. Refusals are counted and
 //! logged per tenant through a [`RefusalLog`], never a line per call.
 //!
@@ -21,32 +22,15 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::error::ApiError;
 use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
-use crate::ids::TenantId;
 use crate::metrics::{self, SecurityKind};
 use crate::refusal_log::{LogVerdict, RefusalLog};
-
-/// Whose quota a call is charged to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum QuotaKey {
-    Tenant(TenantId),
-    /// Platform-wide calls of super admins that name no tenant.
-    Platform,
-}
-
-impl std::fmt::Display for QuotaKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Tenant(t) => t.fmt(f),
-            Self::Platform => f.write_str("(platform)"),
-        }
-    }
-}
+use crate::store::redis_buckets::RedisBuckets;
+pub use crate::tenant_buckets::QuotaKey;
+use crate::tenant_buckets::TenantBuckets;
 
 /// Why a call was refused: the `reason` label of `lms_api_refusals_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,9 +90,6 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Buckets remembered before idle ones are forgotten (a full bucket is the same as none).
-const RETAIN_ABOVE: usize = 10_000;
-
 /// The quota settings of one node (see [`crate::config::Config`]).
 #[derive(Debug, Clone, Copy)]
 pub struct QuotaSettings {
@@ -123,7 +104,7 @@ pub struct QuotaSettings {
 
 /// The quotas of one node.
 pub struct ApiQuotas {
-    rate: DefaultKeyedRateLimiter<QuotaKey>,
+    rate: TenantBuckets,
     max_in_flight: usize,
     in_flight: Mutex<HashMap<QuotaKey, usize>>,
     refusals: RefusalLog<QuotaKey>,
@@ -140,11 +121,12 @@ pub struct Source<'a> {
 }
 
 impl ApiQuotas {
-    pub fn new(settings: QuotaSettings) -> Arc<Self> {
+    /// `shared`: the cluster's buckets (cluster mode); `None`: this node's own.
+    pub fn new(settings: QuotaSettings, shared: Option<Arc<RedisBuckets>>) -> Arc<Self> {
         let rate = NonZeroU32::new(settings.rate_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.burst).unwrap_or(rate);
         Arc::new(Self {
-            rate: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            rate: TenantBuckets::new("api", rate, burst, shared),
             max_in_flight: settings.max_in_flight.max(1),
             in_flight: Mutex::default(),
             refusals: RefusalLog::default(),
@@ -156,7 +138,7 @@ impl ApiQuotas {
 
     /// Admits one call, or answers its quota refusal after the hold (see the module doc).
     pub async fn admit_or_hold(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
-        let refusal = match self.admit(source) {
+        let refusal = match self.admit(source).await {
             Ok(permit) => return Ok(permit),
             Err(refusal) => refusal,
         };
@@ -175,16 +157,11 @@ impl ApiQuotas {
         Err(refusal)
     }
 
-    /// Admits one call: a permit held until the response, or the 429 to answer.
-    pub fn admit(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
-        if self.rate.len() > RETAIN_ABOVE {
-            self.rate.retain_recent();
-        }
-        if let Err(not_until) = self.rate.check_key(source.key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            // Whole seconds, rounded up: retrying earlier would be refused again.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let secs = secs.max(1);
+    /// Admits one call: a permit held until the response, or the 429 to answer. The
+    /// in-flight cap is checked first: a tenant over it costs the cluster's bucket nothing.
+    pub async fn admit(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
+        let permit = self.enter(source)?;
+        if let Err(secs) = self.rate.take(source.key, 1).await {
             let mut refusal = self.refuse(
                 source,
                 Reason::Rate,
@@ -197,6 +174,11 @@ impl ApiQuotas {
             }
             return Err(refusal);
         }
+        Ok(permit)
+    }
+
+    /// Takes one of the tenant's slots of calls in flight on this node.
+    fn enter(self: &Arc<Self>, source: &Source<'_>) -> Result<InFlight, Refusal> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let n = in_flight.entry(source.key.clone()).or_default();
         if *n >= self.max_in_flight {
@@ -311,6 +293,7 @@ pub fn json_len(value: &serde_json::Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::TenantId;
 
     fn key(t: &str) -> QuotaKey {
         QuotaKey::Tenant(TenantId::parse(t).unwrap())
@@ -334,43 +317,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_tenant_past_its_burst_is_refused_with_retry_after_and_another_is_not() {
-        let q = ApiQuotas::new(settings(1, 3, 100));
+    #[tokio::test]
+    async fn a_tenant_past_its_burst_is_refused_with_retry_after_and_another_is_not() {
+        let q = ApiQuotas::new(settings(1, 3, 100), None);
         let (a, b) = (key("a"), key("b"));
         let mut held = vec![];
         for _ in 0..3 {
-            held.push(q.admit(&source(&a)).expect("within the burst"));
+            held.push(q.admit(&source(&a)).await.expect("within the burst"));
         }
         let refused = q
             .admit(&source(&a))
+            .await
             .err()
             .expect("past the burst")
             .into_response();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
-        assert!(q.admit(&source(&b)).is_ok());
+        assert!(q.admit(&source(&b)).await.is_ok());
     }
 
-    #[test]
-    fn the_in_flight_cap_frees_a_slot_when_a_call_ends() {
-        let q = ApiQuotas::new(settings(1000, 1000, 2));
+    #[tokio::test]
+    async fn the_in_flight_cap_frees_a_slot_when_a_call_ends() {
+        let q = ApiQuotas::new(settings(1000, 1000, 2), None);
         let a = key("a");
-        let first = q.admit(&source(&a)).unwrap();
-        let _second = q.admit(&source(&a)).unwrap();
-        assert!(q.admit(&source(&a)).is_err());
-        assert!(q.admit(&source(&key("b"))).is_ok());
+        let first = q.admit(&source(&a)).await.unwrap();
+        let _second = q.admit(&source(&a)).await.unwrap();
+        assert!(q.admit(&source(&a)).await.is_err());
+        assert!(q.admit(&source(&key("b"))).await.is_ok());
         drop(first);
-        assert!(q.admit(&source(&a)).is_ok());
+        assert!(q.admit(&source(&a)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refusal_is_held_and_past_the_hold_cap_answered_at_once_with_close() {
-        let q = ApiQuotas::new(QuotaSettings {
-            refusal_hold: Duration::from_millis(500),
-            max_held_refusals: 1,
-            ..settings(1, 1, 100)
-        });
+        let q = ApiQuotas::new(
+            QuotaSettings {
+                refusal_hold: Duration::from_millis(500),
+                max_held_refusals: 1,
+                ..settings(1, 1, 100)
+            },
+            None,
+        );
         let a = key("a");
         let _admitted = q
             .admit_or_hold(&source(&a))

@@ -14,6 +14,7 @@ mod notifications;
 pub mod stats;
 mod storage;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,12 +25,14 @@ use socketioxide::{SocketIo, adapter::Adapter};
 use crate::emit;
 use crate::error::AppError;
 use crate::export::Export;
-use crate::fair::{FairShare, RecipientBudget, TenantLines};
+use crate::fair::{FairShare, TenantLines};
 use crate::ids::NotificationId;
 use crate::presence::relay::MembershipRelay;
 use crate::recovery::{Entry, Recovery, keys::EVERYONE};
 use crate::role::Role;
 use crate::store::Store;
+use crate::store::redis_buckets::RedisBuckets;
+use crate::tenant_buckets::TenantBuckets;
 
 pub use courses::ProgressKind;
 pub use export::MAX_PAGE;
@@ -45,7 +48,7 @@ struct Inner<A: Adapter> {
     store: Arc<dyn Store>,
     /// Each tenant's share of concurrent inbox writes, and of stored recipients (`fair`).
     lines: TenantLines,
-    recipients: RecipientBudget,
+    recipients: TenantBuckets,
     /// `TENANT_STORAGE_QUOTA` (`storage`).
     storage_quota: Option<u64>,
     node_id: String,
@@ -84,6 +87,8 @@ pub struct Links {
     pub export: Arc<Export>,
     /// The rooms' channels a local join waits for (cluster mode).
     pub room_channels: Arc<dyn channels::RoomChannels>,
+    /// The cluster's quota buckets (cluster mode); `None`: this node's own.
+    pub buckets: Option<Arc<RedisBuckets>>,
 }
 
 impl<A: Adapter> Gateway<A> {
@@ -102,7 +107,13 @@ impl<A: Adapter> Gateway<A> {
                 io,
                 store,
                 lines: TenantLines::new(fair.store_concurrency),
-                recipients: RecipientBudget::new(fair.recipients_per_sec, fair.recipients_burst),
+                recipients: {
+                    let per_sec =
+                        NonZeroU32::new(fair.recipients_per_sec).unwrap_or(NonZeroU32::MIN);
+                    let burst =
+                        NonZeroU32::new(fair.recipients_burst).map_or(per_sec, |b| b.max(per_sec));
+                    TenantBuckets::new("recipients", per_sec, burst, links.buckets)
+                },
                 storage_quota: fair.storage_quota,
                 node_id,
                 peers,

@@ -13,6 +13,7 @@ use crate::metrics;
 use crate::rooms;
 use crate::server_events as events;
 use crate::store::{Fanout, InsertOutcome, ListQuery, StatusChange};
+use crate::tenant_buckets::QuotaKey;
 use crate::types::*;
 
 /// How many store writes one notification fans out concurrently.
@@ -108,7 +109,8 @@ impl<A: Adapter> Gateway<A> {
         };
         let count = users.len() as u64;
         self.check_storage_quota(tenant).await?;
-        if let Err(retry_secs) = self.inner.recipients.charge(tenant, users.len()) {
+        let quota_key = QuotaKey::Tenant(tenant.clone());
+        if let Err(retry_secs) = self.inner.recipients.take(&quota_key, users.len()).await {
             return Err(AppError::rate_limited(
                 format!(
                     "this tenant's notification volume is over its share \

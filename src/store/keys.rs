@@ -152,6 +152,15 @@ pub fn tenant_connections(t: Option<&TenantId>) -> String {
     }
 }
 
+/// A tenant's token bucket for `purpose` (`api`, `recipients`), shared by every node: the
+/// bucket's "theoretical arrival time" in µs (see `redis_buckets`); it expires once full.
+pub fn quota_bucket(t: Option<&TenantId>, purpose: &str) -> String {
+    match t {
+        Some(t) => format!("{}:quota:{purpose}", tenant(t)),
+        None => format!("{PLATFORM}:quota:{purpose}"),
+    }
+}
+
 /// The live node processes: sorted set instance → heartbeat expiry (ms since epoch).
 pub fn instance_registry() -> &'static str {
     "lms:{cluster}:instances"
@@ -236,6 +245,8 @@ mod tests {
             (tenant_connections(Some(&a)), "acme"),
             (revoked_user(&a, &u), "acme"),
             (revoked_token(&a, &TokenId::parse("j{x}").unwrap()), "acme"),
+            (quota_bucket(Some(&a), "api"), "acme"),
+            (quota_bucket(Some(&a), "recipients"), "acme"),
         ];
         for (key, tag) in &tagged {
             assert!(key.starts_with("lms:{acme"), "{key}");
@@ -257,6 +268,7 @@ mod tests {
             course_members(&a, &c),
             body(&a, &n),
             tenant_usage(&a),
+            quota_bucket(Some(&a), "api"),
         ] {
             assert_eq!(tenant_of(&key), Some(a.clone()), "{key}");
         }

@@ -19,6 +19,7 @@ pub mod memory_inbox;
 mod memory_usage;
 pub mod migrate;
 pub mod redis;
+pub mod redis_buckets;
 pub mod redis_connections;
 pub mod redis_inbox;
 pub mod redis_membership;
