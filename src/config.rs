@@ -353,7 +353,10 @@ pub struct Config {
     pub max_notification_data_bytes: usize,
     /// Notification recipients one tenant may have in the store at once on this node (each
     /// one's insert, claim and emits); the rest waits in its own line, not ahead of others.
-    #[arg(long, env = "TENANT_STORE_CONCURRENCY", default_value_t = 16)]
+    /// Each one more puts one more command ahead of every other tenant's at each Redis step
+    /// (at 16 the victims' p99 in the noisy bench rose 1.8-3.9x, at 2 at most 1.4x:
+    /// docs/benchmarks.md, session 11).
+    #[arg(long, env = "TENANT_STORE_CONCURRENCY", default_value_t = 2)]
     pub tenant_store_concurrency: usize,
     /// Notification recipients one tenant may store per second, for the whole cluster (a
     /// token bucket; a call over it is refused with 429 RATE_LIMITED before anything is
