@@ -120,7 +120,9 @@ wait_for() { # wait_for SECS WHAT COMMAND...
   done
 }
 
-free_port() { # free_port LOW: the first port from LOW on that nothing listens on
+free_port() { # free_port LOW: the first port from LOW on that nothing listens on. Callers
+  # pick ports below the kernel's ephemeral range (32768 on): a port there may be a live
+  # client connection's local port, which a listener cannot bind though nothing listens.
   local p
   for ((p = $1; p < $1 + 100; p++)); do
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
@@ -272,7 +274,7 @@ case "$healthcheck" in *lms-healthcheck*) ;; *) fail "the image has no HEALTHCHE
 step "one node from the image: /healthz, HEALTHCHECK, non-root, drain on SIGTERM"
 JWT_SECRET="ci-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export JWT_SECRET
-single_port=$(free_port 38300)
+single_port=$(free_port 28300)
 # No REDIS_URL: the single-node (in-memory) mode. The secret comes from the environment.
 # (podman's stderr here is its complaint that without systemd it has no health-check timers.)
 podman run -d --name "$SINGLE" --env JWT_SECRET -e NODE_ID=single -e DRAIN_TIMEOUT_SECS=$DRAIN_SECS \
@@ -300,8 +302,8 @@ timeout 60 podman rm -f "$SINGLE" >/dev/null 2>&1
 # ------------------------------------------------------------------ the compose stack
 
 step "compose stack up: ${SERVICES[*]}"
-LB_HOST_PORT=$(free_port 38080)
-PROM_HOST_PORT=$(free_port 39090)
+LB_HOST_PORT=$(free_port 28080)
+PROM_HOST_PORT=$(free_port 29090)
 # Loopback-only, high host ports: CI machines run other services on the standard ones.
 export LB_PORT="127.0.0.1:$LB_HOST_PORT" PROMETHEUS_PORT="127.0.0.1:$PROM_HOST_PORT"
 LB_URL="http://127.0.0.1:$LB_HOST_PORT"
