@@ -216,8 +216,18 @@ impl Driver for MeteredFredDriver {
         chan: String,
         size: usize,
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
-        // The handler first: a message that follows the confirmation finds it.
         let (tx, rx) = mpsc::channel(size);
+        self.subscribe_into(chan, tx).await?;
+        Ok(MessageStream::new(rx))
+    }
+
+    /// The room channels' way in: many channels, one stream (vendor/socketioxide-redis §18).
+    async fn subscribe_into(
+        &self,
+        chan: String,
+        tx: mpsc::Sender<ChanItem>,
+    ) -> Result<(), Self::Error> {
+        // The handler first: a message that follows the confirmation finds it.
         self.handlers
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -229,7 +239,7 @@ impl Driver for MeteredFredDriver {
                 .remove(&chan);
             return Err(e.into());
         }
-        Ok(MessageStream::new(rx))
+        Ok(())
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {

@@ -14,7 +14,9 @@
 //! A subscription is shared by every local socket of the room. It is released once the room
 //! has had no local socket for the configured delay (a sweep checks the local adapter), so
 //! sockets that leave and join again do not make the node subscribe and unsubscribe each
-//! time.
+//! time. Every room channel of a node feeds one stream and one task
+//! ([`Driver::subscribe_into`]): a room is a map entry, not a buffer and a task of its own,
+//! since on a node where every user has a room the rooms are as many as the sockets.
 
 use std::{
     collections::HashMap,
@@ -25,9 +27,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
-use crate::drivers::{ChanItem, Driver, MessageStream};
+use crate::drivers::{ChanItem, Driver};
 
 /// Picks the rooms that get a channel of their own, and the hash tag of that channel.
 ///
@@ -79,7 +81,10 @@ impl<R> Clone for RoomChannels<R> {
 struct Inner<R> {
     driver: R,
     prefix: String,
-    stream_buffer: usize,
+    /// Where every room channel's messages go, to the one [`forward`] task.
+    tx: mpsc::Sender<ChanItem>,
+    /// Taken by the first namespace registered, which starts [`forward`].
+    rx: Mutex<Option<mpsc::Receiver<ChanItem>>>,
     shard: Option<RoomShard>,
     release_after: Duration,
     namespaces: Mutex<HashMap<String, Arc<Namespace>>>,
@@ -110,11 +115,15 @@ impl<R: Driver> RoomChannels<R> {
         shard: Option<RoomShard>,
         release_after: Duration,
     ) -> Self {
+        // All rooms share it, as all broadcasts share the request channel's stream without
+        // room channels: as many slots as the rooms' own streams would hold for 16 rooms.
+        let (tx, rx) = mpsc::channel(stream_buffer.saturating_mul(16).max(1));
         Self {
             inner: Arc::new(Inner {
                 driver,
                 prefix: prefix.to_owned(),
-                stream_buffer,
+                tx,
+                rx: Mutex::new(Some(rx)),
                 shard,
                 release_after,
                 namespaces: Mutex::new(HashMap::new()),
@@ -171,28 +180,22 @@ impl<R: Driver> RoomChannels<R> {
                 Some(slot.clone())
             })
             .collect();
-        let subscribing = slots.iter().map(|slot| self.subscribe(&namespace, slot));
+        let subscribing = slots.iter().map(|slot| self.subscribe(slot));
         for res in futures_util::future::join_all(subscribing).await {
             res?;
         }
         Ok(())
     }
 
-    async fn subscribe(&self, namespace: &Namespace, slot: &Slot) -> Result<(), R::Error> {
+    async fn subscribe(&self, slot: &Slot) -> Result<(), R::Error> {
         let mut subscribed = slot.subscribed.lock().await;
         if *subscribed {
             return Ok(());
         }
-        let stream = self
-            .inner
+        self.inner
             .driver
-            .subscribe(slot.channel.clone(), self.inner.stream_buffer)
+            .subscribe_into(slot.channel.clone(), self.inner.tx.clone())
             .await?;
-        tokio::spawn(forward(
-            stream,
-            namespace.sink.clone(),
-            Arc::downgrade(&self.inner),
-        ));
         *subscribed = true;
         self.inner.subscribed.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -216,6 +219,9 @@ impl<R: Driver> RoomChannels<R> {
         );
         self.inner.sweeping.call_once(|| {
             tokio::spawn(sweep(Arc::downgrade(&self.inner)));
+            if let Some(rx) = self.inner.rx.lock().unwrap().take() {
+                tokio::spawn(forward(rx, Arc::downgrade(&self.inner)));
+            }
         });
     }
 
@@ -243,20 +249,32 @@ impl<R: Driver> RoomChannels<R> {
     }
 }
 
-/// Hands every request received on a room channel to the namespace's adapter. Ends when
-/// the driver drops the channel's sender (on unsubscribe) or the adapter is gone.
-async fn forward<R>(
-    mut stream: MessageStream<ChanItem>,
-    sink: Weak<dyn RoomSink>,
-    inner: Weak<Inner<R>>,
-) {
-    while let Some((_, item)) = stream.next().await {
-        let Some(sink) = sink.upgrade() else { return };
-        if let Some(inner) = inner.upgrade() {
-            inner.received.fetch_add(1, Ordering::Relaxed);
+/// Hands every request received on a room channel to its namespace's adapter. Ends when
+/// the room channels are dropped (their sender with them).
+async fn forward<R>(mut rx: mpsc::Receiver<ChanItem>, inner: Weak<Inner<R>>) {
+    while let Some((chan, item)) = rx.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        inner.received.fetch_add(1, Ordering::Relaxed);
+        let Some(ns) = namespace_of(&inner.prefix, &chan) else {
+            continue;
+        };
+        let sink = inner
+            .namespaces
+            .lock()
+            .unwrap()
+            .get(ns)
+            .and_then(|n| n.sink.upgrade());
+        if let Some(sink) = sink {
+            sink.recv(item);
         }
-        sink.recv(item);
     }
+}
+
+/// The namespace a room channel's name carries (see [`room_channel`]; a namespace is a path
+/// and holds no `#`).
+fn namespace_of<'a>(prefix: &str, chan: &'a str) -> Option<&'a str> {
+    let rest = chan.strip_prefix(prefix)?.strip_prefix("-room#")?;
+    rest.split_once('#').map(|(ns, _)| ns)
 }
 
 /// Every `release_after / 2` (at most a second), releases the channels of rooms that have
@@ -340,7 +358,15 @@ async fn release<R: Driver>(
 
 #[cfg(test)]
 mod tests {
-    use super::room_channel;
+    use super::{namespace_of, room_channel};
+
+    #[test]
+    fn a_channel_names_its_namespace_back() {
+        let chan = room_channel("lms", "/admin", "t1", "tenant:t1:user:u1");
+        assert_eq!(namespace_of("lms", &chan), Some("/admin"));
+        assert_eq!(namespace_of("lms", &room_channel("lms", "/", "", "r")), Some("/"));
+        assert_eq!(namespace_of("other", &chan), None);
+    }
 
     #[test]
     fn a_tagged_channel_carries_its_hash_tag_and_the_room() {

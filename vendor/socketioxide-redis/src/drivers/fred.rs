@@ -107,6 +107,20 @@ impl Driver for FredDriver {
         Ok(MessageStream::new(rx))
     }
 
+    async fn subscribe_into(
+        &self,
+        chan: String,
+        tx: mpsc::Sender<ChanItem>,
+    ) -> Result<(), Self::Error> {
+        // The handler first: a message that follows the confirmation finds it.
+        self.handlers.write().unwrap().insert(chan.clone(), tx);
+        if let Err(e) = self.conn.clone().ssubscribe(chan.as_str()).await {
+            self.handlers.write().unwrap().remove(&chan);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
         self.handlers.write().unwrap().remove(&chan);
         self.conn.sunsubscribe(chan).await?;

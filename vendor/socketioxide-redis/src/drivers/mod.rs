@@ -70,6 +70,29 @@ pub trait Driver: Clone + Send + Sync + 'static {
         size: usize,
     ) -> impl Future<Output = Result<MessageStream<ChanItem>, Self::Error>> + Send;
 
+    /// Subscribe to a channel, its messages sent to `tx`, which several channels may share
+    /// (each item carries its channel). The default subscribes a stream of its own and pipes
+    /// it into `tx`, a task per channel; the stock drivers register `tx` itself, so that a
+    /// channel costs an entry in their handler map, not a buffer and a task.
+    fn subscribe_into(
+        &self,
+        chan: String,
+        tx: mpsc::Sender<ChanItem>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async move {
+            let mut stream = self.subscribe(chan, tx.max_capacity()).await?;
+            tokio::spawn(async move {
+                use futures_util::StreamExt;
+                while let Some(item) = stream.next().await {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(())
+        }
+    }
+
     /// Unsubscribe from a channel.
     fn unsubscribe(&self, pat: String) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
