@@ -4,9 +4,9 @@
 //! Each tenant has a token bucket (`API_RATE_PER_SEC`, `API_BURST`), one for the whole
 //! cluster ([`TenantBuckets`]), and a cap on calls in flight on this node
 //! (`API_MAX_IN_FLIGHT`, a bound on the node's own work); both answer `429 RATE_LIMITED`,
-//! the bucket with `Retry-After`. A service token is charged to its own tenant; a super admin to the
-//! tenant the path names, or to the shared platform bucket. Refusals are counted and
-//! logged per tenant through a [`RefusalLog`], never a line per call.
+//! the bucket with `Retry-After`. A service token is charged to its own tenant; a super
+//! admin to the tenant the path names, or to the shared platform bucket. Refusals are
+//! counted and logged per tenant through a [`RefusalLog`], never a line per call.
 //!
 //! A quota refusal is answered after a short hold (`API_REFUSAL_HOLD_MS`): a backend that
 //! retries as fast as it is answered would otherwise turn cheap refusals into a CPU flood

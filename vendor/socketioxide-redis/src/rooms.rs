@@ -249,8 +249,9 @@ impl<R: Driver> RoomChannels<R> {
     }
 }
 
-/// Hands every request received on a room channel to its namespace's adapter. Ends when
-/// the room channels are dropped (their sender with them).
+/// Hands every request received on a room channel to its namespace's adapter, in the order
+/// received (so each channel's stays in order). Ends when every sender is gone (the room
+/// channels and the driver's handlers), or at the first message after the room channels.
 async fn forward<R>(mut rx: mpsc::Receiver<ChanItem>, inner: Weak<Inner<R>>) {
     while let Some((chan, item)) = rx.recv().await {
         let Some(inner) = inner.upgrade() else { return };
