@@ -17,6 +17,8 @@
 #                                      #   the same deliveries/s as the 80/s fanout), which is
 #                                      #   otherwise run after the systems, for the us / Node /
 #                                      #   floor table
+#   SERVER_CPUS=0 LOADGEN_CPUS=1 benches/cluster.sh   # pin (taskset -c) the servers (nodes,
+#                                      #   Redis, the floor's server) and the generators apart
 #
 # Output: $OUT (default target/bench/<UTC time>/): one JSON line per run (<system>-<run>.json),
 # the nodes' logs, and results.md (the table). Everything listens on 127.0.0.1 only: gateway
@@ -32,7 +34,7 @@ for a in "$@"; do
     --quick) mode=quick ;;
     --scaling) scaling=1 ;;
     --reference) reference=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +48,9 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 OUT=${OUT:-$target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 NODE_SRC=${NODE_BASELINE_DIR:-$repo/../shared/baseline/node}
 mkdir -p "$OUT"
+# Pinning: empty means "anywhere".
+on_servers=(${SERVER_CPUS:+taskset -c "$SERVER_CPUS"})
+on_loadgen=(${LOADGEN_CPUS:+taskset -c "$LOADGEN_CPUS"})
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # Sizes: the issue's reference load is 10k sockets over 10 tenants.
@@ -75,7 +80,7 @@ gw=${GATEWAY_BIN:-$target/release/lms-realtime}
 lg=$target/release/lms-loadgen
 
 start_redis() { # port
-  redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  "${on_servers[@]}" redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --pidfile "$OUT/redis-$1.pid" --logfile "$OUT/redis-$1.log"
   for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "redis-server on $1 did not start" >&2; return 1
@@ -112,7 +117,7 @@ start_system() {
       PORT=$p HOST=127.0.0.1 NODE_ID=us-$p REDIS_URL=redis://127.0.0.1:$US_REDIS RUST_LOG=warn \
         MAX_CONNECTIONS_PER_IP=1000000 MAX_PENDING_SESSIONS_PER_IP=1000000 \
         API_RATE_PER_SEC=1000000 API_BURST=1000000 \
-        "$gw" >"$OUT/us-$p.log" 2>&1 &
+        "${on_servers[@]}" "$gw" >"$OUT/us-$p.log" 2>&1 &
       pids_started+=($!)
     done
     wait_healthy "${ports[@]}"
@@ -120,7 +125,7 @@ start_system() {
   else
     ports=("${NODE_PORTS[@]:0:$n}")
     start_redis $NODE_REDIS
-    RUN_DIR="$OUT/node-run" REDIS_PORT=$NODE_REDIS "$node_dir/cluster.sh" start "${ports[@]}" >&2
+    RUN_DIR="$OUT/node-run" REDIS_PORT=$NODE_REDIS "${on_servers[@]}" "$node_dir/cluster.sh" start "${ports[@]}" >&2
     pids=$(RUN_DIR="$OUT/node-run" "$node_dir/cluster.sh" pids),$(cat "$OUT/redis-$NODE_REDIS.pid")
   fi
   urls=$(printf 'http://127.0.0.1:%s,' "${ports[@]}"); urls=${urls%,}
@@ -143,7 +148,7 @@ stop_system() {
 run() {
   local sys=$1 name=$2; shift 2
   echo "== $sys $name: lms-loadgen $*" >&2
-  if "$lg" "$@" --url "$urls" --pids "$pids" --quiet >"$OUT/$sys-$name.json" 2>"$OUT/$sys-$name.err"; then :; else
+  if "${on_loadgen[@]}" "$lg" "$@" --url "$urls" --pids "$pids" --quiet >"$OUT/$sys-$name.json" 2>"$OUT/$sys-$name.err"; then :; else
     echo "   (exit $?; see $OUT/$sys-$name.err)" >&2
   fi
 }
@@ -177,6 +182,7 @@ machine() {
   echo "cpus: $(nproc), $(lscpu | sed -n 's/^Model name: *//p')"
   echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "pinning: servers on CPUs ${SERVER_CPUS:-any}, generators on ${LOADGEN_CPUS:-any}"
   echo "versions: $(redis-server --version | cut -d' ' -f3), node $(node --version)"
 }
 machine >"$OUT/machine.txt"
@@ -208,7 +214,7 @@ done
 if [ "${FLOOR:-1}" = 1 ] && [ "${SCENARIOS:-1}" = 1 ]; then
   for m in raw tasks; do
     echo "== floor $m: benches/floor.sh N=$CONN RATE=8 DURATION=$DUR" >&2
-    N=$CONN RATE=8 DURATION=$DUR MODES=$m "$here/floor.sh" 2>"$OUT/floor-$m.err" |
+    N=$CONN RATE=8 DURATION=$DUR MODES=$m SERVER_CPUS=${SERVER_CPUS:-} LOADGEN_CPUS=${LOADGEN_CPUS:-} "$here/floor.sh" 2>"$OUT/floor-$m.err" |
       while read -r kind json; do
         case "$kind" in
           server) echo "$json" >"$OUT/floor-$m.json" ;;

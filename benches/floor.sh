@@ -7,6 +7,7 @@
 #
 #   benches/floor.sh                      # 10k sockets, 8 frames/s each (80k deliveries/s), 20 s
 #   N=5000 RATE=16 DURATION=10 MODES=raw benches/floor.sh
+#   SERVER_CPUS=0 LOADGEN_CPUS=1 benches/floor.sh   # server and client pinned apart (taskset -c)
 #
 # Needs the release binary (cargo build --release --bin lms-floor). CPU figures depend on what
 # else runs on the box: say so when quoting them.
@@ -21,13 +22,13 @@ cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 for mode in $MODES; do
   out=$(mktemp)
-  "$B/lms-floor" serve --port "$PORT" -n "$N" --mode "$mode" -r "$RATE" \
+  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$B/lms-floor" serve --port "$PORT" -n "$N" --mode "$mode" -r "$RATE" \
     --duration "$DURATION" --frame-bytes "$FRAME" >"$out" &
   server=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
   # The client holds until the server has written for DURATION s (connect, 2 s settle, write).
   hold=$((N / CONNECT_RATE + DURATION + 6))
-  client=$("$B/lms-floor" connect --addr "127.0.0.1:$PORT" -n "$N" \
+  client=$(${LOADGEN_CPUS:+taskset -c "$LOADGEN_CPUS"} "$B/lms-floor" connect --addr "127.0.0.1:$PORT" -n "$N" \
     --connect-rate "$CONNECT_RATE" --duration "$hold" --frame-bytes "$FRAME")
   wait "$server" || true
   server=
