@@ -283,6 +283,14 @@ where
             })?;
         Ok(())
     }
+    /// Stops the socket's transports: the cancellation token for the polling transport and
+    /// the upgrade's tasks, the queue's interrupt for a websocket session (which checks it
+    /// instead of the token, see [`QueueTx::interrupt`]).
+    pub(crate) fn cancel(&self) {
+        self.cancellation_token.cancel();
+        self.internal_tx.interrupt();
+    }
+
     pub(crate) fn is_upgrading(&self) -> bool {
         self.upgrading.load(Ordering::Relaxed)
     }

@@ -62,24 +62,37 @@ pub(super) async fn run<H: EngineIoHandler, S>(
     let mut internal_rx = socket.internal_rx.lock().await;
     let InternalRx { buffered_rx, .. } = &mut *internal_rx;
     let mut writer = Writer::new(socket.protocol);
-    let mut cancelled = pin!(socket.cancellation_token.cancelled());
+    // The websocket is read only when its read side woke the session (not at every
+    // delivery's wake-up), or when its last read gave a frame (more may be buffered).
+    let read_waker = buffered_rx.read_waker();
+    let mut read_again = false;
 
     let outcome = loop {
         let event = {
             // In the order of the `biased` select it replaces; the writer first returns
             // `Pending` when the queue is drained or the client does not read.
             poll_fn(|cx| {
-                if cancelled.as_mut().poll(cx).is_ready() {
+                // The socket's cancellation, as a flag on the queue (`Socket::cancel`).
+                if buffered_rx.is_interrupted() {
                     return Poll::Ready(Event::Cancelled);
                 }
                 if writer.poll_write(cx, &mut ws, buffered_rx).is_ready() {
                     return Poll::Ready(Event::QueueClosed);
                 }
+                // This registers the waker the interrupt and the read waker wake: the flags
+                // set before it are seen below, those set after it wake the session again.
                 if let Poll::Ready(packets) = buffered_rx.poll_volatile(cx) {
                     return Poll::Ready(Event::Volatile(packets));
                 }
-                if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Frame(msg));
+                if buffered_rx.is_interrupted() {
+                    return Poll::Ready(Event::Cancelled);
+                }
+                if std::mem::take(&mut read_again) || buffered_rx.take_read_wake() {
+                    let mut read_cx = Context::from_waker(&read_waker);
+                    if let Poll::Ready(msg) = ws.poll_next_unpin(&mut read_cx) {
+                        read_again = true;
+                        return Poll::Ready(Event::Frame(msg));
+                    }
                 }
                 if deadline.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Deadline);
