@@ -101,13 +101,23 @@ impl Phase {
         });
     }
 
-    fn deadline(&self) -> Option<(Instant, Expired)> {
+    fn deadline(&self) -> Deadline {
         self.with(|s| match *s {
-            State::Head { deadline } => Some((deadline, Expired::Header)),
-            State::Idle { deadline } => Some((deadline, Expired::Idle)),
-            State::Busy | State::Upgraded => None,
+            State::Head { deadline } => Deadline::At(deadline, Expired::Header),
+            State::Idle { deadline } => Deadline::At(deadline, Expired::Idle),
+            State::Busy => Deadline::None,
+            State::Upgraded => Deadline::Never,
         })
     }
+}
+
+/// What a waiting read is bound by.
+enum Deadline {
+    At(Instant, Expired),
+    /// Not now (a request is being served).
+    None,
+    /// Never again: the connection is a websocket.
+    Never,
 }
 
 /// A stream whose reads fail once the connection's phase deadline passes.
@@ -118,7 +128,9 @@ impl Phase {
 /// the boxed timer itself for the socket's life (issue 15).
 pub struct PhasedIo<T> {
     inner: T,
-    phase: Arc<Phase>,
+    /// `None` once the phase says upgraded: a websocket's reads skip the phase's lock, and
+    /// the socket does not keep the phase (96 B) for its life (issue 15).
+    phase: Option<Arc<Phase>>,
     sleep: Option<Pin<Box<Sleep>>>,
     expired: Option<Expired>,
 }
@@ -127,7 +139,7 @@ impl<T> PhasedIo<T> {
     pub fn new(inner: T, phase: Arc<Phase>) -> Self {
         Self {
             inner,
-            phase,
+            phase: Some(phase),
             sleep: None,
             expired: None,
         }
@@ -187,17 +199,30 @@ impl<T: AsyncRead + Unpin> AsyncRead for PhasedIo<T> {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    this.phase.bytes_arrived();
+                if buf.filled().len() > before
+                    && let Some(phase) = &this.phase
+                {
+                    phase.bytes_arrived();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some((deadline, kind)) = this.phase.deadline() else {
-                    // Busy or upgraded: drop the timer, and the waker it holds.
-                    this.sleep = None;
+                let Some(phase) = &this.phase else {
                     return Poll::Pending;
+                };
+                let (deadline, kind) = match phase.deadline() {
+                    Deadline::At(deadline, kind) => (deadline, kind),
+                    // Busy or upgraded: drop the timer, and the waker it holds.
+                    Deadline::None => {
+                        this.sleep = None;
+                        return Poll::Pending;
+                    }
+                    Deadline::Never => {
+                        this.sleep = None;
+                        this.phase = None;
+                        return Poll::Pending;
+                    }
                 };
                 let sleep = this
                     .sleep
@@ -318,5 +343,8 @@ mod tests {
         phase.upgraded();
         assert!(poll_once(&mut io));
         assert!(!io.holds_timer());
+        // Nor does it keep the phase: the connection's other holder (its request service)
+        // is gone after an upgrade, and the phase with it.
+        assert_eq!(Arc::strong_count(&phase), 1);
     }
 }
