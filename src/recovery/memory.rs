@@ -10,7 +10,10 @@ use super::offset::now_ms;
 use super::{Entry, Missed, Offset, RecoveryStore, SavedSession, StreamBounds, keys, merge};
 use crate::store::StoreResult;
 
-/// Appends between two sweeps of the streams of rooms that went quiet.
+/// Appends, or saved sessions, between two sweeps of the streams of rooms that went quiet and
+/// the sessions past their time. Both counts matter: a node whose sockets come and go with
+/// few broadcasts kept every expired session until the next 4,096 appends (with none, for
+/// ever: ~400 B per connection that ever closed).
 const SWEEP_EVERY: u64 = 4_096;
 
 #[derive(Default)]
@@ -25,6 +28,7 @@ struct Inner {
     streams: HashMap<String, Stream>,
     sessions: HashMap<String, (SavedSession, Instant)>,
     appends: u64,
+    puts: u64,
 }
 
 pub struct MemoryRecovery {
@@ -107,6 +111,10 @@ impl RecoveryStore for MemoryRecovery {
         inner
             .sessions
             .insert(key.to_owned(), (s.clone(), Instant::now() + ttl));
+        inner.puts += 1;
+        if inner.puts.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(&mut inner);
+        }
         Ok(())
     }
 
@@ -140,6 +148,30 @@ mod tests {
     #[tokio::test]
     async fn the_memory_engine_passes_the_recovery_suite() {
         conformance::run_all(Arc::new(MemoryRecovery::new(conformance::BOUNDS))).await;
+    }
+
+    #[tokio::test]
+    async fn sessions_past_their_time_are_swept_without_any_append() {
+        let store = MemoryRecovery::new(conformance::BOUNDS);
+        let session = SavedSession {
+            start: "0-0".into(),
+            joined: Vec::new(),
+            sid: "s".into(),
+        };
+        for i in 0..SWEEP_EVERY - 1 {
+            let key = format!("lms:{{t}}:rec:session:{i}");
+            store
+                .put_session(&key, &session, Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.lock().sessions.len() as u64, SWEEP_EVERY - 1);
+        let live = "lms:{t}:rec:session:live";
+        let hour = Duration::from_secs(3_600);
+        store.put_session(live, &session, hour).await.unwrap();
+        let inner = store.lock();
+        assert_eq!(inner.sessions.len(), 1, "only the live session is kept");
+        assert!(inner.sessions.contains_key(live));
     }
 
     #[tokio::test]
