@@ -2,6 +2,7 @@
 """Heap at the peak per socket, by allocation site, from a heaptrack flamegraph dump.
 
     heaptrack_print --flamegraph-cost-type peak -F stacks.txt heaptrack.X.zst
+    (or `--flamegraph-cost-type leaked`: what was still allocated when the process ended)
     heap_sites.py stacks.txt SOCKETS
 
 Each stack's peak bytes are given to one site: for a tokio task cell, the function that
@@ -81,7 +82,7 @@ def main() -> None:
         if per < least:
             break
         print(f"{per:9.0f}  {name}")
-    print(f"{total / sockets:9.0f}  TOTAL (peak heap / sockets)")
+    print(f"{total / sockets:9.0f}  TOTAL (heap in the dump / sockets)")
 
 
 if __name__ == "__main__":
