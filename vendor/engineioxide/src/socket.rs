@@ -65,6 +65,7 @@ use std::{
 };
 
 use crate::{
+    cancellation::LazyCancellation,
     config::EngineIoConfig,
     errors::Error,
     queue::{QueuePermit, QueueRx, QueueTx, queue},
@@ -77,7 +78,6 @@ use smallvec::{SmallVec, smallvec};
 use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
 
 pub use engineioxide_core::Sid;
-use tokio_util::sync::CancellationToken;
 
 /// A [`DisconnectReason`] represents the reason why a [`Socket`] was closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +205,7 @@ where
     /// * In case of polling transport it will be locked and released for each request
     /// * In case of websocket transport it will always be locked until the connection is closed
     ///
-    /// Closing behavior is driven by the [`Socket::cancellation_token`].
+    /// Closing behavior is driven by the [`Socket::cancellation`].
     ///
     /// The channel is made of a [`SmallVec`] of [`Packet`]s so that adjacent packets can be sent atomically.
     pub(crate) internal_rx: Mutex<InternalRx>,
@@ -220,8 +220,9 @@ where
     /// At most one signal is stored: more mean nothing more than that the client is alive.
     pub(crate) heartbeat: Notify,
 
-    /// A cancellation token that will be triggered when the socket is being closed.
-    pub(crate) cancellation_token: CancellationToken,
+    /// A cancellation token that will be triggered when the socket is being closed;
+    /// created at first use (a session opened over websocket never uses one).
+    pub(crate) cancellation: LazyCancellation,
 
     /// Function to call when the socket is closed
     close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
@@ -259,7 +260,7 @@ where
             internal_tx,
 
             heartbeat: Notify::new(),
-            cancellation_token: CancellationToken::new(),
+            cancellation: LazyCancellation::default(),
 
             close_fn,
 
@@ -287,7 +288,7 @@ where
     /// the upgrade's tasks, the queue's interrupt for a websocket session (which checks it
     /// instead of the token, see [`QueueTx::interrupt`]).
     pub(crate) fn cancel(&self) {
-        self.cancellation_token.cancel();
+        self.cancellation.cancel();
         self.internal_tx.interrupt();
     }
 
@@ -302,7 +303,7 @@ where
     ///
     /// Keep a handle to the job so that it can be aborted when the socket is closed
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
-        let cancellation_token = self.cancellation_token.clone();
+        let cancellation_token = self.cancellation.token().clone();
 
         tokio::spawn(
             cancellation_token
@@ -542,7 +543,7 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("internal_rx", &self.internal_rx)
             .field("internal_tx", &self.internal_tx)
             .field("heartbeat", &self.heartbeat)
-            .field("cancellation_token", &self.cancellation_token)
+            .field("cancellation", &self.cancellation)
             .field("req_data", &self.req_parts)
             .finish()
     }
@@ -600,7 +601,7 @@ where
             internal_tx,
 
             heartbeat: Notify::new(),
-            cancellation_token: CancellationToken::new(),
+            cancellation: LazyCancellation::default(),
             close_fn,
 
             data: D::default(),

@@ -130,7 +130,7 @@ where
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.
         payload::encoder(rx_stream, protocol, socket.supports_binary, max_payload)
-            .with_cancellation_token(&socket.cancellation_token)
+            .with_cancellation_token(socket.cancellation.token())
             .await
     };
 

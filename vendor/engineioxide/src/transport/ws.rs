@@ -134,7 +134,7 @@ where
 
                 let upgrade_fut = upgrade_handshake::<H, S>(&socket, &mut ws);
                 match tokio::time::timeout(engine.config.upgrade_timeout, upgrade_fut)
-                    .with_cancellation_token(&socket.cancellation_token)
+                    .with_cancellation_token(socket.cancellation.token())
                     .await
                 {
                     Some(Ok(res)) => res?,
@@ -176,7 +176,7 @@ where
 
     // pipe between internal socket channel and websocket
     let outcome = forward_to_handler(&engine, rx, &socket)
-        .with_cancellation_token(&socket.cancellation_token)
+        .with_cancellation_token(socket.cancellation.token())
         .await;
     end_session(&engine, &socket, outcome);
     Ok(())
@@ -285,7 +285,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     // A polling request that was in progress during the upgrade may still hold the lock.
     let lock = socket.internal_rx.lock();
     let Some(mut internal_rx) = lock
-        .with_cancellation_token(&socket.cancellation_token)
+        .with_cancellation_token(socket.cancellation.token())
         .await
     else {
         #[cfg(feature = "tracing")]
@@ -302,7 +302,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         Cancelled,
         Volatile(PacketBuf),
     }
-    let mut cancelled = std::pin::pin!(socket.cancellation_token.cancelled());
+    let mut cancelled = std::pin::pin!(socket.cancellation.token().cancelled());
     loop {
         let next = std::future::poll_fn(|cx| {
             if let std::task::Poll::Ready(items) = buffered_rx.poll_recv(cx) {
@@ -583,7 +583,10 @@ mod tests {
         }
         // An equal message in another buffer is not mistaken for a kept one.
         let a2 = Str::from(String::from("2[\"a\"]"));
-        assert_ne!(message_text(a2).as_str().as_ptr(), kept[0].as_str().as_ptr());
+        assert_ne!(
+            message_text(a2).as_str().as_ptr(),
+            kept[0].as_str().as_ptr()
+        );
     }
 
     #[derive(Debug)]
@@ -613,6 +616,53 @@ mod tests {
             WebSocketStream::from_raw_socket(server, Role::Server, None).await,
             WebSocketStream::from_raw_socket(client, Role::Client, None).await,
         )
+    }
+
+    /// A session's future is what an idle websocket socket costs beyond its objects: it
+    /// must hold the websocket once (an `async fn` held its arguments twice).
+    #[tokio::test]
+    async fn the_session_future_holds_the_websocket_once() {
+        let engine = Arc::new(EngineIo::new(
+            Arc::new(StubHandler),
+            EngineIoConfig::default(),
+        ));
+        let (server, _client) = ws_pair().await;
+        let ws = std::mem::size_of_val(&server);
+        let session = super::super::ws_session::run(engine, server, socket());
+        let rest = std::mem::size_of_val(&session) - ws;
+        assert!(rest < 700, "{rest} B besides a {ws} B websocket");
+    }
+
+    /// Only polling and the upgrade from it wait on a cancellation token: a websocket
+    /// session, from its first message to its end, never creates one.
+    #[tokio::test]
+    async fn a_websocket_session_never_creates_a_cancellation_token() {
+        let engine = Arc::new(EngineIo::new(
+            Arc::new(StubHandler),
+            EngineIoConfig::default(),
+        ));
+        let (server, mut client) = ws_pair().await;
+        let socket = socket();
+        let session = tokio::spawn(super::super::ws_session::run(
+            engine,
+            server,
+            socket.clone(),
+        ));
+        socket.emit(Str::from("hello")).unwrap();
+        let msg = tokio::time::timeout(TIMEOUT, client.next())
+            .await
+            .expect("the session should send the packet")
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg, Message::text("4hello"));
+        client.close(None).await.unwrap();
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(TIMEOUT, client.next()).await {}
+        tokio::time::timeout(TIMEOUT, session)
+            .await
+            .expect("the session should end")
+            .unwrap();
+        socket.cancel();
+        assert!(!socket.cancellation.created());
     }
 
     /// A polling request can still hold the lock at the end of an upgrade.
@@ -647,7 +697,7 @@ mod tests {
         let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
         tokio::time::sleep(Duration::from_millis(20)).await;
 
-        socket.cancellation_token.cancel();
+        socket.cancellation.cancel();
         tokio::time::timeout(TIMEOUT, writer)
             .await
             .expect("the writer should stop")
