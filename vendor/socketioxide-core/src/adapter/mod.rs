@@ -7,7 +7,7 @@
 //!
 use std::{
     borrow::Cow,
-    collections::{HashMap, HashSet, hash_map, hash_set},
+    collections::{HashMap, HashSet, hash_map},
     error::Error as StdError,
     future::{self, Future},
     hash::Hash,
@@ -23,10 +23,12 @@ use smallvec::SmallVec;
 
 use crate::{Uid, Value, packet::Packet, parser::Parse};
 use errors::{AdapterError, BroadcastError, SocketError};
+use members::Members;
 
 pub mod errors;
 #[cfg(feature = "remote-adapter")]
 pub mod heartbeat;
+mod members;
 #[cfg(feature = "remote-adapter")]
 pub mod remote_packet;
 #[cfg(feature = "remote-adapter")]
@@ -379,9 +381,10 @@ pub trait CoreAdapter<E: SocketEmitter>: Sized + Send + Sync + 'static {
 ///
 /// A room's name is allocated once, as the key of `rooms`, and shared by the list of every
 /// socket in it: a socket costs its room list (one pointer per room) and one entry in each
-/// room's set, not a copy of every room name.
+/// room's set, not a copy of every room name. A room of one socket has no set
+/// ([`Members`]): the id is kept inline.
 pub struct CoreLocalAdapter<E> {
-    rooms: RwLock<HashMap<Arc<str>, HashSet<Sid>>>,
+    rooms: RwLock<HashMap<Arc<str>, Members>>,
     /// The rooms of each socket, without duplicates (a socket is in a few rooms).
     sockets: RwLock<HashMap<Sid, Vec<Arc<str>>>>,
     emitter: E,
@@ -580,18 +583,18 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
 /// Extract, flatten and filter a list of sid from a room list
 struct BroadcastRooms<'a> {
     rooms: slice::Iter<'a, Room>,
-    rooms_map: &'a HashMap<Arc<str>, HashSet<Sid>>,
+    rooms_map: &'a HashMap<Arc<str>, Members>,
     /// The sockets to skip: the excluded ones, and the
     /// already returned ones when there are several rooms.
     except: HashSet<Sid>,
     /// A socket can be in several rooms. With a single room there is nothing to track.
     dedupe: bool,
-    flatten_iter: Option<hash_set::Iter<'a, Sid>>,
+    flatten_iter: Option<members::Iter<'a>>,
 }
 impl<'a> BroadcastRooms<'a> {
     fn new(
         rooms: &'a [Room],
-        rooms_map: &'a HashMap<Arc<str>, HashSet<Sid>>,
+        rooms_map: &'a HashMap<Arc<str>, Members>,
         except: HashSet<Sid>,
     ) -> Self {
         BroadcastRooms {
@@ -620,7 +623,7 @@ impl Iterator for BroadcastRooms<'_> {
             }
 
             let room = self.rooms.next()?;
-            self.flatten_iter = self.rooms_map.get(&**room).map(HashSet::iter);
+            self.flatten_iter = self.rooms_map.get(&**room).map(Members::iter);
         }
     }
 }
@@ -630,7 +633,7 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
     fn apply_opts<'a>(
         &self,
         opts: &'a BroadcastOptions,
-        rooms: &'a HashMap<Arc<str>, HashSet<Sid>>,
+        rooms: &'a HashMap<Arc<str>, Members>,
     ) -> BroadcastIter<'a> {
         let is_broadcast = opts.has_flag(BroadcastFlags::Broadcast);
 
@@ -659,11 +662,11 @@ impl<E: SocketEmitter> CoreLocalAdapter<E> {
 }
 
 #[inline]
-fn get_except_sids(except: &[Room], rooms: &HashMap<Arc<str>, HashSet<Sid>>) -> HashSet<Sid> {
+fn get_except_sids(except: &[Room], rooms: &HashMap<Arc<str>, Members>) -> HashSet<Sid> {
     let mut except_sids = HashSet::new();
     for room in except {
         if let Some(sockets) = rooms.get(&**room) {
-            except_sids.extend(sockets);
+            except_sids.extend(sockets.iter());
         }
     }
     except_sids
@@ -672,7 +675,7 @@ fn get_except_sids(except: &[Room], rooms: &HashMap<Arc<str>, HashSet<Sid>>) -> 
 /// Adds `sid` to `room` and `room` to the socket's list `socket_rooms`; the name is
 /// allocated only for a room that has no socket yet, and shared otherwise.
 fn add_to_room(
-    rooms_map: &mut HashMap<Arc<str>, HashSet<Sid>>,
+    rooms_map: &mut HashMap<Arc<str>, Members>,
     socket_rooms: &mut Vec<Arc<str>>,
     room: &str,
     sid: Sid,
@@ -681,7 +684,7 @@ fn add_to_room(
         Some((name, _)) => name.clone(),
         None => {
             let name: Arc<str> = Arc::from(room);
-            rooms_map.insert(name.clone(), HashSet::new());
+            rooms_map.insert(name.clone(), Members::One(sid));
             name
         }
     };
@@ -694,16 +697,11 @@ fn add_to_room(
 }
 
 /// Removes `sid` from `room`, and the room once empty; `true` if the room existed.
-fn remove_from_room(
-    rooms_map: &mut HashMap<Arc<str>, HashSet<Sid>>,
-    room: &str,
-    sid: &Sid,
-) -> bool {
+fn remove_from_room(rooms_map: &mut HashMap<Arc<str>, Members>, room: &str, sid: &Sid) -> bool {
     let Some(sids) = rooms_map.get_mut(room) else {
         return false;
     };
-    sids.remove(sid);
-    if sids.is_empty() {
+    if sids.remove(sid) {
         rooms_map.remove(room);
     }
     true
