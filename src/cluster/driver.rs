@@ -23,7 +23,36 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::metrics;
 
-type HandlerMap = HashMap<String, mpsc::Sender<ChanItem>>;
+/// Where received messages go: the stream of each channel subscribed with
+/// [`Driver::subscribe`], and the one stream every room channel feeds
+/// ([`Driver::subscribe_into`]: the first `tx` given; a channel given another `tx` gets an
+/// entry of its own). An entry per room channel (a copy of its name and a map slot, ~160 B)
+/// cost every socket of a node that much, for a sender they all shared.
+#[derive(Default)]
+struct Handlers {
+    by_channel: HashMap<String, mpsc::Sender<ChanItem>>,
+    shared: Option<mpsc::Sender<ChanItem>>,
+}
+
+impl Handlers {
+    /// The sender for `chan`: its own, or else the shared one.
+    fn get(&self, chan: &str) -> Option<&mpsc::Sender<ChanItem>> {
+        self.by_channel.get(chan).or(self.shared.as_ref())
+    }
+
+    /// Registers `tx` for a room channel; `true` if it took an entry of its own.
+    fn register_shared(&mut self, chan: &str, tx: mpsc::Sender<ChanItem>) -> bool {
+        match &self.shared {
+            None => self.shared = Some(tx),
+            Some(shared) if shared.same_channel(&tx) => {}
+            Some(_) => {
+                self.by_channel.insert(chan.to_owned(), tx);
+                return true;
+            }
+        }
+        false
+    }
+}
 
 /// A fred error, as the adapter reports driver errors.
 #[derive(Debug)]
@@ -46,7 +75,7 @@ impl From<fred::error::Error> for DriverError {
 /// Shares its handlers and connection between clones, as the adapter requires.
 #[derive(Clone)]
 pub struct MeteredFredDriver {
-    handlers: Arc<RwLock<HandlerMap>>,
+    handlers: Arc<RwLock<Handlers>>,
     conn: SubscriberClient,
     /// After each successful re-subscription: when the subscription was lost and when it
     /// was back (ms since the epoch), so that the node can replay what its sockets missed.
@@ -56,7 +85,7 @@ pub struct MeteredFredDriver {
 impl MeteredFredDriver {
     /// Connects the subscriber and starts the dispatch and re-subscribe tasks.
     pub async fn new(client: SubscriberClient) -> FredResult<Self> {
-        let handlers = Arc::new(RwLock::new(HashMap::new()));
+        let handlers = Arc::new(RwLock::new(Handlers::default()));
         tokio::spawn(dispatch(client.message_rx(), handlers.clone()));
         client.init().await?;
         // Subscribed after the first connection, so only real reconnects are seen.
@@ -86,10 +115,26 @@ impl MeteredFredDriver {
     pub fn client(&self) -> &SubscriberClient {
         &self.conn
     }
+
+    fn handlers_mut(&self) -> std::sync::RwLockWriteGuard<'_, Handlers> {
+        self.handlers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes to `chan`, its handler already registered (a message that follows the
+    /// confirmation finds it); on failure, removes the handler if it is the channel's own.
+    async fn ssubscribe(&self, chan: String, own_handler: bool) -> Result<(), DriverError> {
+        if let Err(e) = self.conn.ssubscribe(chan.as_str()).await {
+            if own_handler {
+                self.handlers_mut().by_channel.remove(&chan);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
 }
 
 /// Routes every pub/sub message to the adapter stream of its channel; counts drops.
-async fn dispatch(mut rx: broadcast::Receiver<Message>, handlers: Arc<RwLock<HandlerMap>>) {
+async fn dispatch(mut rx: broadcast::Receiver<Message>, handlers: Arc<RwLock<Handlers>>) {
     loop {
         match rx.recv().await {
             Ok(msg) => {
@@ -217,7 +262,8 @@ impl Driver for MeteredFredDriver {
         size: usize,
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (tx, rx) = mpsc::channel(size);
-        self.subscribe_into(chan, tx).await?;
+        self.handlers_mut().by_channel.insert(chan.clone(), tx);
+        self.ssubscribe(chan, true).await?;
         Ok(MessageStream::new(rx))
     }
 
@@ -227,26 +273,12 @@ impl Driver for MeteredFredDriver {
         chan: String,
         tx: mpsc::Sender<ChanItem>,
     ) -> Result<(), Self::Error> {
-        // The handler first: a message that follows the confirmation finds it.
-        self.handlers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(chan.clone(), tx);
-        if let Err(e) = self.conn.ssubscribe(chan.as_str()).await {
-            self.handlers
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&chan);
-            return Err(e.into());
-        }
-        Ok(())
+        let own = self.handlers_mut().register_shared(&chan, tx);
+        self.ssubscribe(chan, own).await
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        self.handlers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&chan);
+        self.handlers_mut().by_channel.remove(&chan);
         self.conn.sunsubscribe(chan).await?;
         Ok(())
     }
@@ -254,5 +286,42 @@ impl Driver for MeteredFredDriver {
     async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
         let (_, num): (String, u16) = self.conn.pubsub_shardnumsub(chan).await?;
         Ok(num)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_channels_share_one_sender_without_an_entry_each() {
+        let (rooms, mut rooms_rx) = mpsc::channel(8);
+        let (requests, mut requests_rx) = mpsc::channel(8);
+        let (other, _other_rx) = mpsc::channel(8);
+        let mut handlers = Handlers::default();
+        handlers.by_channel.insert("requests".into(), requests);
+        assert!(!handlers.register_shared("room-a", rooms.clone()));
+        assert!(!handlers.register_shared("room-b", rooms));
+        assert!(handlers.register_shared("room-c", other));
+        assert_eq!(handlers.by_channel.len(), 2, "requests and room-c only");
+
+        handlers
+            .get("room-b")
+            .unwrap()
+            .try_send(("room-b".into(), vec![1]))
+            .unwrap();
+        handlers
+            .get("requests")
+            .unwrap()
+            .try_send(("requests".into(), vec![2]))
+            .unwrap();
+        assert_eq!(rooms_rx.try_recv().unwrap().0, "room-b");
+        assert_eq!(requests_rx.try_recv().unwrap().0, "requests");
+        assert!(
+            handlers
+                .get("room-c")
+                .unwrap()
+                .same_channel(&handlers.by_channel["room-c"])
+        );
     }
 }

@@ -93,15 +93,25 @@ struct Inner<R> {
     received: AtomicU64,
 }
 
+impl<R> Inner<R> {
+    /// The channel of `room` in namespace `ns`, or `None` when the room has none.
+    fn channel(&self, ns: &str, room: &str) -> Option<String> {
+        let tag = (self.shard?)(room)?;
+        Some(room_channel(&self.prefix, ns, tag, room))
+    }
+}
+
 struct Namespace {
+    name: String,
     sink: Weak<dyn RoomSink>,
     rooms: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 /// One room's subscription. `subscribed` is only changed with its lock held, so that a
-/// subscribe and an unsubscribe of one channel never interleave.
+/// subscribe and an unsubscribe of one channel never interleave. The channel's name is
+/// made again when needed (at subscribe and release), not kept: a node holds a slot per
+/// user with a socket on it.
 struct Slot {
-    channel: String,
     subscribed: tokio::sync::Mutex<bool>,
     /// Since when the sweep has seen the room without local sockets.
     empty_since: Mutex<Option<Instant>>,
@@ -141,8 +151,7 @@ impl<R: Driver> RoomChannels<R> {
 
     /// The channel of `room` in namespace `ns`, or `None` when the room has none.
     pub fn channel(&self, ns: &str, room: &str) -> Option<String> {
-        let tag = (self.inner.shard?)(room)?;
-        Some(room_channel(&self.inner.prefix, ns, tag, room))
+        self.inner.channel(ns, room)
     }
 
     /// How many room channels this node holds subscribed.
@@ -163,38 +172,42 @@ impl<R: Driver> RoomChannels<R> {
         let Some(namespace) = self.namespace(ns) else {
             return Ok(());
         };
-        let slots: Vec<Arc<Slot>> = rooms
+        let slots: Vec<(&str, Arc<Slot>)> = rooms
             .iter()
             .filter_map(|room| {
                 let room = room.as_ref();
-                let channel = self.channel(ns, room)?;
+                (self.inner.shard?)(room)?;
                 let mut map = namespace.rooms.lock().unwrap();
                 let slot = map.entry(room.to_owned()).or_insert_with(|| {
                     Arc::new(Slot {
-                        channel,
                         subscribed: tokio::sync::Mutex::new(false),
                         empty_since: Mutex::new(None),
                     })
                 });
                 *slot.empty_since.lock().unwrap() = None;
-                Some(slot.clone())
+                Some((room, slot.clone()))
             })
             .collect();
-        let subscribing = slots.iter().map(|slot| self.subscribe(slot));
+        let subscribing = slots
+            .iter()
+            .map(|(room, slot)| self.subscribe(ns, room, slot));
         for res in futures_util::future::join_all(subscribing).await {
             res?;
         }
         Ok(())
     }
 
-    async fn subscribe(&self, slot: &Slot) -> Result<(), R::Error> {
+    async fn subscribe(&self, ns: &str, room: &str, slot: &Slot) -> Result<(), R::Error> {
         let mut subscribed = slot.subscribed.lock().await;
         if *subscribed {
             return Ok(());
         }
+        let Some(channel) = self.channel(ns, room) else {
+            return Ok(());
+        };
         self.inner
             .driver
-            .subscribe_into(slot.channel.clone(), self.inner.tx.clone())
+            .subscribe_into(channel, self.inner.tx.clone())
             .await?;
         *subscribed = true;
         self.inner.subscribed.fetch_add(1, Ordering::Relaxed);
@@ -213,6 +226,7 @@ impl<R: Driver> RoomChannels<R> {
         self.inner.namespaces.lock().unwrap().insert(
             ns.to_owned(),
             Arc::new(Namespace {
+                name: ns.to_owned(),
                 sink,
                 rooms: Mutex::new(HashMap::new()),
             }),
@@ -230,19 +244,15 @@ impl<R: Driver> RoomChannels<R> {
         let Some(namespace) = self.inner.namespaces.lock().unwrap().remove(ns) else {
             return Ok(());
         };
-        let slots: Vec<Arc<Slot>> = namespace
-            .rooms
-            .lock()
-            .unwrap()
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
-        for slot in slots {
+        let slots: Vec<(String, Arc<Slot>)> = namespace.rooms.lock().unwrap().drain().collect();
+        for (room, slot) in slots {
             let mut subscribed = slot.subscribed.lock().await;
             if *subscribed {
                 *subscribed = false;
                 self.inner.subscribed.fetch_sub(1, Ordering::Relaxed);
-                self.inner.driver.unsubscribe(slot.channel.clone()).await?;
+                if let Some(channel) = self.channel(ns, &room) {
+                    self.inner.driver.unsubscribe(channel).await?;
+                }
             }
         }
         Ok(())
@@ -343,8 +353,10 @@ async fn release<R: Driver>(
     if *subscribed {
         *subscribed = false;
         inner.subscribed.fetch_sub(1, Ordering::Relaxed);
-        if let Err(e) = inner.driver.unsubscribe(slot.channel.clone()).await {
-            tracing::warn!(channel = slot.channel, "room channel not unsubscribed: {e}");
+        if let Some(channel) = inner.channel(&namespace.name, room) {
+            if let Err(e) = inner.driver.unsubscribe(channel.clone()).await {
+                tracing::warn!(channel, "room channel not unsubscribed: {e}");
+            }
         }
     }
     let mut rooms = namespace.rooms.lock().unwrap();
@@ -365,7 +377,10 @@ mod tests {
     fn a_channel_names_its_namespace_back() {
         let chan = room_channel("lms", "/admin", "t1", "tenant:t1:user:u1");
         assert_eq!(namespace_of("lms", &chan), Some("/admin"));
-        assert_eq!(namespace_of("lms", &room_channel("lms", "/", "", "r")), Some("/"));
+        assert_eq!(
+            namespace_of("lms", &room_channel("lms", "/", "", "r")),
+            Some("/")
+        );
         assert_eq!(namespace_of("other", &chan), None);
     }
 
