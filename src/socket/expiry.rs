@@ -4,22 +4,22 @@
 //! its expiry first. One task with a timer queue replaces a task and a watch channel per
 //! socket: that was ~1 KiB of every idle socket's heap and one more task spawn per connect.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::pin::pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
-use tokio_util::time::{DelayQueue, delay_queue};
+use tokio::time::Instant;
 
 use crate::emit;
 use crate::server_events as events;
 use crate::types::AuthExpired;
 
-/// The longest single wait; a later expiry is re-armed when it comes (the timer wheel
-/// cannot hold more than about two years).
+/// The longest single wait; a later expiry is waited for again when it comes (the timer
+/// wheel cannot hold more than about two years).
 const MAX_WAIT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Handle to the node's expiry task; cheap to share.
@@ -54,44 +54,66 @@ impl ExpiryTimers {
 }
 
 async fn run<A: Adapter>(io: SocketIo<A>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut queue: DelayQueue<Sid> = DelayQueue::new();
-    let mut armed: HashMap<Sid, (delay_queue::Key, u64)> = HashMap::new();
+    let mut armed = Armed::default();
+    let mut wake = pin!(tokio::time::sleep(MAX_WAIT));
     loop {
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 None => return,
-                Some(Command::Set(sid, exp)) => {
-                    let wait = until(exp);
-                    match armed.get_mut(&sid) {
-                        Some((key, at)) => {
-                            queue.reset(key, wait);
-                            *at = exp;
-                        }
-                        None => {
-                            let key = queue.insert(sid, wait);
-                            armed.insert(sid, (key, exp));
-                        }
-                    }
-                }
-                Some(Command::Cancel(sid)) => {
-                    if let Some((key, _)) = armed.remove(&sid) {
-                        queue.remove(&key);
-                    }
-                }
+                Some(Command::Set(sid, exp)) => armed.set(sid, exp),
+                Some(Command::Cancel(sid)) => armed.cancel(sid),
             },
-            Some(fired) = queue.next(), if !queue.is_empty() => {
-                let sid = fired.into_inner();
-                let Some((_, exp)) = armed.remove(&sid) else { continue };
-                let left = until(exp);
-                if !left.is_zero() {
-                    // Beyond MAX_WAIT: wait again.
-                    let key = queue.insert(sid, left);
-                    armed.insert(sid, (key, exp));
-                    continue;
+            () = &mut wake => {
+                for sid in armed.take_due() {
+                    expire(&io, sid);
                 }
-                expire(&io, sid);
             }
         }
+        let wait = armed.next().map_or(MAX_WAIT, until);
+        wake.as_mut().reset(Instant::now() + wait);
+    }
+}
+
+/// Every armed expiry, by time and by socket: about 80 bytes per socket (a set entry and a
+/// map entry), where a `DelayQueue` slot and a map entry for its key took 160.
+#[derive(Default)]
+struct Armed {
+    by_time: BTreeSet<(u64, Sid)>,
+    of: HashMap<Sid, u64>,
+}
+
+impl Armed {
+    /// Arms `sid` for `exp` (seconds since the epoch), in place of any earlier time.
+    fn set(&mut self, sid: Sid, exp: u64) {
+        if let Some(old) = self.of.insert(sid, exp) {
+            self.by_time.remove(&(old, sid));
+        }
+        self.by_time.insert((exp, sid));
+    }
+
+    fn cancel(&mut self, sid: Sid) {
+        if let Some(old) = self.of.remove(&sid) {
+            self.by_time.remove(&(old, sid));
+        }
+    }
+
+    /// The earliest expiry armed.
+    fn next(&self) -> Option<u64> {
+        self.by_time.first().map(|(exp, _)| *exp)
+    }
+
+    /// Disarms and returns the sockets whose expiry has come.
+    fn take_due(&mut self) -> Vec<Sid> {
+        let mut due = Vec::new();
+        while let Some(&(exp, sid)) = self.by_time.first() {
+            if !until(exp).is_zero() {
+                break;
+            }
+            self.by_time.pop_first();
+            self.of.remove(&sid);
+            due.push(sid);
+        }
+        due
     }
 }
 
@@ -127,5 +149,35 @@ mod tests {
             + 60;
         let wait = until(in_a_minute);
         assert!(wait > Duration::from_secs(58) && wait <= Duration::from_secs(60));
+    }
+
+    fn sid(n: u8) -> Sid {
+        let mut bytes = [b'A'; 16];
+        bytes[15] = b'A' + n;
+        std::str::from_utf8(&bytes).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn only_due_sockets_are_taken_and_a_moved_expiry_counts_once() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut armed = Armed::default();
+        armed.set(sid(1), now - 10);
+        armed.set(sid(2), now + 3600);
+        armed.set(sid(3), now - 5);
+        // Refreshed: its earlier, past expiry no longer counts.
+        armed.set(sid(3), now + 60);
+        armed.set(sid(4), now - 1);
+        armed.cancel(sid(4));
+        assert_eq!(armed.next(), Some(now - 10));
+        assert_eq!(armed.take_due(), vec![sid(1)]);
+        assert_eq!(armed.next(), Some(now + 60));
+        assert!(armed.take_due().is_empty());
+        armed.cancel(sid(3));
+        armed.cancel(sid(2));
+        assert_eq!(armed.next(), None);
+        assert!(armed.of.is_empty() && armed.by_time.is_empty());
     }
 }
