@@ -7,6 +7,7 @@
 //! The contract also says a client may send ids as numbers: they become decimal strings.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, de};
 
@@ -59,16 +60,19 @@ fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Shared, not copied, when cloned: a socket keeps its user and tenant in several
+        /// places (claims, presence, connection ledger), each a clone.
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Parses and validates an id.
             pub fn parse(raw: impl Into<String>) -> Result<Self, IdError> {
                 let raw = raw.into();
                 validate(&raw)?;
-                Ok(Self(raw))
+                Ok(Self(raw.into()))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -224,6 +228,14 @@ impl de::Visitor<'_> for StringOrNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_shares_the_text_and_serializes_as_a_string() {
+        let user = UserId::parse("u-1").unwrap();
+        let clone = user.clone();
+        assert_eq!(user.as_str().as_ptr(), clone.as_str().as_ptr());
+        assert_eq!(serde_json::to_string(&clone).unwrap(), "\"u-1\"");
+    }
 
     #[test]
     fn numbers_on_the_wire_become_decimal_strings() {
