@@ -681,16 +681,20 @@ fn add_to_room(
     sid: Sid,
 ) {
     let name = match rooms_map.get_key_value(room) {
-        Some((name, _)) => name.clone(),
+        Some((name, _)) => {
+            let name = name.clone();
+            if let Some(sids) = rooms_map.get_mut(room) {
+                sids.insert(sid);
+            }
+            name
+        }
+        // A new room starts with its one socket: nothing more to add.
         None => {
             let name: Arc<str> = Arc::from(room);
             rooms_map.insert(name.clone(), Members::One(sid));
             name
         }
     };
-    if let Some(sids) = rooms_map.get_mut(room) {
-        sids.insert(sid);
-    }
     if !socket_rooms.iter().any(|r| **r == *room) {
         socket_rooms.push(name);
     }
