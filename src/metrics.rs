@@ -43,6 +43,9 @@ pub const API_REFUSALS_CLOSED_TOTAL: &str = "lms_api_refusals_closed_total";
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
 /// Connects waiting for their turn at the connect pacer (`CONNECT_CONCURRENCY`).
 pub const CONNECTS_WAITING: &str = "lms_connects_waiting";
+/// Engine.IO sessions whose handshake request (and admission state) is still held: opened
+/// and not yet admitted. An admitted socket releases its handshake.
+pub const HANDSHAKES_HELD: &str = "lms_handshakes_held";
 /// Per tenant, the store's estimate of what it keeps (`store::usage`), set by each sweep.
 pub const TENANT_STORAGE_BYTES: &str = "lms_tenant_storage_bytes";
 pub const TENANT_STORAGE_ENTRIES: &str = "lms_tenant_storage_entries";
@@ -244,6 +247,10 @@ fn describe() {
         "Presence updates given up because the store was unreachable"
     );
     describe_gauge!(
+        HANDSHAKES_HELD,
+        "Engine.IO sessions still holding their handshake request: opened, not yet admitted"
+    );
+    describe_gauge!(
         CONNECTS_WAITING,
         "Connects waiting for their turn to do their store work (CONNECT_CONCURRENCY)"
     );
@@ -377,19 +384,29 @@ pub fn presence_store_failed() {
     counter!(PRESENCE_STORE_FAILURES_TOTAL).increment(1);
 }
 
-/// Counts one connect waiting at the pacer while it lives.
-pub struct ConnectWaiting(());
+/// Counts one of something in a gauge while it lives.
+pub struct GaugeHeld(&'static str);
 
-impl ConnectWaiting {
-    pub fn start() -> Self {
-        gauge!(CONNECTS_WAITING).increment(1.0);
-        Self(())
+impl GaugeHeld {
+    /// A connect waiting at the pacer ([`CONNECTS_WAITING`]).
+    pub fn connect_waiting() -> Self {
+        Self::start(CONNECTS_WAITING)
+    }
+
+    /// A session's handshake request, while it is held ([`HANDSHAKES_HELD`]).
+    pub fn handshake() -> Self {
+        Self::start(HANDSHAKES_HELD)
+    }
+
+    fn start(name: &'static str) -> Self {
+        gauge!(name).increment(1.0);
+        Self(name)
     }
 }
 
-impl Drop for ConnectWaiting {
+impl Drop for GaugeHeld {
     fn drop(&mut self) {
-        gauge!(CONNECTS_WAITING).decrement(1.0);
+        gauge!(self.0).decrement(1.0);
     }
 }
 

@@ -4,8 +4,8 @@
 //! Unauthenticated sessions cost memory before any token is seen, so they are capped per
 //! node and per IP here, before engineioxide creates one. The [`SessionGuard`] put in the
 //! request's extensions stays with the session (engineioxide keeps the handshake request's
-//! parts), so the connect middleware can count its failed CONNECTs, and its slot is given
-//! back when the session authenticates or ends.
+//! parts until a socket is admitted), so the connect middleware can count its failed
+//! CONNECTs, and its slot is given back when the session authenticates or ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -256,15 +256,18 @@ impl Admission {
             ip,
             pending: Mutex::new(Some([node, per_ip])),
             failed_connects: AtomicU32::new(0),
+            _held: crate::metrics::GaugeHeld::handshake(),
         }))
     }
 }
 
-/// One Engine.IO session's admission state, kept in its handshake request's extensions.
+/// One Engine.IO session's admission state, kept in its handshake request's extensions
+/// until the socket is admitted (the request is then released).
 pub struct SessionGuard {
     pub ip: ClientIp,
     pending: Mutex<Option<[Slot; 2]>>,
     failed_connects: AtomicU32,
+    _held: crate::metrics::GaugeHeld,
 }
 
 impl SessionGuard {

@@ -17,9 +17,8 @@ use std::time::Duration;
 use super::admission::{Admission, CapExceeded, SessionGuard};
 use super::recovery::{self, Plan};
 use super::session::{Reservations, Session};
-use super::{EventCx, SocketCtx, client_of, register};
+use super::{ClientInfo, EventCx, SocketCtx, register};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
-use crate::client_ip::ClientIp;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::CourseId;
 use crate::metrics::{self, SecurityKind};
@@ -61,8 +60,7 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
 /// Where a connect comes from, and the session it belongs to.
 struct Attempt<'a> {
     sid: String,
-    ip: Option<ClientIp>,
-    user_agent: Option<&'a str>,
+    client: ClientInfo,
     guard: Option<Arc<SessionGuard>>,
     admission: &'a Admission,
 }
@@ -80,8 +78,8 @@ impl Attempt<'_> {
             code: code.as_str(),
             reason,
             security: security.then_some(SecurityKind::AuthFailed.as_str()),
-            ip: self.ip.map(|ip| ip.0),
-            user_agent: self.user_agent,
+            ip: self.client.ip.map(|ip| ip.0),
+            user_agent: self.client.user_agent.as_deref(),
             sid: Some(&self.sid),
             ..Default::default()
         });
@@ -116,14 +114,23 @@ async fn authenticate<A: Adapter>(
     auth: Option<serde_json::Value>,
     ctx: Arc<SocketCtx<A>>,
 ) -> Result<(), Refusal> {
-    let (ip, user_agent) = client_of(&s);
+    if s.req_parts_released() {
+        // A socket of this connection was admitted and released the handshake, then left
+        // the namespace: a CONNECT on it would have no client address and no admission
+        // guard (nor the per-IP caps). Closing the transport makes the client reconnect,
+        // with a session of its own.
+        metrics::connect_outcome(ErrorCode::Unavailable.as_str());
+        s.close_transport();
+        return Err(Refusal(ErrorCode::Unavailable));
+    }
+    let parts = s.req_parts();
     let attempt = Attempt {
         sid: s.id.to_string(),
-        ip,
-        user_agent,
-        guard: s.req_parts().extensions.get::<Arc<SessionGuard>>().cloned(),
+        client: ClientInfo::of(&parts),
+        guard: parts.extensions.get::<Arc<SessionGuard>>().cloned(),
         admission: &ctx.admission,
     };
+    drop(parts);
     if attempt.exhausted() {
         // Attempts used up and the close already scheduled: no more work, no more lines.
         s.close_transport();
@@ -134,6 +141,9 @@ async fn authenticate<A: Adapter>(
             if let Some(g) = &attempt.guard {
                 g.authenticated();
             }
+            // Nothing reads the handshake request after this (its client address and user
+            // agent are in the session): its headers and extensions are not kept per socket.
+            s.release_req_parts();
             Ok(())
         }
         Err(refusal) => {
@@ -161,6 +171,7 @@ async fn admit<A: Adapter>(
     }
     let parts = s.req_parts();
     let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
+    drop(parts);
     let verified = match token {
         Ok(None) => Err(AuthError::Missing),
         Ok(Some(t)) => ctx.verifier.verify(&t).await,
@@ -194,13 +205,16 @@ async fn admit<A: Adapter>(
     }
     // Reservations before any await: two connects racing for the last slot cannot both
     // take it. Each is given back by dropping it, on any refusal below.
-    let node = ctx.admission.reserve_socket(attempt.ip).map_err(|cap| {
-        let code = match cap {
-            CapExceeded::Ip => ErrorCode::RateLimited,
-            _ => ErrorCode::Unavailable,
-        };
-        attempt.refuse(code, cap.reason(), code == ErrorCode::RateLimited)
-    })?;
+    let node = ctx
+        .admission
+        .reserve_socket(attempt.client.ip)
+        .map_err(|cap| {
+            let code = match cap {
+                CapExceeded::Ip => ErrorCode::RateLimited,
+                _ => ErrorCode::Unavailable,
+            };
+            attempt.refuse(code, cap.reason(), code == ErrorCode::RateLimited)
+        })?;
     let holder = Holder {
         tenant: claims.tenant.clone(),
         user: claims.sub.clone(),
@@ -244,6 +258,7 @@ async fn admit<A: Adapter>(
     let limits = &ctx.limits;
     let session = Arc::new(Session::with_reservations(
         claims,
+        attempt.client.clone(),
         limits.event_rate_per_sec,
         limits.event_burst,
         Reservations {

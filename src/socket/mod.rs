@@ -117,14 +117,21 @@ impl<A: Adapter> SocketCtx<A> {
 }
 
 /// The client address and user agent of a socket's handshake, for security log lines.
-pub fn client_of<A: Adapter>(s: &SocketRef<A>) -> (Option<ClientIp>, Option<&str>) {
-    let parts = s.req_parts();
-    let ip = parts.extensions.get::<ClientIp>().copied();
-    let ua = parts
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    (ip, ua)
+/// Copied out of the handshake request at CONNECT: the request's parts are released
+/// once the socket is admitted (a header map and an extension map per idle socket).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<ClientIp>,
+    pub user_agent: Option<Box<str>>,
+}
+
+impl ClientInfo {
+    pub fn of(parts: &http::request::Parts) -> Self {
+        Self {
+            ip: parts.extensions.get::<ClientIp>().copied(),
+            user_agent: crate::client_ip::user_agent(&parts.headers).map(String::into_boxed_str),
+        }
+    }
 }
 
 /// What a handler knows about the event it serves.
@@ -159,15 +166,15 @@ impl<A: Adapter> EventCx<A> {
 
     fn log_refusal(&self, kind: Option<SecurityKind>, err: &AppError) {
         let c = self.claims();
-        let (ip, user_agent) = client_of(&self.socket);
+        let client = &self.session.client;
         let sid = self.socket.id.to_string();
         self.ctx.admission.report(&Refusal {
             what: self.event,
             code: err.code.as_str(),
             reason: &err.message,
             security: kind.map(SecurityKind::as_str),
-            ip: ip.map(|ip| ip.0),
-            user_agent,
+            ip: client.ip.map(|ip| ip.0),
+            user_agent: client.user_agent.as_deref(),
             sid: Some(&sid),
             user: Some(c.sub.as_str()),
             tenant: c.tenant.as_ref().map(|t| t.as_str()),

@@ -44,7 +44,7 @@ impl ConnectPacer {
         if let Ok(permit) = self.permits.try_acquire() {
             return Ok(permit);
         }
-        let _waiting = metrics::ConnectWaiting::start();
+        let _waiting = metrics::GaugeHeld::connect_waiting();
         match tokio::time::timeout(self.max_wait, self.permits.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; a timeout is the only way out.

@@ -11,6 +11,7 @@ use governor::clock::QuantaClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Claims;
+use crate::socket::ClientInfo;
 use crate::socket::admission::Slot;
 use crate::store::connections::LedgerSlot;
 
@@ -24,6 +25,8 @@ pub struct Reservations {
 /// Per-socket state; shared as `Arc<Session>` in the socket's extensions.
 pub struct Session {
     pub claims: Claims,
+    /// Where the socket connected from, for its security log lines.
+    pub client: ClientInfo,
     limiter: DefaultDirectRateLimiter,
     strikes: AtomicU32,
     /// When the last refusal happened, in ms since [`BASE`].
@@ -61,11 +64,13 @@ const MAX_THROTTLED_VIDEOS: usize = 256;
 
 impl Session {
     pub fn new(claims: Claims, rate_per_sec: u32, burst: u32) -> Self {
-        Self::with_reservations(claims, rate_per_sec, burst, Reservations::default())
+        let client = ClientInfo::default();
+        Self::with_reservations(claims, client, rate_per_sec, burst, Reservations::default())
     }
 
     pub fn with_reservations(
         claims: Claims,
+        client: ClientInfo,
         rate_per_sec: u32,
         burst: u32,
         reservations: Reservations,
@@ -74,6 +79,7 @@ impl Session {
         let burst = NonZeroU32::new(burst.max(1)).expect("max(1)");
         Self {
             claims,
+            client,
             limiter: RateLimiter::direct_with_clock(
                 Quota::per_second(rate).allow_burst(burst),
                 CLOCK.clone(),

@@ -266,3 +266,35 @@ async fn no_event_is_handled_after_a_socket_is_flagged_as_flooding() {
     eprintln!("figure: flood of 2000 events: {logged} log lines");
     assert!(logged < 40, "{logged} log lines for one flood");
 }
+
+/// A socket's handshake is released once it is admitted, so a second CONNECT on the same
+/// connection (after leaving the namespace) would come without the client's address and
+/// admission guard, and escape the per-IP caps. It is refused and the transport closed: a
+/// socket.io client reconnects with a connection of its own.
+#[tokio::test]
+async fn a_second_connect_on_a_connection_is_refused_and_the_transport_closed() {
+    let node = spawn_node_with(|c| c.max_connections_per_ip = 1).await;
+    let mut s = crate::raw::open(&node).await;
+    let t = token("u1", Some("t1"), Role::Student);
+    let answer = s.connect(&t).await;
+    assert!(answer.is_some_and(|a| a.starts_with("40")), "connected");
+    s.send("41").await;
+    wait_for_connections(&node, 0).await;
+    let again = loop {
+        let answer = s
+            .connect(&t)
+            .await
+            .expect("an answer to the second CONNECT");
+        if answer.starts_with("44") {
+            break answer;
+        }
+    };
+    assert!(again.contains("UNAVAILABLE"), "{again}");
+    assert!(s.closed_within(WAIT).await, "the transport was closed");
+    // The cap of one connection for this address is still whole: a new connection gets in.
+    let answer = crate::raw::open(&node).await.connect(&t).await;
+    assert!(
+        answer.is_some_and(|a| a.starts_with("40")),
+        "a fresh connection is admitted"
+    );
+}

@@ -27,4 +27,5 @@ mod engine;
 mod errors;
 mod heartbeat;
 mod queue;
+mod req_parts;
 mod transport;

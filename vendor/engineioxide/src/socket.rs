@@ -31,8 +31,9 @@
 //!     fn on_connect(self: Arc<Self>, socket: Arc<Socket<SocketState>>) {
 //!         // Get the request made to initialize the connection
 //!         // and check that the authorization header is correct
-//!         let connected = socket.req_parts.headers.get("Authorization")
-//!             .map(|a| a == "mysuperpassword!").unwrap_or_default();
+//!         let connected = socket.req_parts()
+//!             .is_some_and(|parts| parts.headers.get("Authorization")
+//!                 .is_some_and(|a| a == "mysuperpassword!"));
 //!         // Close the socket if the authentication is invalid
 //!         if !connected {
 //!             socket.close(DisconnectReason::TransportError);
@@ -66,6 +67,7 @@ use std::{
 
 use crate::{
     cancellation::LazyCancellation,
+    req_parts::HeldParts,
     config::EngineIoConfig,
     errors::Error,
     queue::{QueuePermit, QueueRx, QueueTx, queue},
@@ -229,8 +231,9 @@ where
     /// User data bound to the socket
     pub data: D,
 
-    /// Http Request data used to create a socket
-    pub req_parts: Parts,
+    /// Http Request data used to create a socket, until the application releases it
+    /// ([`Socket::release_req_parts`]).
+    req_parts: HeldParts,
 
     /// If the client supports binary packets (via polling XHR2)
     pub(crate) supports_binary: bool,
@@ -265,10 +268,24 @@ where
             close_fn,
 
             data: D::default(),
-            req_parts,
+            req_parts: HeldParts::new(req_parts),
 
             supports_binary,
         }
+    }
+
+    /// The parts of the HTTP request that opened the session (its URI, headers and
+    /// extensions); `None` once [`Socket::release_req_parts`] was called.
+    pub fn req_parts(&self) -> Option<Arc<Parts>> {
+        self.req_parts.get()
+    }
+
+    /// Frees the handshake request's parts for the rest of the session: an application that
+    /// has read what it needs from them (at its connect) need not keep a header map and an
+    /// extension map for every idle connection. Those still held through
+    /// [`Socket::req_parts`] live on until dropped.
+    pub fn release_req_parts(&self) {
+        self.req_parts.release();
     }
 
     /// Sends a packet to the connection.
@@ -605,7 +622,7 @@ where
             close_fn,
 
             data: D::default(),
-            req_parts: http::Request::<()>::default().into_parts().0,
+            req_parts: HeldParts::new(http::Request::<()>::default().into_parts().0),
 
             supports_binary: true,
         };

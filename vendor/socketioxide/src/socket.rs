@@ -926,9 +926,32 @@ impl<A: Adapter> Socket<A> {
 
     /// # Get the request info made by the client to connect.
     ///
-    /// It might be used to retrieve the [`http::Extensions`]
-    pub fn req_parts(&self) -> &http::request::Parts {
-        &self.esocket.req_parts
+    /// It might be used to retrieve the [`http::Extensions`]. Once released
+    /// ([`Socket::release_req_parts`]) these are empty parts (no headers, no extensions).
+    pub fn req_parts(&self) -> Arc<http::request::Parts> {
+        static RELEASED: std::sync::LazyLock<Arc<http::request::Parts>> =
+            std::sync::LazyLock::new(|| Arc::new(http::Request::new(()).into_parts().0));
+        self.esocket
+            .req_parts()
+            .unwrap_or_else(|| RELEASED.clone())
+    }
+
+    /// # Free the request info made by the client to connect.
+    ///
+    /// For an application that reads it only at connect: the connection's header map and
+    /// extensions are then not kept for its whole life (about 0.6 KB per idle connection).
+    /// It is the connection's, so every namespace of it sees empty parts afterwards,
+    /// including one connected later.
+    pub fn release_req_parts(&self) {
+        self.esocket.release_req_parts();
+    }
+
+    /// # Whether the request info made by the client to connect was released.
+    ///
+    /// A namespace connected after the release sees empty parts: this tells them apart from
+    /// a request that had no headers or extensions.
+    pub fn req_parts_released(&self) -> bool {
+        self.esocket.req_parts().is_none()
     }
 
     /// # Get the [`TransportType`](crate::TransportType) used by the client to connect with this [`Socket`].
