@@ -64,7 +64,8 @@ mod tests {
         let kept = held.get().unwrap();
         held.release();
         assert!(held.get().is_none());
-        assert!(kept.extensions.get::<Marker>().is_some());
+        let Marker(still) = kept.extensions.get::<Marker>().unwrap();
+        assert!(Arc::ptr_eq(still, &marker));
         drop(kept);
         assert_eq!(Arc::strong_count(&marker), 1);
     }
