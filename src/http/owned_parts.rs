@@ -2,7 +2,8 @@
 //! keeps of a new websocket session's handshake only what is read after the upgrade.
 //!
 //! hyper parses them as zero-copy slices of the buffer it read the request into (8–16 KiB).
-//! engineioxide keeps the handshake request's `Parts` for the whole life of a socket, so
+//! engineioxide keeps the handshake request's `Parts` until the gateway releases them (when
+//! a socket is admitted; for the socket's whole life before docs/vendor.md §24), so
 //! those slices kept the entire buffer alive per connection: 16 KiB of the ~32 KiB an idle
 //! socket cost (heap profile in `docs/benchmarks.md`). With owned copies the buffer is freed
 //! once the connection is upgraded.
@@ -32,7 +33,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use crate::client_ip::ClientIp;
 use crate::socket::admission::SessionGuard;
 
-/// The headers a session opened over websocket keeps for its life (in `req_parts`).
+/// The headers a session opened over websocket keeps until its socket is admitted (in
+/// `req_parts`).
 pub const KEPT_BY_WEBSOCKET_SESSIONS: [HeaderName; 3] =
     [AUTHORIZATION, USER_AGENT, SEC_WEBSOCKET_KEY];
 
