@@ -60,6 +60,8 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
 /// Where a connect comes from, and the session it belongs to.
 struct Attempt<'a> {
     sid: String,
+    /// The handshake request, read once here (the token, the client, the guard).
+    parts: Arc<http::request::Parts>,
     client: ClientInfo,
     guard: Option<Arc<SessionGuard>>,
     admission: &'a Admission,
@@ -128,9 +130,9 @@ async fn authenticate<A: Adapter>(
         sid: s.id.to_string(),
         client: ClientInfo::of(&parts),
         guard: parts.extensions.get::<Arc<SessionGuard>>().cloned(),
+        parts,
         admission: &ctx.admission,
     };
-    drop(parts);
     if attempt.exhausted() {
         // Attempts used up and the close already scheduled: no more work, no more lines.
         s.close_transport();
@@ -169,9 +171,8 @@ async fn admit<A: Adapter>(
     if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(attempt.refuse(ErrorCode::Unavailable, "node is draining", false));
     }
-    let parts = s.req_parts();
+    let parts = &attempt.parts;
     let token = token_from_handshake(auth.as_ref(), parts.uri.query(), &parts.headers);
-    drop(parts);
     let verified = match token {
         Ok(None) => Err(AuthError::Missing),
         Ok(Some(t)) => ctx.verifier.verify(&t).await,
