@@ -123,7 +123,7 @@ impl Application {
             room_channels: Arc::new(crate::service::channels::InProcess),
             buckets: None,
         };
-        let builder = socket_io_builder(&config);
+        let builder = socket_io_builder(&config, socketioxide_core::Uid::new());
         let (layer, io) = builder.build_layer();
         Self::assemble::<LocalAdapter>(config, io, layer, parts, |_init| async {}).await
     }
@@ -161,7 +161,7 @@ impl Application {
             room_channels: cluster.room_channels(),
             buckets: Some(cluster.buckets()),
         };
-        let (layer, io) = socket_io_builder(&config)
+        let (layer, io) = socket_io_builder(&config, cluster.server_id())
             .with_adapter::<cluster::Adapter>(adapter)
             .build_layer();
         let init_error = Arc::new(std::sync::Mutex::new(None));
@@ -466,9 +466,17 @@ impl Application {
     }
 }
 
-/// Socket.IO settings shared by every adapter.
-pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
+/// Socket.IO settings shared by every adapter; `server_id` names the node to the others
+/// (the cluster's ledger records it: `cluster::user_servers`).
+pub fn socket_io_builder(
+    config: &Config,
+    server_id: socketioxide_core::Uid,
+) -> socketioxide::SocketIoBuilder {
+    let mut named = socketioxide::SocketIoConfig::default();
+    named.server_id = server_id;
+    // First: it replaces every setting made before it.
     SocketIo::builder()
+        .with_config(named)
         .req_path(SOCKET_IO_PATH)
         .ping_interval(Duration::from_millis(config.ping_interval_ms))
         .ping_timeout(Duration::from_millis(config.ping_timeout_ms))

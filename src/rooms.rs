@@ -53,17 +53,27 @@ pub fn tenant_of(room: &str) -> Option<&str> {
     Some(rest.split_once(':').map_or(rest, |(t, _)| t))
 }
 
+/// The tenant and user of a user's room (see [`user`]); `None` for any other room.
+pub fn user_of(room: &str) -> Option<(TenantId, UserId)> {
+    let rest = room.strip_prefix("tenant:")?;
+    let (t, u) = rest.split_once(":user:")?;
+    Some((TenantId::parse(t).ok()?, UserId::parse(u).ok()?))
+}
+
 /// The hash tag of a room's sharded adapter channel (issue 17): its tenant, so that a
 /// Redis Cluster spreads tenants over its masters, or `""` (the channel hashed on its own)
 /// for a platform role room. `None` for a token room: it only ever gets a revocation
 /// notice, which is not worth a subscription per connect, so it keeps the shared channel.
+/// `None` for a user's room too: the connection ledger says which nodes hold the user's
+/// sockets, so its emits go to those nodes (`cluster::user_servers`) without a
+/// subscription per connection.
 pub fn shard_tag(room: &str) -> Option<&str> {
     if room.starts_with("role:") {
         return Some("");
     }
     let rest = room.strip_prefix("tenant:")?;
     let (tenant, kind) = rest.split_once(':').unwrap_or((rest, ""));
-    (!kind.starts_with("jti:")).then_some(tenant)
+    (!kind.starts_with("jti:") && !kind.starts_with("user:")).then_some(tenant)
 }
 
 /// The kind of a room, a bounded metric label.
@@ -173,11 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn every_room_of_a_tenant_hashes_its_channel_by_the_tenant_except_token_rooms() {
+    fn every_room_of_a_tenant_hashes_its_channel_by_the_tenant_except_token_and_user_rooms() {
         let (u, c) = (UserId::parse("u").unwrap(), CourseId::parse("c").unwrap());
+        assert_eq!(shard_tag(&user(&t("a"), &u)), None);
         for room in [
             tenant(&t("a")),
-            user(&t("a"), &u),
             tenant_role(&t("a"), Role::Admin),
             admins(&t("a")),
             course(&t("a"), &c),
@@ -209,6 +219,9 @@ mod tests {
         let jti = TokenId::parse("j:1").unwrap();
         assert_eq!(RoomKind::of(&token(&t("a"), &jti)), None);
         assert_eq!(shard_tag(&token(&t("a"), &jti)), None);
+        assert_eq!(user_of(&user(&t("a"), &u)), Some((t("a"), u.clone())));
+        assert_eq!(user_of(&course(&t("a"), &c)), None);
+        assert_eq!(user_of(&tenant(&t("a"))), None);
         assert_ne!(token(&t("a"), &jti), token(&t("b"), &jti));
     }
 }

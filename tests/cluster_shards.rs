@@ -1,7 +1,9 @@
 //! Sharded fan-out (issue 17) against real Redis: a room's emits travel on its own sharded
 //! channel, held only by the nodes with sockets in the room, subscribed before a join
 //! counts as done, released after `ROOM_UNSUBSCRIBE_DELAY_MS`, restored after a Redis
-//! restart, and spread over a Redis Cluster's masters. Real nodes, real Socket.IO clients.
+//! restart, and spread over a Redis Cluster's masters. A user's room has no channel: its
+//! emits go to the nodes the connection ledger names (`cluster::user_servers`). Real
+//! nodes, real Socket.IO clients.
 
 #[allow(dead_code)]
 #[path = "gateway/helpers.rs"]
@@ -30,6 +32,26 @@ fn channel(t: &str, room: &str) -> String {
 
 fn user_channel(t: &str, u: &str) -> String {
     channel(t, &format!("tenant:{t}:user:{u}"))
+}
+
+/// A node's own request channel (vendor/socketioxide-redis `get_req_chan`).
+fn server_channel(server: &str) -> String {
+    format!("lms-request#/#{server}#")
+}
+
+/// The servers the connection ledger names for user `u`: its fields are
+/// `<node>#<server id>` (a count) and `<node>#<server id>:t` (when last touched).
+async fn ledger_servers(redis: &fred::clients::Client, t: &str, u: &str) -> BTreeSet<String> {
+    use fred::interfaces::HashesInterface;
+    let fields: Vec<String> = redis
+        .hkeys(format!("lms:{{{t}}}:user:{u}:conns"))
+        .await
+        .expect("HKEYS");
+    fields
+        .iter()
+        .filter(|f| !f.ends_with(":t"))
+        .map(|f| f.rsplit_once('#').expect("<node>#<server>").1.to_owned())
+        .collect()
 }
 
 fn course_channel(t: &str, c: &str) -> String {
@@ -74,30 +96,40 @@ fn adapter_in(metrics: &str) -> f64 {
     counter(metrics, "lms_adapter_messages_total{direction=\"in\"} ")
 }
 
+/// A user with tabs on two nodes, notified from a third: both tabs get every emit, and a
+/// node without the user receives none of them, though the user's room has no channel.
 #[tokio::test]
 async fn a_node_without_members_of_a_room_receives_none_of_its_emits() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let nodes = spawn_cluster(&url, 2).await;
+    let nodes = spawn_cluster(&url, 3).await;
     // A process of its own, so its metrics are its alone.
     let idle = spawn_process(&url, &format!("idle-{}", fastrand::u32(..)), &[]).await;
     let t = tenant();
     let tab = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
+    let other = connect(&nodes[1], &token("u1", Some(&t), Role::Student)).await;
     let probe = redis_client(&url).await;
-    assert_eq!(holders(&probe, &user_channel(&t, "u1")).await, 1);
+    assert_eq!(
+        holders(&probe, &user_channel(&t, "u1")).await,
+        0,
+        "a user's room has no channel of its own"
+    );
+    assert_eq!(ledger_servers(&probe, &t, "u1").await.len(), 2);
 
     let before = adapter_in(&idle.node.metrics_text().await);
     for i in 0..50 {
-        assert_eq!(nodes[1].notify(&t, "u1", &format!("n{i}")).await.0, 202);
+        assert_eq!(nodes[2].notify(&t, "u1", &format!("n{i}")).await.0, 202);
     }
-    tab.inbox
-        .wait_for("notification:new", |n| n["id"] == "n49")
-        .await;
-    assert_eq!(tab.inbox.all("notification:new").len(), 50);
+    for tab in [&tab, &other] {
+        tab.inbox
+            .wait_for("notification:new", |n| n["id"] == "n49")
+            .await;
+        assert_eq!(tab.inbox.all("notification:new").len(), 50);
+    }
     // The emits on their way to node 1 would have reached the idle node by now on the
     // shared channel; one more shared-channel request (a system alert, no room) is the
     // marker that everything before it was delivered to the idle node.
-    let (status, body) = nodes[1]
+    let (status, body) = nodes[2]
         .post(
             "/system/alerts",
             &super_token(),
@@ -119,11 +151,60 @@ async fn a_node_without_members_of_a_room_receives_none_of_its_emits() {
     );
 }
 
+/// A user whose ledger names a node of an older version (an 8-hex boot id, no server id):
+/// its emits go to every node, as before room channels, and are counted so.
+#[tokio::test]
+async fn a_ledger_naming_an_older_node_sends_the_users_emits_everywhere() {
+    use fred::interfaces::HashesInterface;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let nodes = spawn_cluster(&url, 2).await;
+    let sender = spawn_process(&url, &format!("sender-{}", fastrand::u32(..)), &[]).await;
+    let t = tenant();
+    let tab = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
+    let probe = redis_client(&url).await;
+    let routes = |m: &str, route: &str| {
+        counter(
+            m,
+            &format!("lms_adapter_user_routes_total{{route=\"{route}\"}} "),
+        )
+    };
+
+    assert_eq!(sender.node.notify(&t, "u1", "routed").await.0, 202);
+    tab.inbox
+        .wait_for("notification:new", |n| n["id"] == "routed")
+        .await;
+    let m = sender.node.metrics_text().await;
+    assert!(routes(&m, "ledger") >= 1.0, "{m}");
+    assert_eq!(routes(&m, "everywhere"), 0.0);
+
+    let idle_before = adapter_in(&nodes[1].metrics_text().await);
+    let _: i64 = probe
+        .hset(
+            format!("lms:{{{t}}}:user:u1:conns"),
+            ("old-node#1a2b3c4d", 1),
+        )
+        .await
+        .expect("HSET");
+    assert_eq!(sender.node.notify(&t, "u1", "everywhere").await.0, 202);
+    tab.inbox
+        .wait_for("notification:new", |n| n["id"] == "everywhere")
+        .await;
+    let m = sender.node.metrics_text().await;
+    assert!(routes(&m, "everywhere") >= 1.0, "{m}");
+    // Nodes 1 and 2 share a process (and its metrics): both received the shared request.
+    eventually("the other nodes received the emit too", || async {
+        adapter_in(&nodes[1].metrics_text().await) >= idle_before + 2.0
+    })
+    .await;
+}
+
 /// A kick from another node: the notice (an emit to the user's room) and the disconnect of
-/// that room both travel on the room's channel, notice first. Redis orders messages per
-/// channel only: when the disconnect took the shared request channel, the receiving node
-/// could handle it first and the socket closed without its `error` (seen once in CI, the
-/// e2e revocation test in cluster mode).
+/// that room both travel the same way (the user's node's own request channel, named by the
+/// connection ledger), notice first. Redis orders messages per channel only: when the
+/// disconnect took the shared request channel, the receiving node could handle it first
+/// and the socket closed without its `error` (seen once in CI, the e2e revocation test in
+/// cluster mode).
 #[tokio::test]
 async fn a_kick_sends_its_notice_and_its_disconnect_on_the_rooms_channel_in_that_order() {
     use fred::interfaces::EventInterface;
@@ -132,9 +213,11 @@ async fn a_kick_sends_its_notice_and_its_disconnect_on_the_rooms_channel_in_that
     let t = tenant();
     let tab = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
     let probe = redis_client(&redis.url()).await;
+    let servers = ledger_servers(&probe, &t, "u1").await;
+    assert_eq!(servers.len(), 1, "{servers:?}");
     let mut seen = probe.message_rx();
     probe
-        .ssubscribe(user_channel(&t, "u1"))
+        .ssubscribe(server_channel(servers.first().unwrap()))
         .await
         .expect("SSUBSCRIBE");
 
@@ -171,7 +254,7 @@ async fn a_kick_sends_its_notice_and_its_disconnect_on_the_rooms_channel_in_that
     assert_eq!(
         types,
         [0, 2],
-        "the notice, then the disconnect, on the room's channel"
+        "the notice, then the disconnect, on the user's node's channel"
     );
 }
 
@@ -182,16 +265,19 @@ async fn a_room_channel_is_shared_by_its_sockets_and_released_after_the_last_one
     let nodes = nodes_with(&url, 2, |c| c.room_unsubscribe_delay_ms = 300).await;
     let probe = redis_client(&url).await;
     let t = tenant();
-    let chan = user_channel(&t, "u1");
+    let chan = course_channel(&t, "c1");
+    for u in ["u1", "u2"] {
+        nodes[1].enroll(&t, "c1", u, "student").await;
+    }
     let first = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
-    let second = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
+    let second = connect(&nodes[0], &token("u2", Some(&t), Role::Student)).await;
     assert_eq!(holders(&probe, &chan).await, 1, "one subscription for both");
 
     first.disconnect().await;
-    assert_eq!(nodes[1].notify(&t, "u1", "kept").await.0, 202);
+    assert_eq!(course_event(&nodes[1], &t, "c1", "kept").await, 202);
     second
         .inbox
-        .wait_for("notification:new", |n| n["id"] == "kept")
+        .wait_for("course:updated", |u| u["changes"]["marker"] == "kept")
         .await;
     assert_eq!(holders(&probe, &chan).await, 1, "a member is left");
 
@@ -204,10 +290,10 @@ async fn a_room_channel_is_shared_by_its_sockets_and_released_after_the_last_one
     // Joining again subscribes again before CONNECT is answered.
     let again = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
     assert_eq!(holders(&probe, &chan).await, 1);
-    assert_eq!(nodes[1].notify(&t, "u1", "again").await.0, 202);
+    assert_eq!(course_event(&nodes[1], &t, "c1", "again").await, 202);
     again
         .inbox
-        .wait_for("notification:new", |n| n["id"] == "again")
+        .wait_for("course:updated", |u| u["changes"]["marker"] == "again")
         .await;
 }
 
@@ -219,7 +305,12 @@ async fn after_redis_restarts_every_held_room_channel_is_subscribed_again() {
     let t = tenant();
     nodes[1].enroll(&t, "c1", "u1", "student").await;
     let tab = connect(&nodes[0], &token("u1", Some(&t), Role::Student)).await;
-    let channels = [user_channel(&t, "u1"), course_channel(&t, "c1")];
+    let servers = ledger_servers(&redis_client(&url).await, &t, "u1").await;
+    // The course's channel, and node 1's own request channel (a user's emits come on it).
+    let channels = [
+        course_channel(&t, "c1"),
+        server_channel(servers.first().expect("u1 in the ledger")),
+    ];
 
     redis.stop();
     redis.restart();
@@ -247,6 +338,10 @@ async fn after_redis_restarts_every_held_room_channel_is_subscribed_again() {
         }
     })
     .await;
+    assert_eq!(nodes[1].notify(&t, "u1", "after").await.0, 202);
+    tab.inbox
+        .wait_for("notification:new", |n| n["id"] == "after")
+        .await;
 }
 
 /// Joins race emits: node 2 publishes to a course without pause while a socket on node 1

@@ -11,6 +11,10 @@ pub const ADAPTER_MESSAGES_TOTAL: &str = "lms_adapter_messages_total";
 pub const ADAPTER_DROPPED_TOTAL: &str = "lms_adapter_dropped_total";
 /// Sharded room channels this node holds subscribed (issue 17); no room in any label.
 pub const ADAPTER_ROOM_CHANNELS: &str = "lms_adapter_room_channels";
+/// Emits to a user's room, by how the nodes holding the user were found: `ledger` (sent to
+/// those nodes only) or `everywhere` (the ledger could not be read or names a node of an
+/// older version: sent to every node).
+pub const ADAPTER_USER_ROUTES_TOTAL: &str = "lms_adapter_user_routes_total";
 /// Reconnections of a Redis client, `client` = `store` | `pubsub`.
 pub const REDIS_RECONNECTS_TOTAL: &str = "lms_redis_reconnects_total";
 /// Re-subscriptions of the adapter's channels after a reconnect, `outcome` = `ok` | `error`.
@@ -30,6 +34,10 @@ pub fn describe() {
         "Sharded room channels this node is subscribed to (rooms with local sockets, and those left less than ROOM_UNSUBSCRIBE_DELAY_MS ago)"
     );
     describe_counter!(
+        ADAPTER_USER_ROUTES_TOTAL,
+        "Emits to a user's room, by route: ledger (only the nodes holding the user) or everywhere"
+    );
+    describe_counter!(
         REDIS_RECONNECTS_TOTAL,
         "Reconnections of a Redis client, by client"
     );
@@ -42,6 +50,9 @@ pub fn describe() {
         counter!(ADAPTER_MESSAGES_TOTAL, "direction" => direction).increment(0);
     }
     counter!(ADAPTER_DROPPED_TOTAL).increment(0);
+    for route in ["ledger", "everywhere"] {
+        counter!(ADAPTER_USER_ROUTES_TOTAL, "route" => route).increment(0);
+    }
     for client in ["store", "pubsub"] {
         counter!(REDIS_RECONNECTS_TOTAL, "client" => client).increment(0);
     }
@@ -49,6 +60,10 @@ pub fn describe() {
 
 pub fn adapter_message(direction: &'static str) {
     counter!(ADAPTER_MESSAGES_TOTAL, "direction" => direction).increment(1);
+}
+
+pub fn user_route(route: &'static str) {
+    counter!(ADAPTER_USER_ROUTES_TOTAL, "route" => route).increment(1);
 }
 
 pub fn room_channels(n: usize) {

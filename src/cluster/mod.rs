@@ -20,6 +20,7 @@ pub mod relay;
 pub mod room_channels;
 pub mod stats;
 pub mod tls;
+pub mod user_servers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,8 +157,10 @@ pub struct Cluster {
     store: Arc<RedisStore>,
     ledger: Arc<RedisLedger>,
     peers: Arc<RedisPeers>,
-    /// This process: the node id and a boot id.
+    /// This process: the node id and its adapter id ([`user_servers::instance`]).
     instance: String,
+    /// The Socket.IO server id the node must run with ([`Self::server_id`]).
+    server: socketioxide_core::Uid,
     /// Re-subscriptions of the adapter, with the time the subscription was lost.
     resubscribed: tokio::sync::broadcast::Receiver<(u64, u64)>,
     /// The adapter's sharded room channels.
@@ -167,8 +170,9 @@ pub struct Cluster {
 impl Cluster {
     /// Connects both clients, checks the server version and builds the adapter state: a
     /// broadcast to one room travels on the room's sharded channel (`rooms::shard_tag`),
-    /// kept subscribed `room_release_after` past the room's last local socket (`None`:
-    /// every broadcast on the shared channel).
+    /// kept subscribed `room_release_after` past the room's last local socket, and a
+    /// broadcast to one user's room goes to the nodes the connection ledger names
+    /// (`user_servers`) (`None`: every broadcast on the shared channel).
     pub async fn connect(
         url: &str,
         tls: &tls::RedisTls,
@@ -207,7 +211,8 @@ impl Cluster {
         if let Some(after) = room_release_after {
             adapter_config = adapter_config
                 .with_sharded_rooms(crate::rooms::shard_tag)
-                .with_room_release_after(after);
+                .with_room_release_after(after)
+                .with_room_servers(user_servers::room_servers(client.clone()));
         }
         if let Some(received) = received {
             // Before the local sockets get it: see `recovery::received`.
@@ -224,7 +229,8 @@ impl Cluster {
         tracing::info!(redis = %shown, node, "connected to Redis (RESP3, sharded pub/sub)");
 
         let store = Arc::new(RedisStore::new(client.clone(), limits));
-        let instance = format!("{node}#{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let server = socketioxide_core::Uid::new();
+        let instance = user_servers::instance(node, server);
         let live = LiveInstances::default();
         let ledger = Arc::new(RedisLedger::new(
             client.clone(),
@@ -246,11 +252,19 @@ impl Cluster {
                 ledger,
                 peers,
                 instance,
+                server,
                 resubscribed,
                 rooms,
             },
             ctr,
         ))
+    }
+
+    /// The server id the node's Socket.IO server must be built with
+    /// ([`socketioxide::SocketIoConfig::server_id`]): the ledger names this process by it,
+    /// and other nodes send its users' emits to its request channel.
+    pub fn server_id(&self) -> socketioxide_core::Uid {
+        self.server
     }
 
     pub fn store(&self) -> Arc<dyn Store> {

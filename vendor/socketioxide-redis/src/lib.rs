@@ -178,6 +178,8 @@ pub mod drivers;
 /// Sharded room channels: broadcasts to a room reach only the nodes with sockets in it.
 pub mod rooms;
 pub use rooms::{RoomChannels, RoomShard};
+pub mod servers;
+pub use servers::{RoomServers, ServersFuture};
 
 /// Represent any error that might happen when using this adapter.
 #[derive(thiserror::Error)]
@@ -246,6 +248,20 @@ pub struct RedisAdapterConfig {
     /// Called with every broadcast received from another server, before it is handed to
     /// the local sockets. Default: none. See [`RedisAdapterConfig::with_remote_broadcast_observer`].
     pub remote_broadcast_observer: Option<RemoteBroadcastObserver>,
+
+    /// The servers of the rooms the application tracks. Default: none. See
+    /// [`RedisAdapterConfig::with_room_servers`].
+    pub room_servers: Option<RoomServers>,
+}
+
+/// Where a broadcast to one room is published (see [`CustomRedisAdapter::route`]).
+enum Route {
+    /// The room's own sharded channel.
+    Room(String),
+    /// The request channels of these servers.
+    Servers(Vec<Uid>),
+    /// The namespace's request channel, which every server receives.
+    Requests,
 }
 
 /// A callback given every broadcast this server receives from another one.
@@ -324,6 +340,15 @@ impl RedisAdapterConfig {
         self.remote_broadcast_observer = Some(observer);
         self
     }
+
+    /// Send a broadcast (or a disconnect) to exactly one room that `servers` tracks to the
+    /// servers it names, each on its own request channel, instead of to every server. A
+    /// room it tracks should have no room channel ([`Self::with_sharded_rooms`]): that
+    /// channel would take precedence. See [`servers`].
+    pub fn with_room_servers(mut self, servers: RoomServers) -> Self {
+        self.room_servers = Some(servers);
+        self
+    }
 }
 
 impl Default for RedisAdapterConfig {
@@ -336,6 +361,7 @@ impl Default for RedisAdapterConfig {
             room_shard: None,
             room_release_after: Duration::from_secs(5),
             remote_broadcast_observer: None,
+            room_servers: None,
         }
     }
 }
@@ -543,11 +569,9 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
     ) -> Result<(), BroadcastError> {
         if !opts.is_local(self.uid) {
             let req = RequestOut::new(self.uid, RequestTypeOut::Broadcast(&packet), &opts);
-            match self.room_chan(&opts) {
-                Some(chan) => self.publish(chan, req).await,
-                None => self.send_req(req, opts.server_id).await,
-            }
-            .map_err(AdapterError::from)?;
+            self.send_routed(req, &opts)
+                .await
+                .map_err(AdapterError::from)?;
         }
 
         self.local.broadcast(packet, opts)?;
@@ -635,11 +659,9 @@ impl<E: SocketEmitter, R: Driver> CoreAdapter<E> for CustomRedisAdapter<E, R> {
             // On the room's channel when a broadcast to that room would be: an emit
             // followed by a disconnect then reaches each node in that order.
             let req = RequestOut::new(self.uid, RequestTypeOut::DisconnectSockets, &opts);
-            match self.room_chan(&opts) {
-                Some(chan) => self.publish(chan, req).await,
-                None => self.send_req(req, opts.server_id).await,
-            }
-            .map_err(AdapterError::from)?;
+            self.send_routed(req, &opts)
+                .await
+                .map_err(AdapterError::from)?;
         }
         self.local
             .disconnect_socket(opts)
@@ -867,13 +889,53 @@ impl<E: SocketEmitter, R: Driver> CustomRedisAdapter<E, R> {
         Ok(())
     }
 
-    /// The sharded channel of a broadcast: it goes to exactly one room that has one, and
-    /// to no node in particular. A broadcast to several rooms stays on the request channel
+    /// Where a broadcast goes: to exactly one room that has a channel of its own, on that
+    /// channel; to exactly one room whose servers are tracked, to those servers; otherwise
+    /// on the request channel. A broadcast to several rooms stays on the request channel
     /// (as in Node's sharded adapter), so that a socket in two of them gets it once.
-    fn room_chan(&self, opts: &BroadcastOptions) -> Option<String> {
-        match (opts.server_id, opts.rooms.as_slice()) {
-            (None, [room]) => self.room_channels.channel(self.local.path(), room),
-            _ => None,
+    async fn route(&self, opts: &BroadcastOptions) -> Route {
+        let (None, [room]) = (opts.server_id, opts.rooms.as_slice()) else {
+            return Route::Requests;
+        };
+        if let Some(chan) = self.room_channels.channel(self.local.path(), room) {
+            return Route::Room(chan);
+        }
+        match &self.config.room_servers {
+            Some(servers) => servers.of(room).await.map_or(Route::Requests, Route::Servers),
+            None => Route::Requests,
+        }
+    }
+
+    /// Sends a broadcast or a disconnect where [`Self::route`] says. Every request about a
+    /// room takes the same way, so an emit followed by a disconnect reaches each server in
+    /// that order.
+    async fn send_routed(
+        &self,
+        req: RequestOut<'_>,
+        opts: &BroadcastOptions,
+    ) -> Result<(), Error<R>> {
+        match self.route(opts).await {
+            Route::Room(chan) => self.publish(chan, req).await,
+            Route::Requests => self.send_req(req, opts.server_id).await,
+            Route::Servers(named) => {
+                let mut uids: Vec<Uid> = Vec::with_capacity(named.len());
+                for uid in named {
+                    if uid != self.uid && !uids.contains(&uid) {
+                        uids.push(uid);
+                    }
+                }
+                if uids.is_empty() {
+                    return Ok(());
+                }
+                let req = rmp_serde::to_vec(&req)?;
+                let sends = uids
+                    .into_iter()
+                    .map(|uid| self.driver.publish(self.get_req_chan(Some(uid)), req.clone()));
+                for res in futures_util::future::join_all(sends).await {
+                    res.map_err(Error::from_driver)?;
+                }
+                Ok(())
+            }
         }
     }
 
