@@ -104,6 +104,10 @@ impl Pid {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl Default for Pid {

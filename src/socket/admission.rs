@@ -133,8 +133,6 @@ pub struct Admission {
 
 /// Which reservation a [`Slot`] gives back.
 enum SlotKind {
-    Socket,
-    SocketIp(ClientIp),
     Pending,
     PendingIp(ClientIp),
 }
@@ -149,10 +147,25 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let a = &self.admission;
         match self.kind {
-            SlotKind::Socket => a.sockets.give_back(),
-            SlotKind::SocketIp(ip) => a.sockets_per_ip.give_back(ip),
             SlotKind::Pending => a.pending.give_back(),
             SlotKind::PendingIp(ip) => a.pending_per_ip.give_back(ip),
+        }
+    }
+}
+
+/// A socket's reservations on this node: one of the node's sockets and, when its address
+/// is known, one of its IP's; dropping it gives both back. One value, held inline in the
+/// socket's session for its life (a `Vec` of two [`Slot`]s was an allocation per socket).
+pub struct SocketSlot {
+    admission: Arc<Admission>,
+    ip: Option<ClientIp>,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.admission.sockets.give_back();
+        if let Some(ip) = self.ip {
+            self.admission.sockets_per_ip.give_back(ip);
         }
     }
 }
@@ -216,14 +229,15 @@ impl Admission {
     pub fn reserve_socket(
         self: &Arc<Self>,
         ip: Option<ClientIp>,
-    ) -> Result<Vec<Slot>, CapExceeded> {
+    ) -> Result<SocketSlot, CapExceeded> {
         if !self.sockets.try_take(self.limits.max_connections) {
             return Err(CapExceeded::Node);
         }
-        // Held for the socket's life: sized to what it holds (`vec![..]` then a push would
-        // allocate four slots).
-        let mut slots = Vec::with_capacity(if ip.is_some() { 2 } else { 1 });
-        slots.push(self.slot(SlotKind::Socket));
+        // Dropped on the IP's refusal: gives the node's socket back.
+        let mut slot = SocketSlot {
+            admission: self.clone(),
+            ip: None,
+        };
         if let Some(ip) = ip {
             if !self
                 .sockets_per_ip
@@ -231,9 +245,9 @@ impl Admission {
             {
                 return Err(CapExceeded::Ip);
             }
-            slots.push(self.slot(SlotKind::SocketIp(ip)));
+            slot.ip = Some(ip);
         }
-        Ok(slots)
+        Ok(slot)
     }
 
     /// Admits a new Engine.IO session from `ip`, or says which cap it hit.

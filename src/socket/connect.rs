@@ -46,7 +46,7 @@ pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<SocketCtx<
         async move {
             connected(s.clone(), ctx.clone());
             if let Some(session) = s.extensions.get::<Arc<Session>>() {
-                recovery::resume(&s, &ctx, &session.claims).await;
+                recovery::resume(&s, &ctx, &session).await;
             }
         }
     };
@@ -241,32 +241,39 @@ async fn admit<A: Adapter>(
     if let Err(e) = ctx.gateway.rooms_ready(&rooms).await {
         return Err(attempt.refuse(e.code, &e.message, false));
     }
-    recovery::place(s, ctx.gateway.recovery(), plan, rooms, joined).await;
+    let recovery = recovery::place(s, ctx.gateway.recovery(), plan, rooms, joined).await;
     // Nothing below refuses: the socket is online from here.
-    if let Some(t) = claims.tenant.as_ref().filter(|_| ctx.presence.enabled()) {
-        let courses = courses
-            .into_iter()
-            .map(|(c, r)| (c, r.as_str().to_owned()))
-            .collect();
-        s.extensions.insert(Arc::new(SocketPresence::open(
-            ctx.presence.clone(),
-            t.clone(),
-            claims.sub.clone(),
-            claims.role.as_str(),
-            courses,
-        )));
-    }
+    let presence = claims
+        .tenant
+        .as_ref()
+        .filter(|_| ctx.presence.enabled())
+        .map(|t| {
+            let courses = courses
+                .into_iter()
+                .map(|(c, r)| (c, r.as_str().to_owned()))
+                .collect();
+            SocketPresence::open(
+                ctx.presence.clone(),
+                t.clone(),
+                claims.sub.clone(),
+                claims.role.as_str(),
+                courses,
+            )
+        });
     let limits = &ctx.limits;
-    let session = Arc::new(Session::with_reservations(
-        claims,
-        attempt.client.clone(),
-        limits.event_rate_per_sec,
-        limits.event_burst,
-        Reservations {
-            node,
-            ledger: Some(ledger),
-        },
-    ));
+    let session = Arc::new(
+        Session::with_reservations(
+            claims,
+            attempt.client.clone(),
+            limits.event_rate_per_sec,
+            limits.event_burst,
+            Reservations {
+                node: Some(node),
+                ledger: Some(ledger),
+            },
+        )
+        .with_parts(presence, recovery),
+    );
     // Events must have a handler the moment the client sees CONNECT: socketioxide runs
     // the connect handler in a task of its own after sending CONNECT, so registering there
     // would drop an event emitted right at `connect`.
@@ -374,10 +381,10 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
             let claims = &session.claims;
             ctx.expiry.cancel(s.id);
             session.release();
-            if let Some(p) = s.extensions.get::<Arc<SocketPresence>>() {
+            if let Some(p) = &session.presence {
                 p.close();
             }
-            recovery::release(&s, &ctx, claims).await;
+            recovery::release(&s, &ctx, &session).await;
             let reason = if crate::emit::slow_consumer_closed(&s) {
                 "slow_consumer"
             } else {

@@ -1,14 +1,11 @@
 //! `course:*` events: joining after a membership check, leaving, and instructors' updates.
 
-use std::sync::Arc;
-
 use socketioxide::adapter::Adapter;
 
 use super::EventCx;
 use crate::auth::Role;
 use crate::error::AppError;
 use crate::metrics::SecurityKind;
-use crate::presence::SocketPresence;
 use crate::rooms;
 use crate::types::{CourseRef, CourseRole, CourseUpdatePayload, CourseUpdated, Joined};
 
@@ -36,10 +33,10 @@ pub async fn join<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, Ap
     };
     cx.ctx.gateway.rooms_ready(&join).await?;
     cx.socket.join(join);
-    if let Some(p) = presence_of(&cx) {
+    if let Some(p) = &cx.session.presence {
         p.enter_course(&course, present_as);
     }
-    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, true, cx.claims()).await;
+    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, true, &cx.session).await;
     Ok(Joined { course_id: course })
 }
 
@@ -50,16 +47,11 @@ pub async fn leave<A: Adapter>(cx: EventCx<A>, p: CourseRef) -> Result<Joined, A
         rooms::course(t, &course),
         rooms::course_instructors(t, &course),
     ]);
-    if let Some(p) = presence_of(&cx) {
+    if let Some(p) = &cx.session.presence {
         p.leave_course(&course);
     }
-    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, false, cx.claims()).await;
+    super::recovery::joined_courses_changed(&cx.socket, &cx.ctx, &course, false, &cx.session).await;
     Ok(Joined { course_id: course })
-}
-
-/// The socket's presence (every socket with a tenant has one).
-fn presence_of<A: Adapter>(cx: &EventCx<A>) -> Option<Arc<SocketPresence>> {
-    cx.socket.extensions.get::<Arc<SocketPresence>>()
 }
 
 pub async fn update<A: Adapter>(

@@ -16,7 +16,7 @@ use crate::export::EventType;
 use crate::ids::CourseId;
 use crate::metrics::SecurityKind;
 use crate::presence::relay::Incoming;
-use crate::presence::{Announcement, Announcer, SocketPresence};
+use crate::presence::{Announcement, Announcer};
 use crate::rooms;
 use crate::server_events as events;
 use crate::service::{Gateway, now_rfc3339};
@@ -106,7 +106,10 @@ pub async fn follow_memberships<A: Adapter>(io: SocketIo<A>, mut incoming: Incom
             .within(rooms::user(&change.tenant, &change.user))
             .sockets();
         for s in sockets {
-            let Some(p) = s.extensions.get::<Arc<SocketPresence>>() else {
+            let Some(session) = s.extensions.get::<Arc<super::session::Session>>() else {
+                continue;
+            };
+            let Some(p) = &session.presence else {
                 continue;
             };
             match &change.role {

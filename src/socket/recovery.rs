@@ -21,6 +21,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
 use super::SocketCtx;
+use super::session::Session;
 use crate::auth::Claims;
 use crate::emit;
 use crate::ids::CourseId;
@@ -55,9 +56,9 @@ impl Ask {
     }
 }
 
-/// A socket's part in recovery, kept in its extensions.
+/// A socket's part in recovery, kept in its [`Session`].
 pub struct SocketRecovery {
-    pub pid: Pid,
+    // The pid is the socket's (`Socket::pid`), not copied here: a string per socket.
     start: Offset,
     /// Courses joined with `course:join`, kept with the session.
     joined: Mutex<Vec<String>>,
@@ -137,9 +138,14 @@ impl SocketRecovery {
         }
     }
 
-    /// Where the session is stored (built when needed: a string per socket otherwise).
-    fn key(&self, claims: &Claims) -> String {
-        keys::session(claims.tenant.as_ref(), &claims.sub, self.pid.as_str())
+    /// Where the session of socket `s` is stored (built when needed: a string per socket
+    /// otherwise).
+    fn key<A: Adapter>(s: &SocketRef<A>, claims: &Claims) -> String {
+        keys::session(
+            claims.tenant.as_ref(),
+            &claims.sub,
+            s.pid().unwrap_or_default(),
+        )
     }
 
     /// The replay state, made at the first replay of a new session.
@@ -212,19 +218,19 @@ pub async fn plan<A: Adapter>(
 /// Places a connecting socket: a new session joins `rooms` at once and gets a pid; a
 /// recovery checks that its offset is still kept and leaves the joining to [`resume`].
 /// `joined` are the saved `course:join` courses the user may still enter (their rooms are
-/// in `rooms`).
+/// in `rooms`). Returns the socket's recovery state, for its [`Session`].
 pub async fn place<A: Adapter>(
     s: &SocketRef<A>,
     r: Option<&Arc<Recovery>>,
     plan: Plan,
     mut rooms: Vec<String>,
     joined: Vec<String>,
-) {
+) -> Option<SocketRecovery> {
     let (r, plan) = match (r, plan) {
         (Some(r), plan @ (Plan::New | Plan::Recover { .. })) => (r, plan),
         _ => {
             s.join(rooms);
-            return;
+            return None;
         }
     };
     if let Plan::Recover { pid, saved, after } = plan {
@@ -236,9 +242,8 @@ pub async fn place<A: Adapter>(
                 let start = Offset::parse(&saved.start).unwrap_or(after);
                 // Before the socket is in the namespace: no broadcast overtakes the replay.
                 s.hold_broadcasts(r.held_max);
-                hold(s, pid, start, joined, Some((rooms, after)));
                 metrics::recovery_connect("recovered");
-                return;
+                return Some(hold(s, pid, start, joined, Some((rooms, after))));
             }
             Ok(Missed::TooOld) => {
                 metrics::recovery_connect("too_old");
@@ -256,30 +261,29 @@ pub async fn place<A: Adapter>(
     let start = r.clock.next();
     s.join(rooms);
     let pid = Pid::new();
-    hold(s, pid, start, joined, None);
+    Some(hold(s, pid, start, joined, None))
 }
 
-/// Gives the socket its pid (the CONNECT answer) and its recovery state.
+/// Gives the socket its pid (the CONNECT answer); its recovery state.
 fn hold<A: Adapter>(
     s: &SocketRef<A>,
     pid: Pid,
     start: Offset,
     joined: Vec<String>,
     pending: Option<(Vec<String>, Offset)>,
-) {
-    s.set_pid(pid.as_str().to_owned());
+) -> SocketRecovery {
+    s.set_pid(pid.into_string());
     // A recovery's replay state is made now, its turn taken; a new session's waits for a
     // Redis blip.
     let replays = match pending {
         Some((rooms, after)) => OnceLock::from(Box::new(Replays::new(after, Some(rooms)))),
         None => OnceLock::new(),
     };
-    s.extensions.insert(Arc::new(SocketRecovery {
-        pid,
+    SocketRecovery {
         start,
         joined: Mutex::new(joined),
         replays,
-    }));
+    }
 }
 
 /// Leaves out, from now on, the live copies of what a replay just sent this socket.
@@ -310,13 +314,11 @@ fn filter_replayed<A: Adapter>(s: &SocketRef<A>, me: &SocketRecovery, sent: &[Of
 
 /// After CONNECT: a recovering socket joins its rooms and gets what it missed, then the
 /// session is stored (again) for the next recovery.
-pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, claims: &Claims) {
-    let (Some(r), Some(me)) = (
-        ctx.gateway.recovery(),
-        s.extensions.get::<Arc<SocketRecovery>>(),
-    ) else {
+pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &Session) {
+    let (Some(r), Some(me)) = (ctx.gateway.recovery(), &session.recovery) else {
         return;
     };
+    let claims = &session.claims;
     let pending = me
         .replays
         .get()
@@ -329,11 +331,11 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, claims: &C
         let mut read = rooms.clone();
         read.push(keys::EVERYONE.to_owned());
         s.join(rooms);
-        let replayed = replay(s, r, &read, after, &me.pid).await;
+        let replayed = replay(s, r, &read, after).await;
         filter_replayed(s, &me, &replayed);
         release_held(s).await;
     }
-    save(s, r, &me, claims).await;
+    save(s, r, me, claims).await;
 }
 
 /// Sends the missed events, each with its offset, to the socket alone; the offsets it
@@ -343,7 +345,6 @@ async fn replay<A: Adapter>(
     r: &Recovery,
     rooms: &[String],
     after: Offset,
-    pid: &Pid,
 ) -> Vec<Offset> {
     let missed = match r.store.since(rooms, after).await {
         Ok(Missed::Events(e)) => e,
@@ -356,7 +357,7 @@ async fn replay<A: Adapter>(
             return Vec::new();
         }
     };
-    let sent = send_entries(s, &missed, pid).await;
+    let sent = send_entries(s, &missed).await;
     metrics::recovery_replayed(sent);
     tracing::info!(sid = %s.id, replayed = sent, "socket recovered");
     missed.iter().map(|e| e.offset).collect()
@@ -385,16 +386,10 @@ async fn release_held<A: Adapter>(s: &SocketRef<A>) {
 
 /// Sends kept events to one socket, each with its offset, skipping the ones it sent itself;
 /// how many were sent.
-async fn send_entries<A: Adapter>(
-    s: &SocketRef<A>,
-    missed: &[crate::recovery::Entry],
-    pid: &Pid,
-) -> u64 {
+async fn send_entries<A: Adapter>(s: &SocketRef<A>, missed: &[crate::recovery::Entry]) -> u64 {
+    let pid = s.pid().unwrap_or_default();
     let mut sent = 0;
-    for e in missed
-        .iter()
-        .filter(|e| e.except.as_deref() != Some(pid.as_str()))
-    {
+    for e in missed.iter().filter(|e| e.except.as_deref() != Some(pid)) {
         let Some(name) = SERVER_EVENTS
             .iter()
             .find(|k| k.name == e.event)
@@ -486,7 +481,10 @@ async fn replay_blip<A: Adapter>(
     lost_ms: u64,
     back_ms: u64,
 ) {
-    let Some(me) = s.extensions.get::<Arc<SocketRecovery>>() else {
+    let Some(session) = s.extensions.get::<Arc<Session>>() else {
+        return;
+    };
+    let Some(me) = &session.recovery else {
         return;
     };
     // After the socket's recovery, if it is recovering, and after an earlier blip's replay;
@@ -553,7 +551,7 @@ async fn blip_pass<A: Adapter>(
         lost_ms,
         upto_ms,
     );
-    let sent = send_entries(s, &missed, &me.pid).await;
+    let sent = send_entries(s, &missed).await;
     metrics::recovery_replayed(sent);
     let offsets: Vec<Offset> = missed.iter().map(|e| e.offset).collect();
     filter_replayed(s, me, &offsets);
@@ -635,7 +633,11 @@ async fn save<A: Adapter>(s: &SocketRef<A>, r: &Recovery, me: &SocketRecovery, c
     let ttl = Duration::from_secs(left) + r.window;
     if let Err(e) = r
         .store
-        .put_session(&me.key(claims), &me.saved(&s.id.to_string()), ttl)
+        .put_session(
+            &SocketRecovery::key(s, claims),
+            &me.saved(&s.id.to_string()),
+            ttl,
+        )
         .await
     {
         store_failure(r, &s.id, &e, "recovery session not stored");
@@ -648,14 +650,12 @@ pub async fn joined_courses_changed<A: Adapter>(
     ctx: &SocketCtx<A>,
     course: &CourseId,
     joined: bool,
-    claims: &Claims,
+    session: &Session,
 ) {
-    let (Some(r), Some(me)) = (
-        ctx.gateway.recovery(),
-        s.extensions.get::<Arc<SocketRecovery>>(),
-    ) else {
+    let (Some(r), Some(me)) = (ctx.gateway.recovery(), &session.recovery) else {
         return;
     };
+    let claims = &session.claims;
     {
         let mut list = me.joined.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|c| c != course.as_str());
@@ -663,20 +663,18 @@ pub async fn joined_courses_changed<A: Adapter>(
             list.push(course.to_string());
         }
     }
-    save(s, r, &me, claims).await;
+    save(s, r, me, claims).await;
 }
 
 /// At disconnect: the session lives on for the window.
-pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, claims: &Claims) {
-    let (Some(r), Some(me)) = (
-        ctx.gateway.recovery(),
-        s.extensions.get::<Arc<SocketRecovery>>(),
-    ) else {
+pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &Session) {
+    let (Some(r), Some(_)) = (ctx.gateway.recovery(), &session.recovery) else {
         return;
     };
+    let claims = &session.claims;
     if let Err(e) = r
         .store
-        .release_session(&me.key(claims), &s.id.to_string(), r.window)
+        .release_session(&SocketRecovery::key(s, claims), &s.id.to_string(), r.window)
         .await
     {
         store_failure(r, &s.id, &e, "recovery session not released");

@@ -11,14 +11,16 @@ use governor::clock::QuantaClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Claims;
+use crate::presence::SocketPresence;
 use crate::socket::ClientInfo;
-use crate::socket::admission::Slot;
+use crate::socket::admission::SocketSlot;
+use crate::socket::recovery::SocketRecovery;
 use crate::store::connections::LedgerSlot;
 
 /// The reservations a connected socket holds; given back by dropping them.
 #[derive(Default)]
 pub struct Reservations {
-    pub node: Vec<Slot>,
+    pub node: Option<SocketSlot>,
     pub ledger: Option<LedgerSlot>,
 }
 
@@ -38,6 +40,11 @@ pub struct Session {
     video_forwarded: Mutex<Option<Box<HashMap<String, Instant>>>>,
     /// Held until disconnect; also released if the socket is dropped without one.
     reservations: Mutex<Reservations>,
+    /// Its presence (a socket with a tenant, presence on). Here rather than an extension
+    /// of its own: each extension is an allocation, an `Arc` and a map entry per socket.
+    pub presence: Option<SocketPresence>,
+    /// Its part in connection state recovery (recovery on, not opted out).
+    pub recovery: Option<SocketRecovery>,
 }
 
 /// What the rate limiter says about one event.
@@ -89,7 +96,20 @@ impl Session {
             flooding: AtomicBool::new(false),
             video_forwarded: Mutex::default(),
             reservations: Mutex::new(reservations),
+            presence: None,
+            recovery: None,
         }
+    }
+
+    /// The socket's presence and recovery state, made before its session.
+    pub fn with_parts(
+        mut self,
+        presence: Option<SocketPresence>,
+        recovery: Option<SocketRecovery>,
+    ) -> Self {
+        self.presence = presence;
+        self.recovery = recovery;
+        self
     }
 
     /// Gives back the socket's connection reservations (at disconnect).

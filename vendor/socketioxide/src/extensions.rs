@@ -2,55 +2,31 @@
 //!
 //! It is heavily inspired by the [`http::Extensions`] type from the `http` crate.
 //!
-//! The main difference is that the inner [`HashMap`] is wrapped with an [`RwLock`]
-//! to allow concurrent access. Moreover, any value extracted from the map is cloned before being returned.
+//! The main differences are that the entries are a small vector, not a hash map, wrapped
+//! with an [`RwLock`] to allow concurrent access. Moreover, any value extracted from the map is cloned before being returned.
 //!
 //! This is necessary because [`Extensions`] are shared between all the threads that handle the same socket.
 //!
 //! You can use the [`Extension`](crate::extract::Extension) or
 //! [`MaybeExtension`](crate::extract::MaybeExtension) extractor to extract an extension of the given type.
 
-use std::collections::HashMap;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::RwLock;
-use std::{
-    any::{Any, TypeId},
-    hash::{BuildHasherDefault, Hasher},
-};
 
-/// TypeMap value
 type AnyVal = Box<dyn Any + Send + Sync>;
 
-/// The [`AnyHashMap`] is a [`HashMap`] that uses `TypeId` as keys and `Any` as values.
-type AnyHashMap = RwLock<HashMap<TypeId, AnyVal, BuildHasherDefault<IdHasher>>>;
-
-// With TypeIds as keys, there's no need to hash them. They are already hashes
-// themselves, coming from the compiler. The IdHasher just holds the u64 of
-// the TypeId, and then returns it, instead of doing any bit fiddling.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("TypeId calls write_u64");
-    }
-
-    #[inline]
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id;
-    }
-}
+/// The extensions as a vector searched in order, not a hash map: a socket holds a few of
+/// them, which a hash map keeps in at least four buckets (a 148-byte allocation per socket
+/// for up to three 32-byte entries), and a search over a few `TypeId`s costs no more than a
+/// lookup. The vector grows by one slot at a time, so that it holds exactly its entries.
+type AnyVec = RwLock<Vec<(TypeId, AnyVal)>>;
 
 /// A type map of protocol extensions.
 ///
 /// It is heavily inspired by the `Extensions` type from the `http` crate.
 ///
-/// The main difference is that the inner Map is wrapped with an `RwLock` to allow concurrent access.
+/// The main difference is that the entries are wrapped with an `RwLock` to allow concurrent access.
 ///
 /// This is necessary because `Extensions` are shared between all the threads that handle the same socket.
 ///
@@ -58,8 +34,8 @@ impl Hasher for IdHasher {
 /// [`MaybeExtension`](crate::extract::MaybeExtension) extractor to extract an extension of the given type.
 #[derive(Default)]
 pub struct Extensions {
-    /// The underlying map
-    map: AnyHashMap,
+    /// The entries, each type at most once.
+    map: AnyVec,
 }
 
 impl Extensions {
@@ -67,7 +43,7 @@ impl Extensions {
     #[inline]
     pub fn new() -> Extensions {
         Extensions {
-            map: AnyHashMap::default(),
+            map: AnyVec::default(),
         }
     }
 
@@ -88,11 +64,15 @@ impl Extensions {
     /// assert_eq!(ext.insert(9i32), Some(5i32));
     /// ```
     pub fn insert<T: Send + Sync + Clone + 'static>(&self, val: T) -> Option<T> {
-        self.map
-            .write()
-            .unwrap()
-            .insert(TypeId::of::<T>(), Box::new(val))
-            .and_then(|v| v.downcast().ok().map(|boxed| *boxed))
+        let id = TypeId::of::<T>();
+        let mut map = self.map.write().unwrap();
+        if let Some((_, slot)) = map.iter_mut().find(|(k, _)| *k == id) {
+            let old = std::mem::replace(slot, Box::new(val));
+            return old.downcast().ok().map(|boxed| *boxed);
+        }
+        map.reserve_exact(1);
+        map.push((id, Box::new(val)));
+        None
     }
 
     /// Get a cloned value of a type previously inserted in the `Extensions`.
@@ -108,11 +88,13 @@ impl Extensions {
     /// assert_eq!(ext.get::<i32>().unwrap(), 5i32);
     /// ```
     pub fn get<T: Send + Sync + Clone + 'static>(&self) -> Option<T> {
+        let id = TypeId::of::<T>();
         self.map
             .read()
             .unwrap()
-            .get(&TypeId::of::<T>())
-            .and_then(|v| v.downcast_ref::<T>())
+            .iter()
+            .find(|(k, _)| *k == id)
+            .and_then(|(_, v)| v.downcast_ref::<T>())
             .cloned()
     }
 
@@ -130,11 +112,14 @@ impl Extensions {
     /// assert!(ext.get::<i32>().is_none());
     /// ```
     pub fn remove<T: Send + Sync + 'static>(&self) -> Option<T> {
-        self.map
-            .write()
-            .unwrap()
-            .remove(&TypeId::of::<T>())
-            .and_then(|v| v.downcast().ok().map(|boxed| *boxed))
+        let id = TypeId::of::<T>();
+        let mut map = self.map.write().unwrap();
+        let at = map.iter().position(|(k, _)| *k == id)?;
+        let (_, v) = map.swap_remove(at);
+        if map.is_empty() {
+            map.shrink_to_fit();
+        }
+        v.downcast().ok().map(|boxed| *boxed)
     }
 
     /// Clear the `Extensions` of all inserted extensions.
@@ -151,7 +136,9 @@ impl Extensions {
     /// ```
     #[inline]
     pub fn clear(&self) {
-        self.map.write().unwrap().clear();
+        let mut map = self.map.write().unwrap();
+        map.clear();
+        map.shrink_to_fit();
     }
 
     /// Check whether the extension set is empty or not.
@@ -217,4 +204,22 @@ fn test_extensions() {
 
     assert!(extensions.get::<bool>().is_none());
     assert_eq!(extensions.get(), Some(MyType(10)));
+}
+
+#[test]
+fn extensions_hold_exactly_their_entries() {
+    let extensions = Extensions::new();
+    let capacity = |e: &Extensions| e.map.read().unwrap().capacity();
+    assert_eq!(capacity(&extensions), 0, "nothing allocated while empty");
+    extensions.insert(5i32);
+    assert_eq!(capacity(&extensions), 1);
+    assert_eq!(extensions.insert(6i32), Some(5i32), "one entry per type");
+    assert_eq!((extensions.len(), capacity(&extensions)), (1, 1));
+    extensions.insert(7u8);
+    assert_eq!((extensions.len(), capacity(&extensions)), (2, 2));
+    assert_eq!(extensions.remove::<i32>(), Some(6i32));
+    assert_eq!(extensions.get::<u8>(), Some(7u8));
+    extensions.clear();
+    assert!(extensions.is_empty());
+    assert_eq!(capacity(&extensions), 0);
 }
