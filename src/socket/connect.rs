@@ -4,6 +4,7 @@
 //! (including course rooms from the membership cache) before any event can reach it.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -372,14 +373,16 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         transport = ?s.transport_type(),
         "socket connected"
     );
-    ctx.expiry.set(s.id, claims.exp);
+    ctx.expiry
+        .set(s.id, None, session.expires.load(Ordering::Acquire));
     push_unread_count(&s, &ctx, claims);
 
     let ctx = ctx.clone();
     s.on_disconnect(
         move |s: SocketRef<A>, reason: DisconnectReason| async move {
             let claims = &session.claims;
-            ctx.expiry.cancel(s.id);
+            ctx.expiry
+                .cancel(s.id, session.expires.load(Ordering::Acquire));
             session.release();
             if let Some(p) = &session.presence {
                 p.close();
@@ -457,7 +460,8 @@ pub async fn refresh<A: Adapter>(cx: EventCx<A>, p: RefreshPayload) -> Result<Re
             ),
         ));
     }
-    cx.ctx.expiry.set(cx.socket.id, claims.exp);
+    let armed = cx.session.expires.swap(claims.exp, Ordering::AcqRel);
+    cx.ctx.expiry.set(cx.socket.id, Some(armed), claims.exp);
     // Revoking the new token by its `jti` must reach this socket too.
     if let (Some(t), Some(jti)) = (&claims.tenant, &claims.jti) {
         cx.socket.join(rooms::token(t, jti));

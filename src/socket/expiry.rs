@@ -4,7 +4,7 @@
 //! its expiry first. One task with a timer queue replaces a task and a watch channel per
 //! socket: that was ~1 KiB of every idle socket's heap and one more task spawn per connect.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::pin::pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,10 +28,11 @@ pub struct ExpiryTimers {
 }
 
 enum Command {
-    /// Expire `Sid` at this many seconds since the epoch (replaces an earlier time).
-    Set(Sid, u64),
-    /// The socket is gone.
-    Cancel(Sid),
+    /// Expire `Sid` at this many seconds since the epoch, in place of the time it was armed
+    /// for, if any.
+    Set(Sid, Option<u64>, u64),
+    /// The socket, armed for this time, is gone.
+    Cancel(Sid, u64),
 }
 
 impl ExpiryTimers {
@@ -42,14 +43,15 @@ impl ExpiryTimers {
         Self { commands }
     }
 
-    /// Arms (or moves) a socket's expiry.
-    pub fn set(&self, sid: Sid, exp_secs: u64) {
-        let _ = self.commands.send(Command::Set(sid, exp_secs));
+    /// Arms a socket's expiry, or moves it from `armed` (the time it was set for: the
+    /// caller keeps it, so the timers need no map by socket).
+    pub fn set(&self, sid: Sid, armed: Option<u64>, exp_secs: u64) {
+        let _ = self.commands.send(Command::Set(sid, armed, exp_secs));
     }
 
-    /// Forgets a socket that disconnected.
-    pub fn cancel(&self, sid: Sid) {
-        let _ = self.commands.send(Command::Cancel(sid));
+    /// Forgets a socket, armed for `armed`, that disconnected.
+    pub fn cancel(&self, sid: Sid, armed: u64) {
+        let _ = self.commands.send(Command::Cancel(sid, armed));
     }
 }
 
@@ -60,8 +62,8 @@ async fn run<A: Adapter>(io: SocketIo<A>, mut commands: mpsc::UnboundedReceiver<
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 None => return,
-                Some(Command::Set(sid, exp)) => armed.set(sid, exp),
-                Some(Command::Cancel(sid)) => armed.cancel(sid),
+                Some(Command::Set(sid, old, exp)) => armed.set(sid, old, exp),
+                Some(Command::Cancel(sid, exp)) => armed.cancel(sid, exp),
             },
             () = &mut wake => {
                 for sid in armed.take_due() {
@@ -74,27 +76,26 @@ async fn run<A: Adapter>(io: SocketIo<A>, mut commands: mpsc::UnboundedReceiver<
     }
 }
 
-/// Every armed expiry, by time and by socket: about 80 bytes per socket (a set entry and a
-/// map entry), where a `DelayQueue` slot and a map entry for its key took 160.
+/// Every armed expiry, by time: a set entry per socket (~40 bytes). Each socket's session
+/// keeps the time it is armed for ([`Session::expires`](super::session::Session)), which is
+/// how a refresh or a disconnect finds its entry; a map by socket here cost ~40 bytes more
+/// per socket (a `DelayQueue` slot and a map entry for its key took 160).
 #[derive(Default)]
 struct Armed {
     by_time: BTreeSet<(u64, Sid)>,
-    of: HashMap<Sid, u64>,
 }
 
 impl Armed {
-    /// Arms `sid` for `exp` (seconds since the epoch), in place of any earlier time.
-    fn set(&mut self, sid: Sid, exp: u64) {
-        if let Some(old) = self.of.insert(sid, exp) {
+    /// Arms `sid` for `exp` (seconds since the epoch), in place of `old`.
+    fn set(&mut self, sid: Sid, old: Option<u64>, exp: u64) {
+        if let Some(old) = old {
             self.by_time.remove(&(old, sid));
         }
         self.by_time.insert((exp, sid));
     }
 
-    fn cancel(&mut self, sid: Sid) {
-        if let Some(old) = self.of.remove(&sid) {
-            self.by_time.remove(&(old, sid));
-        }
+    fn cancel(&mut self, sid: Sid, exp: u64) {
+        self.by_time.remove(&(exp, sid));
     }
 
     /// The earliest expiry armed.
@@ -110,7 +111,6 @@ impl Armed {
                 break;
             }
             self.by_time.pop_first();
-            self.of.remove(&sid);
             due.push(sid);
         }
         due
@@ -164,20 +164,20 @@ mod tests {
             .unwrap()
             .as_secs();
         let mut armed = Armed::default();
-        armed.set(sid(1), now - 10);
-        armed.set(sid(2), now + 3600);
-        armed.set(sid(3), now - 5);
+        armed.set(sid(1), None, now - 10);
+        armed.set(sid(2), None, now + 3600);
+        armed.set(sid(3), None, now - 5);
         // Refreshed: its earlier, past expiry no longer counts.
-        armed.set(sid(3), now + 60);
-        armed.set(sid(4), now - 1);
-        armed.cancel(sid(4));
+        armed.set(sid(3), Some(now - 5), now + 60);
+        armed.set(sid(4), None, now - 1);
+        armed.cancel(sid(4), now - 1);
         assert_eq!(armed.next(), Some(now - 10));
         assert_eq!(armed.take_due(), vec![sid(1)]);
         assert_eq!(armed.next(), Some(now + 60));
         assert!(armed.take_due().is_empty());
-        armed.cancel(sid(3));
-        armed.cancel(sid(2));
+        armed.cancel(sid(3), now + 60);
+        armed.cancel(sid(2), now + 3600);
         assert_eq!(armed.next(), None);
-        assert!(armed.of.is_empty() && armed.by_time.is_empty());
+        assert!(armed.by_time.is_empty());
     }
 }

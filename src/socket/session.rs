@@ -45,6 +45,9 @@ pub struct Session {
     pub presence: Option<SocketPresence>,
     /// Its part in connection state recovery (recovery on, not opted out).
     pub recovery: Option<SocketRecovery>,
+    /// When its token expires (seconds since the epoch): the claims' `exp`, moved by
+    /// `auth:refresh`; the node's expiry timers are armed for it (`socket::expiry`).
+    pub expires: AtomicU64,
 }
 
 /// What the rate limiter says about one event.
@@ -84,6 +87,7 @@ impl Session {
     ) -> Self {
         let rate = NonZeroU32::new(rate_per_sec.max(1)).expect("max(1)");
         let burst = NonZeroU32::new(burst.max(1)).expect("max(1)");
+        let exp = claims.exp;
         Self {
             claims,
             client,
@@ -98,6 +102,7 @@ impl Session {
             reservations: Mutex::new(reservations),
             presence: None,
             recovery: None,
+            expires: AtomicU64::new(exp),
         }
     }
 

@@ -353,10 +353,15 @@ const ACK_SWEEP_MIN: usize = 64;
 /// The socket struct itself should not be used directly, but through a [`SocketRef`](crate::extract::SocketRef).
 pub struct Socket<A: Adapter = LocalAdapter> {
     pub(crate) ns: Arc<Namespace<A>>,
-    message_handlers: RwLock<HashMap<Cow<'static, str>, BoxedMessageHandler<A>>>,
+    /// Allocated at the first [`Socket::on`]: an empty map is 48 bytes in every socket, and
+    /// an application that routes every event through the fallback never registers one.
+    #[allow(clippy::box_collection)]
+    message_handlers: RwLock<Option<Box<HashMap<Cow<'static, str>, BoxedMessageHandler<A>>>>>,
     fallback_message_handler: RwLock<Option<BoxedMessageHandler<A>>>,
     disconnect_handler: Mutex<Option<BoxedDisconnectHandler<A>>>,
-    ack_message: Mutex<HashMap<i64, oneshot::Sender<AckResult<Value>>>>,
+    /// Allocated at the first emit with an acknowledgement (boxed: see `message_handlers`).
+    #[allow(clippy::box_collection)]
+    ack_message: Mutex<Option<Box<HashMap<i64, oneshot::Sender<AckResult<Value>>>>>>,
     /// The number of entries in `ack_message` at which its abandoned entries are removed.
     ack_sweep_at: AtomicUsize,
     ack_counter: AtomicI64,
@@ -396,10 +401,10 @@ impl<A: Adapter> Socket<A> {
     ) -> Self {
         Self {
             ns,
-            message_handlers: RwLock::new(HashMap::new()),
+            message_handlers: RwLock::new(None),
             fallback_message_handler: RwLock::new(None),
             disconnect_handler: Mutex::new(None),
-            ack_message: Mutex::new(HashMap::new()),
+            ack_message: Mutex::new(None),
             ack_sweep_at: AtomicUsize::new(ACK_SWEEP_MIN),
             ack_counter: AtomicI64::new(0),
             connected: AtomicBool::new(false),
@@ -492,6 +497,7 @@ impl<A: Adapter> Socket<A> {
         self.message_handlers
             .write()
             .unwrap()
+            .get_or_insert_with(Default::default)
             .insert(event.into(), MakeErasedHandler::new_message_boxed(handler));
     }
 
@@ -1049,15 +1055,17 @@ impl<A: Adapter> Socket<A> {
         let ack = self.ack_counter.fetch_add(1, Ordering::SeqCst) + 1;
         packet.inner.set_ack_id(ack);
         // insert ack channel before to avoid race condition
-        let mut ack_message = self.ack_message.lock().unwrap();
-        // retain acks receiver that are now closed if the ack receiver map is above `ack_sweep_at`
-        if ack_message.len() >= self.ack_sweep_at.load(Ordering::Relaxed) {
-            ack_message.retain(|_, tx| !tx.is_closed());
-            let threshold = (ack_message.len() * 2).max(ACK_SWEEP_MIN);
-            self.ack_sweep_at.store(threshold, Ordering::Relaxed);
+        {
+            let mut ack_message = self.ack_message.lock().unwrap();
+            let ack_message = ack_message.get_or_insert_with(Default::default);
+            // retain acks receiver that are now closed if the ack receiver map is above `ack_sweep_at`
+            if ack_message.len() >= self.ack_sweep_at.load(Ordering::Relaxed) {
+                ack_message.retain(|_, tx| !tx.is_closed());
+                let threshold = (ack_message.len() * 2).max(ACK_SWEEP_MIN);
+                self.ack_sweep_at.store(threshold, Ordering::Relaxed);
+            }
+            ack_message.insert(ack, tx);
         }
-        ack_message.insert(ack, tx);
-        drop(ack_message);
         permit.send(packet, self.parser);
         rx
     }
@@ -1112,16 +1120,28 @@ impl<A: Adapter> Socket<A> {
         })?;
         #[cfg(feature = "tracing")]
         tracing::debug!(?event, "reading");
-        if let Some(handler) = self.message_handlers.read().unwrap().get(event) {
-            handler.call(self.clone(), data, ack);
-        } else if let Some(fallback) = self.fallback_message_handler.read().unwrap().as_ref() {
+        {
+            // Released before the fallback runs, as before the map was boxed.
+            let handlers = self.message_handlers.read().unwrap();
+            if let Some(handler) = handlers.as_ref().and_then(|map| map.get(event)) {
+                handler.call(self.clone(), data, ack);
+                return Ok(());
+            }
+        }
+        if let Some(fallback) = self.fallback_message_handler.read().unwrap().as_ref() {
             fallback.call(self.clone(), data, ack);
         }
         Ok(())
     }
 
     fn recv_ack(self: Arc<Self>, data: Value, ack: i64) -> Result<(), Error> {
-        if let Some(tx) = self.ack_message.lock().unwrap().remove(&ack) {
+        let tx = self
+            .ack_message
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|map| map.remove(&ack));
+        if let Some(tx) = tx {
             tx.send(Ok(data)).ok();
         } else {
             #[cfg(feature = "tracing")]
@@ -1227,7 +1247,7 @@ mod test {
         for _ in 0..2000 {
             drop(send_with_ack(&socket).await);
         }
-        let len = socket.ack_message.lock().unwrap().len();
+        let len = socket.ack_message.lock().unwrap().as_ref().map_or(0, |m| m.len());
         assert!(len <= ACK_SWEEP_MIN, "{len} abandoned acks");
     }
 
@@ -1239,7 +1259,7 @@ mod test {
             let timeout = std::time::Duration::from_micros(1);
             tokio::time::timeout(timeout, rx).await.unwrap_err();
         }
-        let len = socket.ack_message.lock().unwrap().len();
+        let len = socket.ack_message.lock().unwrap().as_ref().map_or(0, |m| m.len());
         assert!(len <= ACK_SWEEP_MIN, "{len} timed out acks");
     }
 

@@ -630,7 +630,7 @@ mod tests {
         let ws = std::mem::size_of_val(&server);
         let session = super::super::ws_session::run(engine, server, socket());
         let rest = std::mem::size_of_val(&session) - ws;
-        assert!(rest < 700, "{rest} B besides a {ws} B websocket");
+        assert!(rest < 620, "{rest} B besides a {ws} B websocket");
     }
 
     /// Only polling and the upgrade from it wait on a cancellation token: a websocket

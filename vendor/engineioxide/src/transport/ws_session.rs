@@ -158,6 +158,9 @@ where
     }
 }
 
+/// A batch being written (see [`Writer::batch`]).
+type Batch = smallvec::SmallVec<[Packet; 1]>;
+
 /// Bursts of messages after which a socket counts as busy and its writer keeps the queue's
 /// slot while idle. A connect writes a few (the CONNECT answer, the first events).
 const BUSY_AFTER_BURSTS: u8 = 16;
@@ -165,7 +168,10 @@ const BUSY_AFTER_BURSTS: u8 = 16;
 /// The write side of a session: the batch being written, drained in place (a packet is taken
 /// out only once the websocket is ready for it), and whether the websocket needs a flush.
 struct Writer {
-    batch: PacketBuf,
+    /// One packet inline, not a [`PacketBuf`]'s two: the batch lives in every idle
+    /// session's future, and a socket is sent one packet at a time (a batch of two, an
+    /// event with a binary attachment, spills here: one allocation until it is written).
+    batch: Batch,
     next: usize,
     unflushed: bool,
     /// Whether a message (not only heartbeats) was written since the writer was last idle.
@@ -178,7 +184,7 @@ struct Writer {
 impl Writer {
     fn new(protocol: ProtocolVersion) -> Self {
         Self {
-            batch: PacketBuf::new(),
+            batch: Batch::new(),
             next: 0,
             unflushed: false,
             carried_messages: false,
@@ -206,7 +212,8 @@ impl Writer {
                 Poll::Pending => {
                     if self.batch.spilled() {
                         // A large batch's slots are not kept while idle.
-                        self.set(PacketBuf::new());
+                        self.batch = Batch::new();
+                        self.next = 0;
                     }
                     // Nor the queue's slot, unless this socket receives messages all the time:
                     // an idle socket holds none (it wrote a few bursts at its connect), while
@@ -267,7 +274,7 @@ impl Writer {
     }
 
     fn set(&mut self, batch: PacketBuf) {
-        self.batch = batch;
+        self.batch = batch.into_iter().collect();
         self.next = 0;
     }
 
