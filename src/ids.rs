@@ -6,8 +6,9 @@
 //! type that only admits a safe alphabet; after that, building names cannot collide.
 //! The contract also says a client may send ids as numbers: they become decimal strings.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde::{Deserialize, Deserializer, Serialize, de};
 
@@ -139,6 +140,30 @@ id_type!(
     /// A tenant (one school or organisation on the platform).
     TenantId
 );
+/// Tenant ids read from verified tokens, kept once: every socket of a tenant then shares
+/// one allocation for its id instead of holding its own (tenants are few, sockets many).
+/// Bounded: past [`MAX_INTERNED_TENANTS`] an id is allocated for its holder, as any other.
+static TENANTS: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Mutex::default);
+
+/// How many tenant ids [`TenantId::interned`] keeps (~100 bytes each).
+const MAX_INTERNED_TENANTS: usize = 100_000;
+
+impl TenantId {
+    /// Parses like [`TenantId::parse`]; an id seen before shares its allocation.
+    pub fn interned(raw: &str) -> Result<Self, IdError> {
+        validate(raw)?;
+        let mut known = TENANTS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = known.get(raw) {
+            return Ok(Self(id.clone()));
+        }
+        let id: Arc<str> = raw.into();
+        if known.len() < MAX_INTERNED_TENANTS {
+            known.insert(id.clone());
+        }
+        Ok(Self(id))
+    }
+}
+
 id_type!(
     /// A user inside a tenant; the JWT's `sub`.
     UserId
@@ -228,6 +253,20 @@ impl de::Visitor<'_> for StringOrNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_read_twice_shares_one_allocation() {
+        let (a, b) = (
+            TenantId::interned("interned-t").unwrap(),
+            TenantId::interned("interned-t").unwrap(),
+        );
+        assert_eq!(a, TenantId::parse("interned-t").unwrap());
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(
+            TenantId::interned("a:user:b").is_err(),
+            "validated as parse is"
+        );
+    }
 
     #[test]
     fn a_clone_shares_the_text_and_serializes_as_a_string() {

@@ -320,7 +320,7 @@ impl Verifier {
         let tenant = match raw.tenant_id.as_ref() {
             Some(v) => Some(
                 id_claim(v)
-                    .and_then(|s| TenantId::parse(s).ok())
+                    .and_then(|s| TenantId::interned(&s).ok())
                     .ok_or_else(|| AuthError::Invalid("tenantId is not a valid id".into()))?,
             ),
             None if role == Role::SuperAdmin => None,

@@ -7,6 +7,7 @@
 //! closes; the periodic upkeep keeps this node's entries alive, purges dead nodes' and
 //! refreshes the online-users gauge.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -63,7 +64,17 @@ struct Op {
 
 struct Local {
     sockets: usize,
-    role: String,
+    /// A role's name is one of a few: borrowed, not a string per present user.
+    role: Cow<'static, str>,
+}
+
+/// `role` as a static name when it is one of the roles' (it always is for the gateway's
+/// own callers), else an owned copy.
+fn role_name(role: &str) -> Cow<'static, str> {
+    match crate::role::Role::parse(role) {
+        Some(r) => Cow::Borrowed(r.as_str()),
+        None => Cow::Owned(role.to_owned()),
+    }
 }
 
 /// Presence settings from configuration.
@@ -168,7 +179,7 @@ impl Presence {
             .entry((scope.clone(), user.clone()))
             .or_insert_with(|| Local {
                 sockets: 0,
-                role: role.to_owned(),
+                role: role_name(role),
             });
         entry.sockets += 1;
         if entry.sockets == 1 {
@@ -191,7 +202,7 @@ impl Presence {
         if entry.role == role {
             return;
         }
-        role.clone_into(&mut entry.role);
+        entry.role = role_name(role);
         self.queue(Op {
             kind: Kind::Role,
             scope,
@@ -216,7 +227,7 @@ impl Presence {
                 kind: Kind::Leave,
                 scope,
                 user,
-                role: gone.role,
+                role: gone.role.into_owned(),
             });
         }
     }
@@ -233,7 +244,7 @@ impl Presence {
                 kind: Kind::Join,
                 scope: scope.clone(),
                 user: user.clone(),
-                role: l.role.clone(),
+                role: l.role.to_string(),
             });
         }
     }
