@@ -43,6 +43,51 @@ async fn suite(url: &str) {
     conformance::run_age_bound(Arc::new(RedisRecovery::new(client, aged))).await;
 }
 
+/// A session written as JSON by a node of an older version is read, and released by the
+/// socket that holds it only (the script reads both forms).
+#[tokio::test]
+async fn a_json_session_of_an_older_node_is_read_and_released() {
+    use fred::interfaces::KeysInterface;
+    use lms_realtime::recovery::RecoveryStore;
+    use std::time::Duration;
+    let redis = RedisServer::start();
+    let client = redis_client(&redis.url()).await;
+    let key = "lms:{old:u:a}:rs:pid:0123456789abcdef0123456789abcdef";
+    let json = r#"{"start":"~1796529776877-1-cec77699","joined":["c1"],"sid":"fP8pu7gUTeDWZ0EN"}"#;
+    let _: () = client
+        .set(
+            key,
+            json,
+            Some(fred::types::Expiration::EX(60)),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let store = RedisRecovery::new(client.clone(), conformance::BOUNDS);
+    let saved = store.get_session(key).await.unwrap().expect("read");
+    assert_eq!(
+        (saved.sid.as_str(), saved.joined),
+        ("fP8pu7gUTeDWZ0EN", vec!["c1".to_owned()])
+    );
+    store
+        .release_session(key, "another-sid-0000", Duration::from_millis(1))
+        .await
+        .unwrap();
+    let ttl: i64 = client.pttl(key).await.unwrap();
+    assert!(ttl > 1_000, "another socket leaving kept it: {ttl}");
+    store
+        .release_session(key, "fP8pu7gUTeDWZ0EN", Duration::from_millis(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store.get_session(key).await.unwrap(),
+        None,
+        "released, expired"
+    );
+}
+
 #[tokio::test]
 async fn the_redis_engine_passes_the_recovery_suite() {
     let redis = RedisServer::start();

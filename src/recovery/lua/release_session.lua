@@ -9,8 +9,15 @@ local saved = redis.call('GET', KEYS[1])
 if not saved then
   return 0
 end
-local ok, s = pcall(cjson.decode, saved)
-if not ok or s['sid'] ~= ARGV[1] then
+-- `<sid> <start>[ <course>…]`, or the JSON an older node wrote.
+local sid
+if string.sub(saved, 1, 1) == '{' then
+  local ok, s = pcall(cjson.decode, saved)
+  if ok then sid = s['sid'] end
+else
+  sid = string.match(saved, '^(%S+)')
+end
+if sid ~= ARGV[1] then
   return 0
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
