@@ -123,9 +123,10 @@ impl Application {
             room_channels: Arc::new(crate::service::channels::InProcess),
             buckets: None,
         };
+        let slot = socket::CtxSlot::<LocalAdapter>::default();
         let builder = socket_io_builder(&config, socketioxide_core::Uid::new());
-        let (layer, io) = builder.build_layer();
-        Self::assemble::<LocalAdapter>(config, io, layer, parts, |_init| async {}).await
+        let (layer, io) = builder.with_state(slot.clone()).build_layer();
+        Self::assemble::<LocalAdapter>(config, io, layer, slot, parts, |_init| async {}).await
     }
 
     /// A cluster node: store and Socket.IO adapter in Redis, stats from every node.
@@ -161,8 +162,10 @@ impl Application {
             room_channels: cluster.room_channels(),
             buckets: Some(cluster.buckets()),
         };
+        let ctx_slot = socket::CtxSlot::<cluster::Adapter>::default();
         let (layer, io) = socket_io_builder(&config, cluster.server_id())
             .with_adapter::<cluster::Adapter>(adapter)
+            .with_state(ctx_slot.clone())
             .build_layer();
         let init_error = Arc::new(std::sync::Mutex::new(None));
         let slot = init_error.clone();
@@ -170,6 +173,7 @@ impl Application {
             config,
             io.clone(),
             layer,
+            ctx_slot,
             parts,
             async move |init| {
                 if let Err(e) = init.await {
@@ -191,6 +195,7 @@ impl Application {
         config: Config,
         io: SocketIo<A>,
         layer: socketioxide::layer::SocketIoLayer<A>,
+        slot: socket::CtxSlot<A>,
         parts: NodeParts,
         init: impl AsyncFnOnce(A::InitRes),
     ) -> anyhow::Result<Self> {
@@ -305,7 +310,7 @@ impl Application {
             operator.clone(),
             presence.clone(),
         ));
-        init(socket::serve(&io, ctx)).await;
+        init(socket::serve(&io, ctx, &slot)).await;
         if let (Some((rx, received)), Some(_)) = (parts.resubscribed, gateway.recovery()) {
             tokio::spawn(socket::recovery::replay_after_blips(
                 io.clone(),

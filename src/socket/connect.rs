@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide_core::adapter::DefinedAdapter;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::admission::{Admission, CapExceeded, SessionGuard};
 use super::recovery::{self, Plan};
 use super::session::{Reservations, Session};
-use super::{ClientInfo, EventCx, SocketCtx, register};
+use super::{ClientInfo, CtxSlot, EventCx, SocketCtx, register};
 use crate::auth::{AuthError, Claims, Role, token_from_handshake};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::CourseId;
@@ -261,13 +261,10 @@ async fn admit<A: Adapter>(
                 courses,
             )
         });
-    let limits = &ctx.limits;
     let session = Arc::new(
         Session::with_reservations(
             claims,
             attempt.client.clone(),
-            limits.event_rate_per_sec,
-            limits.event_burst,
             Reservations {
                 node: Some(node),
                 ledger: Some(ledger),
@@ -278,7 +275,7 @@ async fn admit<A: Adapter>(
     // Events must have a handler the moment the client sees CONNECT: socketioxide runs
     // the connect handler in a task of its own after sending CONNECT, so registering there
     // would drop an event emitted right at `connect`.
-    register(s, ctx, &session);
+    register(s);
     s.extensions.insert(session);
     Ok(())
 }
@@ -377,9 +374,13 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
         .set(s.id, None, session.expires.load(Ordering::Acquire));
     push_unread_count(&s, &ctx, claims);
 
-    let ctx = ctx.clone();
+    // Captures nothing, like the event handler (`register`): no allocation per socket.
     s.on_disconnect(
-        move |s: SocketRef<A>, reason: DisconnectReason| async move {
+        |s: SocketRef<A>, reason: DisconnectReason, State(slot): State<CtxSlot<A>>| async move {
+            let (Some(ctx), Some(session)) = (slot.get(), s.extensions.get::<Arc<Session>>())
+            else {
+                return;
+            };
             let claims = &session.claims;
             ctx.expiry
                 .cancel(s.id, session.expires.load(Ordering::Acquire));

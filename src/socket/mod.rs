@@ -12,6 +12,7 @@ mod args;
 pub mod client_events;
 mod connect;
 mod courses;
+pub mod event_rate;
 mod expiry;
 mod notifications;
 mod pacing;
@@ -22,15 +23,15 @@ pub mod reply;
 pub mod session;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Event, SocketRef};
+use socketioxide::extract::{Event, SocketRef, State};
 use tracing::Instrument;
 
 use crate::auth::{Claims, Verifier};
@@ -69,6 +70,8 @@ pub struct SocketCtx<A: Adapter> {
     pub tenants: TenantGauge,
     pub draining: Arc<AtomicBool>,
     pub expiry: expiry::ExpiryTimers,
+    /// The per-socket event rate, for every socket of the node.
+    pub event_rate: event_rate::EventRate,
     pub admission: Arc<Admission>,
     pub ledger: Arc<dyn ConnectionLedger>,
     pub operator: Operator<A>,
@@ -91,6 +94,7 @@ impl<A: Adapter> SocketCtx<A> {
     ) -> Self {
         Self {
             expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
+            event_rate: event_rate::EventRate::new(limits.event_rate_per_sec, limits.event_burst),
             gateway,
             verifier,
             limits,
@@ -209,16 +213,21 @@ impl<A: Adapter> EventCx<A> {
 /// Installs the socket's one event entry point. A single fallback handler per socket (not
 /// one boxed handler per event name) keeps the per-connection footprint small; the table
 /// of events lives in [`client_events`].
-fn register<A: Adapter>(s: &SocketRef<A>, ctx: &Arc<SocketCtx<A>>, session: &Arc<Session>) {
-    let ctx = ctx.clone();
-    let session = session.clone();
+/// It captures nothing (the context comes from the server's state, the session from the
+/// socket's extensions), so registering it allocates nothing per socket.
+fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on_fallback(
-        move |s: SocketRef<A>,
-              Event(name): Event,
-              args::FirstArg(arg): args::FirstArg,
-              reply: Reply<A>| {
-            let (ctx, session) = (ctx.clone(), session.clone());
+        |s: SocketRef<A>,
+         Event(name): Event,
+         args::FirstArg(arg): args::FirstArg,
+         reply: Reply<A>,
+         State(slot): State<CtxSlot<A>>| {
             async move {
+                let (Some(ctx), Some(session)) = (slot.get(), s.extensions.get::<Arc<Session>>())
+                else {
+                    tracing::error!(sid = %s.id, event = %name, "event before the socket's session; dropped");
+                    return;
+                };
                 client_events::dispatch(
                     &name,
                     Incoming {
@@ -318,7 +327,11 @@ where
 
 /// Applies the per-socket rate limit; disconnects a socket that keeps flooding.
 fn rate_limited<A: Adapter>(cx: &EventCx<A>) -> bool {
-    match cx.session.check_rate(cx.ctx.limits.flood_disconnect_after) {
+    let allowed = cx.ctx.event_rate.allows(&cx.socket.id);
+    match cx
+        .session
+        .rate_verdict(allowed, cx.ctx.limits.flood_disconnect_after)
+    {
         RateVerdict::Allowed => false,
         RateVerdict::Limited => {
             cx.refuse(
@@ -342,9 +355,36 @@ fn rate_limited<A: Adapter>(cx: &EventCx<A>) -> bool {
 }
 
 /// Wires the namespace: every socket passes [`connect::authenticate`] before it connects.
+/// `slot` is the one given to the server's builder ([`CtxSlot`]).
 pub fn serve<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
     io: &SocketIo<A>,
     ctx: Arc<SocketCtx<A>>,
+    slot: &CtxSlot<A>,
 ) -> A::InitRes {
+    let _ = slot.0.set(ctx.clone());
     connect::attach(io, ctx)
+}
+
+/// Where a socket's handlers find the node's [`SocketCtx`]: socketioxide's per-server state
+/// (`SocketIoBuilder::with_state`), filled in [`serve`]. A handler that captured the
+/// context (and the session) was a boxed closure per socket; one that captures nothing is
+/// not an allocation.
+pub struct CtxSlot<A: Adapter>(Arc<OnceLock<Arc<SocketCtx<A>>>>);
+
+impl<A: Adapter> CtxSlot<A> {
+    pub fn get(&self) -> Option<Arc<SocketCtx<A>>> {
+        self.0.get().cloned()
+    }
+}
+
+impl<A: Adapter> Clone for CtxSlot<A> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<A: Adapter> Default for CtxSlot<A> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
 }

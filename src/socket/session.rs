@@ -2,13 +2,9 @@
 //! extensions at connect so no handler ever parses a token or trusts a payload's ids.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
-
-use governor::clock::QuantaClock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Claims;
 use crate::presence::SocketPresence;
@@ -29,7 +25,8 @@ pub struct Session {
     pub claims: Claims,
     /// Where the socket connected from, for its security log lines.
     pub client: ClientInfo,
-    limiter: DefaultDirectRateLimiter,
+    /// Refusals by the event rate in a row (the rate itself is the node's:
+    /// [`EventRate`](super::event_rate::EventRate)).
     strikes: AtomicU32,
     /// When the last refusal happened, in ms since [`BASE`].
     last_strike_ms: AtomicU64,
@@ -59,10 +56,6 @@ pub enum RateVerdict {
     Flooding,
 }
 
-/// One clock for every socket's limiter: creating a `QuantaClock` probes the CPU with
-/// CPUID, which traps to the hypervisor on a VM and showed up in the connect profile.
-static CLOCK: LazyLock<QuantaClock> = LazyLock::new(QuantaClock::default);
-
 /// The origin of every session's refusal timestamps (one per process, not per socket).
 static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
 
@@ -73,28 +66,19 @@ const STRIKE_WINDOW_MS: u64 = 1_000;
 const MAX_THROTTLED_VIDEOS: usize = 256;
 
 impl Session {
-    pub fn new(claims: Claims, rate_per_sec: u32, burst: u32) -> Self {
-        let client = ClientInfo::default();
-        Self::with_reservations(claims, client, rate_per_sec, burst, Reservations::default())
+    pub fn new(claims: Claims) -> Self {
+        Self::with_reservations(claims, ClientInfo::default(), Reservations::default())
     }
 
     pub fn with_reservations(
         claims: Claims,
         client: ClientInfo,
-        rate_per_sec: u32,
-        burst: u32,
         reservations: Reservations,
     ) -> Self {
-        let rate = NonZeroU32::new(rate_per_sec.max(1)).expect("max(1)");
-        let burst = NonZeroU32::new(burst.max(1)).expect("max(1)");
         let exp = claims.exp;
         Self {
             claims,
             client,
-            limiter: RateLimiter::direct_with_clock(
-                Quota::per_second(rate).allow_burst(burst),
-                CLOCK.clone(),
-            ),
             strikes: AtomicU32::new(0),
             last_strike_ms: AtomicU64::new(0),
             flooding: AtomicBool::new(false),
@@ -133,9 +117,10 @@ impl Session {
         self.flooding.load(Ordering::Acquire)
     }
 
-    /// Checks the per-socket event rate.
-    pub fn check_rate(&self, flood_after: u32) -> RateVerdict {
-        if self.limiter.check().is_ok() {
+    /// What one event gets, given whether the node's event rate `allowed` it: a refusal
+    /// is a strike, and strikes in a row make the socket flooding.
+    pub fn rate_verdict(&self, allowed: bool, flood_after: u32) -> RateVerdict {
+        if allowed {
             return RateVerdict::Allowed;
         }
         // Strikes run on while refusals keep coming: a socket sending five times its rate
@@ -182,8 +167,10 @@ mod tests {
     use super::*;
     use crate::auth::Role;
     use crate::ids::{TenantId, UserId};
+    use crate::socket::event_rate::EventRate;
+    use socketioxide::socket::Sid;
 
-    fn session(rate: u32, burst: u32) -> Session {
+    fn session() -> Session {
         let claims = Claims {
             sub: UserId::parse("u").unwrap(),
             tenant: Some(TenantId::parse("t").unwrap()),
@@ -192,27 +179,32 @@ mod tests {
             iat: None,
             jti: None,
         };
-        Session::new(claims, rate, burst)
+        Session::new(claims)
+    }
+
+    /// The node's event rate and one socket's session, as `socket::rate_limited` uses them.
+    fn check(rate: &EventRate, sid: &Sid, s: &Session, flood_after: u32) -> RateVerdict {
+        s.rate_verdict(rate.allows(sid), flood_after)
     }
 
     #[test]
     fn a_burst_passes_then_events_are_limited_then_a_flood_is_flagged() {
-        let s = session(1, 3);
+        let (rate, sid, s) = (EventRate::new(1, 3), Sid::new(), session());
         for _ in 0..3 {
-            assert_eq!(s.check_rate(3), RateVerdict::Allowed);
+            assert_eq!(check(&rate, &sid, &s, 3), RateVerdict::Allowed);
         }
-        assert_eq!(s.check_rate(3), RateVerdict::Limited);
-        assert_eq!(s.check_rate(3), RateVerdict::Limited);
-        assert_eq!(s.check_rate(3), RateVerdict::Flooding);
+        assert_eq!(check(&rate, &sid, &s, 3), RateVerdict::Limited);
+        assert_eq!(check(&rate, &sid, &s, 3), RateVerdict::Limited);
+        assert_eq!(check(&rate, &sid, &s, 3), RateVerdict::Flooding);
     }
 
     #[test]
     fn a_socket_sending_far_above_its_rate_is_flagged_even_when_some_events_get_through() {
-        let s = session(50, 1);
+        let (rate, sid, s) = (EventRate::new(50, 1), Sid::new(), session());
         let mut allowed = 0;
         let mut flagged = false;
         for _ in 0..400 {
-            match s.check_rate(50) {
+            match check(&rate, &sid, &s, 50) {
                 RateVerdict::Allowed => allowed += 1,
                 RateVerdict::Limited => {}
                 RateVerdict::Flooding => {
@@ -231,7 +223,7 @@ mod tests {
 
     #[test]
     fn video_progress_is_forwarded_once_per_interval_per_video() {
-        let s = session(10, 10);
+        let s = session();
         let hour = Duration::from_secs(3600);
         assert!(s.video_may_forward("v1", hour));
         assert!(!s.video_may_forward("v1", hour));

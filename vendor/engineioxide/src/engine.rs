@@ -1,6 +1,6 @@
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
 };
 
 use engineioxide_core::{ProtocolVersion, Sid, TransportType};
@@ -9,7 +9,7 @@ use http::request::Parts;
 use crate::{
     config::EngineIoConfig,
     handler::EngineIoHandler,
-    socket::{DisconnectReason, Socket},
+    socket::{CloseFn, DisconnectReason, Socket},
 };
 
 type SocketMap<T> = RwLock<HashMap<Sid, Arc<T>>>;
@@ -24,6 +24,10 @@ pub struct EngineIo<H: EngineIoHandler> {
 
     /// The config for the engine.io server
     pub config: EngineIoConfig,
+
+    /// What every socket calls when it closes, made at the first session: one closure for
+    /// the engine, not a boxed one per socket. It holds the engine weakly (the engine holds it).
+    close_fn: OnceLock<CloseFn>,
 }
 
 impl<H: EngineIoHandler> EngineIo<H> {
@@ -33,6 +37,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
             sockets: RwLock::new(HashMap::new()),
             config,
             handler,
+            close_fn: OnceLock::new(),
         }
     }
 }
@@ -46,8 +51,17 @@ impl<H: EngineIoHandler> EngineIo<H> {
         req: Parts,
         supports_binary: bool,
     ) -> Arc<Socket<H::Data>> {
-        let engine = self.clone();
-        let close_fn = Box::new(move |sid, reason| engine.close_session(sid, reason));
+        let close_fn = self
+            .close_fn
+            .get_or_init(|| {
+                let engine = Arc::downgrade(self);
+                Arc::new(move |sid, reason| {
+                    if let Some(engine) = engine.upgrade() {
+                        engine.close_session(sid, reason);
+                    }
+                })
+            })
+            .clone();
 
         let socket = Socket::new(
             protocol,

@@ -173,6 +173,10 @@ impl InternalRx {
     }
 }
 
+/// What a socket calls when it closes: shared by every socket of an engine (one
+/// allocation per engine, not per socket).
+pub(crate) type CloseFn = Arc<dyn Fn(Sid, DisconnectReason) + Send + Sync>;
+
 /// A [`Socket`] represents a client connection to the server.
 /// It is agnostic to the [`TransportType`].
 ///
@@ -227,7 +231,7 @@ where
     pub(crate) cancellation: LazyCancellation,
 
     /// Function to call when the socket is closed
-    close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
+    close_fn: CloseFn,
     /// User data bound to the socket
     pub data: D,
 
@@ -248,7 +252,7 @@ where
         transport: TransportType,
         config: &EngineIoConfig,
         req_parts: Parts,
-        close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
+        close_fn: CloseFn,
         supports_binary: bool,
     ) -> Self {
         let (internal_tx, internal_rx) = queue(config.max_buffer_size);
@@ -619,7 +623,7 @@ where
 
             heartbeat: Notify::new(),
             cancellation: LazyCancellation::default(),
-            close_fn,
+            close_fn: close_fn.into(),
 
             data: D::default(),
             req_parts: HeldParts::new(http::Request::<()>::default().into_parts().0),

@@ -605,7 +605,7 @@ mod tests {
             TransportType::Websocket,
             &EngineIoConfig::default(),
             Request::<()>::default().into_parts().0,
-            Box::new(|_, _| ()),
+            Arc::new(|_, _| ()),
             false,
         ))
     }
