@@ -332,7 +332,7 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &
         read.push(keys::EVERYONE.to_owned());
         s.join(rooms);
         let replayed = replay(s, r, &read, after).await;
-        filter_replayed(s, &me, &replayed);
+        filter_replayed(s, me, &replayed);
         release_held(s).await;
     }
     save(s, r, me, claims).await;
@@ -502,7 +502,7 @@ async fn replay_blip<A: Adapter>(
             return;
         }
         let upto_ms = if pass == 0 { back_ms } else { offset::now_ms() };
-        if !blip_pass(s, r, &me, received, after, lost_ms, upto_ms).await {
+        if !blip_pass(s, r, me, received, after, lost_ms, upto_ms).await {
             return;
         }
     }
