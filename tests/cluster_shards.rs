@@ -147,7 +147,7 @@ async fn a_node_without_members_of_a_room_receives_none_of_its_emits() {
     assert_eq!(
         after - before,
         1.0,
-        "the idle node received only the system alert, none of the 100 user-room emits"
+        "the idle node received only the system alert, none of the 50 user-room emits"
     );
 }
 
