@@ -210,11 +210,12 @@ for sys in $SYSTEMS; do
 done
 
 # The floor: the same sockets and, at 8 frames/s each, the deliveries/s of the 80/s fanout
-# (80 broadcasts/s to 1,000 sockets per tenant = 8 per socket per second).
+# (80 broadcasts/s to 1,000 sockets per tenant = 8 per socket per second), in its shape: the
+# sockets in $TEN groups written one at a time, so that its latency compares with the fanout's.
 if [ "${FLOOR:-1}" = 1 ] && [ "${SCENARIOS:-1}" = 1 ]; then
   for m in raw tasks; do
-    echo "== floor $m: benches/floor.sh N=$CONN RATE=8 DURATION=$DUR" >&2
-    N=$CONN RATE=8 DURATION=$DUR MODES=$m SERVER_CPUS=${SERVER_CPUS:-} LOADGEN_CPUS=${LOADGEN_CPUS:-} "$here/floor.sh" 2>"$OUT/floor-$m.err" |
+    echo "== floor $m: benches/floor.sh N=$CONN RATE=8 TENANTS=$TEN DURATION=$DUR" >&2
+    N=$CONN RATE=8 TENANTS=$TEN DURATION=$DUR MODES=$m SERVER_CPUS=${SERVER_CPUS:-} LOADGEN_CPUS=${LOADGEN_CPUS:-} "$here/floor.sh" 2>"$OUT/floor-$m.err" |
       while read -r kind json; do
         case "$kind" in
           server) echo "$json" >"$OUT/floor-$m.json" ;;

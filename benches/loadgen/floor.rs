@@ -7,17 +7,21 @@
 //! `raw` keeps the bare `TcpStream`s in a `Vec` and writes from one loop (the kernel's cost,
 //! nothing per socket but the stream); `tasks` gives each socket a tokio-tungstenite stream
 //! and a task fed by one broadcast channel (the least a task-per-socket server holds).
-//! `connect` is its client: N sockets that count the bytes they receive.
+//! `connect` is its client: N sockets that count the frames they receive and record each
+//! one's latency (the server stamps the frame with the wall-clock time it starts writing it,
+//! as the gateway's generator stamps a broadcast when it sends its request).
 //! benches/floor.sh drives both; docs/benchmarks.md ("Floor") has the figures.
 
-// Shared with lms-loadgen, which uses all of it.
+// Shared with lms-loadgen, which uses all of them.
+#[allow(dead_code)]
+mod latency;
 #[allow(dead_code)]
 mod procfs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -70,6 +74,11 @@ struct Serve {
     /// Frames written to every socket per second (0: only hold).
     #[arg(short = 'r', long, default_value_t = 0)]
     rate: u32,
+    /// Groups the sockets are split into (socket i in group i mod G), written one at a time,
+    /// G × rate times a second: with G = 10, the gateway's fan-out shape (a broadcast to one
+    /// of 10 tenants at a time) rather than one burst to every socket.
+    #[arg(short = 'g', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    groups: u32,
     /// Seconds of writing, and of holding afterwards.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -123,12 +132,46 @@ fn text_frame(len: usize) -> anyhow::Result<Vec<u8>> {
     Ok(frame)
 }
 
+/// Digits of the send time (µs since the epoch, zero-padded) at the start of every payload.
+const STAMP_LEN: usize = 16;
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Writes the current time over the first [`STAMP_LEN`] bytes of `payload`.
+fn stamp(payload: &mut [u8]) {
+    payload[..STAMP_LEN]
+        .copy_from_slice(format!("{:0width$}", now_us(), width = STAMP_LEN).as_bytes());
+}
+
+/// The send time a payload carries, if it has one.
+fn stamp_of(payload: &[u8]) -> Option<u64> {
+    std::str::from_utf8(payload.get(..STAMP_LEN)?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Cuts the whole frames (all `frame_len` bytes long) off the front of `buf`, in order.
+fn drain_frames(buf: &mut Vec<u8>, frame_len: usize, each: impl FnMut(&[u8])) {
+    let whole = buf.len() / frame_len * frame_len;
+    buf[..whole].chunks_exact(frame_len).for_each(each);
+    buf.drain(..whole);
+}
+
 fn me() -> procfs::ProcSample {
     procfs::read(std::process::id()).unwrap_or_default()
 }
 
 async fn serve(args: Serve) -> anyhow::Result<String> {
-    let frame = text_frame(args.frame_bytes)?;
+    if args.frame_bytes < STAMP_LEN {
+        bail!("--frame-bytes must be at least {STAMP_LEN} (the send time)");
+    }
+    let mut frame = text_frame(args.frame_bytes)?;
+    let header_len = frame.len() - args.frame_bytes;
     let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
     let (tx, mut accepted) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -144,18 +187,17 @@ async fn serve(args: Serve) -> anyhow::Result<String> {
     let before = me();
     eprintln!("lms-floor: listening on {}", args.port);
 
-    let (feed, _) = broadcast::channel::<Utf8Bytes>(16);
-    let payload = Utf8Bytes::from("x".repeat(args.frame_bytes));
-    let mut streams = Vec::with_capacity(match args.mode {
-        Mode::Raw => args.connections,
-        Mode::Tasks => 0,
-    });
-    for _ in 0..args.connections {
+    let groups = args.groups as usize;
+    let feeds: Vec<_> = (0..groups)
+        .map(|_| broadcast::channel::<Utf8Bytes>(16).0)
+        .collect();
+    let mut streams: Vec<Vec<TcpStream>> = (0..groups).map(|_| Vec::new()).collect();
+    for i in 0..args.connections {
         let stream = accepted.recv().await.context("listener stopped")?;
         match args.mode {
-            Mode::Raw => streams.push(stream),
+            Mode::Raw => streams[i % groups].push(stream),
             Mode::Tasks => {
-                tokio::spawn(socket_task(stream, feed.subscribe()));
+                tokio::spawn(socket_task(stream, feeds[i % groups].subscribe()));
             }
         }
     }
@@ -172,18 +214,26 @@ async fn serve(args: Serve) -> anyhow::Result<String> {
     let start_cpu = me().cpu_s;
     let started = Instant::now();
     if args.rate > 0 {
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
-        while started.elapsed() < Duration::from_secs(args.duration) {
+        let ticks_per_s = args.rate as f64 * groups as f64;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / ticks_per_s));
+        for group in (0..groups).cycle() {
+            if started.elapsed() >= Duration::from_secs(args.duration) {
+                break;
+            }
             tick.tick().await;
+            stamp(&mut frame[header_len..]);
             match args.mode {
                 Mode::Raw => {
-                    for s in &mut streams {
+                    for s in &mut streams[group] {
                         if s.write_all(&frame).await.is_ok() {
                             deliveries += 1;
                         }
                     }
                 }
-                Mode::Tasks => deliveries += feed.send(payload.clone()).unwrap_or(0) as u64,
+                Mode::Tasks => {
+                    let payload = Utf8Bytes::try_from(frame[header_len..].to_vec())?;
+                    deliveries += feeds[group].send(payload).unwrap_or(0) as u64;
+                }
             }
         }
     }
@@ -197,6 +247,7 @@ async fn serve(args: Serve) -> anyhow::Result<String> {
         "rss_held_bytes": held.rss_bytes,
         "rss_bytes_per_connection": rss_per_connection,
         "rate": args.rate,
+        "groups": args.groups,
         "frame_bytes": args.frame_bytes,
         "write_wall_s": wall_s,
         "deliveries": deliveries,
@@ -263,7 +314,10 @@ async fn read_head(stream: &mut TcpStream) -> anyhow::Result<String> {
 }
 
 async fn connect(args: Connect) -> anyhow::Result<String> {
+    let frame_len = text_frame(args.frame_bytes)?.len();
+    let header_len = frame_len - args.frame_bytes;
     let received = Arc::new(AtomicU64::new(0));
+    let latency = Arc::new(latency::Latency::default());
     let mut failed = 0u64;
     let mut open = Vec::with_capacity(args.connections);
     let mut pace = tokio::time::interval(Duration::from_secs_f64(
@@ -278,23 +332,30 @@ async fn connect(args: Connect) -> anyhow::Result<String> {
     }
     eprintln!("lms-floor: {} open, {failed} failed", open.len());
     let connected = open.len();
-    for mut stream in open {
-        let received = received.clone();
+    for (i, mut stream) in open.into_iter().enumerate() {
+        let (received, latency) = (received.clone(), latency.clone());
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            while let Ok(n @ 1..) = stream.read(&mut buf).await {
-                received.fetch_add(n as u64, Ordering::Relaxed);
+            // Every frame has the same length: whole frames are cut from the front.
+            let mut buf = Vec::with_capacity(frame_len * 4);
+            let mut chunk = vec![0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+                let at = now_us();
+                buf.extend_from_slice(&chunk[..n]);
+                drain_frames(&mut buf, frame_len, |frame| {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    if let Some(sent) = stamp_of(&frame[header_len..]) {
+                        latency.record(i, at.saturating_sub(sent));
+                    }
+                });
             }
         });
     }
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    let bytes = received.load(Ordering::Relaxed);
-    let frame_len = text_frame(args.frame_bytes)?.len() as u64;
     Ok(json!({
         "connected": connected,
         "failed": failed,
-        "bytes_received": bytes,
-        "frames_received": bytes / frame_len,
+        "frames_received": received.load(Ordering::Relaxed),
+        "latency": latency.summary(),
     })
     .to_string())
 }
@@ -310,4 +371,40 @@ async fn open_socket(addr: SocketAddr) -> anyhow::Result<TcpStream> {
         bail!("not upgraded: {}", head.lines().next().unwrap_or_default());
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamped_payload_keeps_its_length_and_reads_back_its_time() {
+        let mut frame = text_frame(160).unwrap();
+        let header = frame.len() - 160;
+        let before = now_us();
+        stamp(&mut frame[header..]);
+        let sent = stamp_of(&frame[header..]).expect("a stamp");
+        assert!(sent >= before && sent <= now_us());
+        assert_eq!(frame.len(), header + 160);
+        assert!(std::str::from_utf8(&frame[header..]).is_ok());
+        assert_eq!(stamp_of(&text_frame(160).unwrap()[header..]), None);
+    }
+
+    #[test]
+    fn frames_split_across_reads_are_counted_once_whole() {
+        let mut frame = text_frame(20).unwrap();
+        let header = frame.len() - 20;
+        stamp(&mut frame[header..]);
+        let mut buf = Vec::new();
+        let mut seen = Vec::new();
+        buf.extend_from_slice(&frame[..5]);
+        drain_frames(&mut buf, frame.len(), |f| seen.push(f.to_vec()));
+        assert!(seen.is_empty());
+        buf.extend_from_slice(&frame[5..]);
+        buf.extend_from_slice(&frame);
+        buf.extend_from_slice(&frame[..3]);
+        drain_frames(&mut buf, frame.len(), |f| seen.push(f.to_vec()));
+        assert_eq!(seen, vec![frame.clone(), frame.clone()]);
+        assert_eq!(buf, frame[..3]);
+    }
 }

@@ -14,13 +14,18 @@ def load(out):
     for path in glob.glob(os.path.join(out, "*.json")):
         name = os.path.basename(path)[:-5]
         sys_, _, run = name.partition("-")
-        try:
-            with open(path) as f:
-                lines = [l for l in f.read().splitlines() if l.strip()]
-            runs[(sys_, run)] = json.loads(lines[-1]) if lines else None
-        except (OSError, ValueError, IndexError):
-            runs[(sys_, run)] = None
+        runs[(sys_, run)] = load_line(path)
     return runs
+
+
+def load_line(path):
+    """The last JSON line of a file, or None."""
+    try:
+        with open(path) as f:
+            lines = [l for l in f.read().splitlines() if l.strip()]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        return None
 
 
 def get(d, *path):
@@ -123,12 +128,14 @@ def sustained(runs, sys_, ref):
     return max(ok) if ok else None
 
 
-def floor_rows(runs):
+def floor_rows(runs, out):
     """The per-unit costs that have a floor (benches/floor.sh): us, Node and both floors, and
     us as a multiple of each. The floor is one bare process; us and Node include Redis."""
     raw, tasks = runs.get(("floor", "raw")), runs.get(("floor", "tasks"))
     if raw is None and tasks is None:
         return []
+    # The floor's client line (floor-<mode>.client): what its sockets received, and when.
+    client = {m: load_line(os.path.join(out, f"floor-{m}.client")) for m in ("raw", "tasks")}
     kb = lambda v: None if v is None else v / 1024
     measures = [
         ("RSS per idle connection (KB)", "connect",
@@ -137,6 +144,9 @@ def floor_rows(runs):
         ("CPU-s per 1M deliveries, 80 broadcasts/s (80k deliveries/s)", "fanout-80",
          lambda r: get(r, "fanout", "cpu_s_per_1m_deliveries"),
          lambda f: get(f, "cpu_s_per_1m_deliveries")),
+        ("delivery latency p99 at 80 broadcasts/s (ms)", "fanout-80",
+         lambda r: get(r, "streams", "broadcast", "latency", "p99_ms"),
+         lambda f: get(client[f["mode"]], "latency", "p99_ms") if f else None),
     ]
     times = lambda a, b: "–" if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0 else f"{a / b:.2f}×"
     rows = []
@@ -160,11 +170,12 @@ def main():
     print("|---|---:|---:|---:|")
     for label, us, node, r in rows_for(runs):
         print(f"| {label} | {us} | {node} | {r} |")
-    floors = floor_rows(runs)
+    floors = floor_rows(runs, out)
     if floors:
         print("\nAgainst Node and the machine's floor (us ÷ other: below 1 means we use less). Floor "
               "`tasks`: a tokio-tungstenite stream and a task per socket; `raw`: bare streams "
-              "written from one loop (benches/floor.sh, one process, no Redis).\n")
+              "written from one loop (benches/floor.sh, one process, no Redis, the sockets in "
+              "the fanout's tenant groups, written one group at a time).\n")
         print("| measure | us | Node | floor (tasks) | floor (raw) | us ÷ Node | us ÷ floor (tasks) | us ÷ floor (raw) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in floors:
