@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use engineioxide_core::{Packet, ProtocolVersion};
-use smallvec::smallvec;
 use tokio::time::Instant;
 
-use crate::{Socket, errors::Error};
+use crate::{Socket, errors::Error, queued::Queued};
 
 /// What the reader tracks between two heartbeat events.
 #[derive(Debug)]
@@ -65,7 +64,7 @@ impl Heartbeat {
         }
         socket
             .internal_tx
-            .try_send(smallvec![Packet::Ping])
+            .try_send(Queued::packet(Packet::Ping))
             .map_err(|_| Error::HeartbeatTimeout)?;
         self.awaiting_pong = true;
         Ok(Instant::now() + self.timeout)
@@ -82,7 +81,7 @@ impl Heartbeat {
         if self.client_pings {
             socket
                 .internal_tx
-                .try_send(smallvec![Packet::Pong])
+                .try_send(Queued::packet(Packet::Pong))
                 .map_err(|_| Error::HeartbeatTimeout)?;
             return Ok(Some(Instant::now() + self.interval + self.timeout));
         }

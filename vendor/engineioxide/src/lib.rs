@@ -27,5 +27,6 @@ mod engine;
 mod errors;
 mod heartbeat;
 mod queue;
+mod queued;
 mod req_parts;
 mod transport;

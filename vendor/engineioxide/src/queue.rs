@@ -277,7 +277,7 @@ impl<T> QueueRx<T> {
 
     /// Gives the buffer's slots back if the queue is empty: called by a websocket session's
     /// writer once it has drained the queue and gone idle, so that an idle socket holds no
-    /// slot (a `PacketBuf` is 200 bytes). The next push allocates one slot again: an
+    /// slot (a socket's item, `Queued`, is 32 bytes). The next push allocates one slot again: an
     /// allocation per burst written, not per packet queued.
     pub(crate) fn release_idle(&mut self) {
         let mut state = self.0.lock();

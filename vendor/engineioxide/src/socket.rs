@@ -71,12 +71,13 @@ use crate::{
     config::EngineIoConfig,
     errors::Error,
     queue::{QueuePermit, QueueRx, QueueTx, queue},
+    queued::Queued,
 };
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
 
 pub use engineioxide_core::Sid;
@@ -117,18 +118,18 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
-    inner: QueuePermit<'a, PacketBuf>,
+    inner: QueuePermit<'a, Queued>,
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(smallvec![Packet::Message(msg)]);
+        self.inner.send(Queued::Message(msg));
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(smallvec![Packet::Binary(data)]);
+        self.inner.send(Queued::packet(Packet::Binary(data)));
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -140,7 +141,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(packets);
+        self.inner.send(Queued::packets(packets));
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -152,20 +153,20 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(packets);
+        self.inner.send(Queued::packets(packets));
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: QueueRx<PacketBuf>,
+    pub buffered_rx: QueueRx<Queued>,
     /// The packet a polling request left for the next one (its payload was full): rare, and
     /// boxed so that every socket does not hold a `PacketBuf`'s 200 bytes for it.
     pub peeked_packet: Option<Box<PacketBuf>>,
 }
 
 impl InternalRx {
-    fn new(buffered_rx: QueueRx<PacketBuf>) -> Self {
+    fn new(buffered_rx: QueueRx<Queued>) -> Self {
         Self {
             buffered_rx,
             peeked_packet: None,
@@ -203,7 +204,7 @@ where
     /// Whether the socket is currently upgrading to a new transport.
     upgrading: AtomicBool,
 
-    /// Channel to send [`PacketBuf`] to the connection
+    /// Channel to send [`Queued`] packets to the connection
     ///
     /// It is used and managed by the [`EngineIo`](crate::engine) struct depending on the transport type
     ///
@@ -213,13 +214,13 @@ where
     ///
     /// Closing behavior is driven by the [`Socket::cancellation`].
     ///
-    /// The channel is made of a [`SmallVec`] of [`Packet`]s so that adjacent packets can be sent atomically.
+    /// An item is one message, or packets that go together ([`Queued`]), sent atomically.
     pub(crate) internal_rx: Mutex<InternalRx>,
 
-    /// Channel to send [PacketBuf] to the internal connection; it also holds the volatile
+    /// Channel to send [`Queued`] packets to the internal connection; it also holds the volatile
     /// slot ([`QueueTx::set_volatile`]): only the latest volatile message is retained,
     /// bypassing the buffer; subsequent volatile sends overwrite the previous one.
-    pub(crate) internal_tx: QueueTx<PacketBuf>,
+    pub(crate) internal_tx: QueueTx<Queued>,
 
     /// Signals a Pong [`Packet`] (v4 protocol) or a Ping (v3 protocol) from the connection to the
     /// spawned heartbeat job (polling sessions; a websocket session's reader runs its own).
@@ -298,10 +299,10 @@ where
         tracing::debug!(?packet, "sending packet");
 
         self.internal_tx
-            .try_send(smallvec![packet])
+            .try_send(Queued::packet(packet))
             .map_err(|p| match p {
-                TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
-                TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
+                TrySendError::Full(p) => TrySendError::Full(p.into_first().unwrap()),
+                TrySendError::Closed(p) => TrySendError::Closed(p.into_first().unwrap()),
             })?;
         Ok(())
     }
@@ -383,7 +384,7 @@ where
             tracing::trace!(sid = ?self.id, "emitting ping");
 
             self.internal_tx
-                .try_send(smallvec![Packet::Ping])
+                .try_send(Queued::packet(Packet::Ping))
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
@@ -413,7 +414,7 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
             self.internal_tx
-                .try_send(smallvec![Packet::Pong])
+                .try_send(Queued::packet(Packet::Pong))
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
     }
@@ -516,7 +517,7 @@ where
     /// was dropped (channel full or transport shutting down).
     #[inline]
     pub fn emit_volatile(&self, msg: impl Into<Str>) -> bool {
-        self.send_volatile(smallvec![Packet::Message(msg.into())])
+        self.send_volatile(Queued::Message(msg.into()))
     }
 
     /// Try to send a volatile binary message bypassing the internal buffer channel.
@@ -528,9 +529,9 @@ where
     #[inline]
     pub fn emit_binary_volatile<B: Into<Bytes>>(&self, data: B) -> bool {
         if self.protocol == ProtocolVersion::V3 {
-            self.send_volatile(smallvec![Packet::BinaryV3(data.into())])
+            self.send_volatile(Queued::packet(Packet::BinaryV3(data.into())))
         } else {
-            self.send_volatile(smallvec![Packet::Binary(data.into())])
+            self.send_volatile(Queued::packet(Packet::Binary(data.into())))
         }
     }
 
@@ -547,11 +548,11 @@ where
         for bin in data {
             packets.push(Packet::Binary(bin));
         }
-        self.send_volatile(packets)
+        self.send_volatile(Queued::packets(packets))
     }
 
-    pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.internal_tx.set_volatile(packets)
+    pub(crate) fn send_volatile(&self, item: Queued) -> bool {
+        self.internal_tx.set_volatile(item)
     }
 }
 
@@ -637,7 +638,7 @@ where
         tokio::spawn(async move {
             let mut internal_rx = sock_clone.internal_rx.try_lock().unwrap();
             while let Some(packets) = internal_rx.buffered_rx.recv().await {
-                for packet in packets {
+                for packet in packets.into_packets() {
                     tx.send(packet).await.unwrap();
                 }
             }

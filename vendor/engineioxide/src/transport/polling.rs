@@ -12,6 +12,7 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
+    queued::Queued,
     DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
     handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
 };
@@ -125,7 +126,7 @@ where
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
         let rx_stream = stream::iter(peeked_packet.take().map(|p| *p))
-            .chain(rx_stream::EncoderStream::new(buffered_rx));
+            .chain(rx_stream::EncoderStream::new(buffered_rx).map(Queued::into_packets));
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.

@@ -11,7 +11,6 @@ use futures_util::{
     stream::{SplitSink, SplitStream},
 };
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
-use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_tungstenite::{
@@ -27,6 +26,7 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
+    queued::Queued,
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
     errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
 };
@@ -298,9 +298,9 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     // the order of the `biased` select this was: the queue, the cancellation, the volatile
     // slot (which shares the queue's waker, hence one `poll_fn` for the three).
     enum Next {
-        Queued(Option<PacketBuf>),
+        Queued(Option<Queued>),
         Cancelled,
-        Volatile(PacketBuf),
+        Volatile(Queued),
     }
     let mut cancelled = std::pin::pin!(socket.cancellation.token().cancelled());
     loop {
@@ -315,17 +315,17 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         })
         .await;
         match next {
-            Next::Queued(Some(mut packets)) => {
-                feed_packets(&mut tx, &mut packets, &socket).await;
-                while let Ok(mut packets) = buffered_rx.try_recv() {
-                    feed_packets(&mut tx, &mut packets, &socket).await;
+            Next::Queued(Some(item)) => {
+                feed_packets(&mut tx, &mut item.into_packets(), &socket).await;
+                while let Ok(item) = buffered_rx.try_recv() {
+                    feed_packets(&mut tx, &mut item.into_packets(), &socket).await;
                 }
             }
             Next::Queued(None) | Next::Cancelled => break,
-            Next::Volatile(mut packets) => {
+            Next::Volatile(item) => {
                 #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                feed_packets(&mut tx, &mut packets, &socket).await;
+                tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", item.len());
+                feed_packets(&mut tx, &mut item.into_packets(), &socket).await;
             }
         }
 
@@ -495,7 +495,7 @@ where
 
     // We send a last Noop request to close a potential waiting polling request.
     // A full buffer needs none: a polling request answers at once with what is buffered.
-    if let Err(TrySendError::Closed(_)) = socket.internal_tx.try_send(smallvec![Packet::Noop]) {
+    if let Err(TrySendError::Closed(_)) = socket.internal_tx.try_send(Queued::packet(Packet::Noop)) {
         return Err(Error::Upgrade);
     }
 

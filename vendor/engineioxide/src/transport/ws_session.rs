@@ -28,19 +28,19 @@ use tokio_tungstenite::{
     tungstenite::{self, Message},
 };
 
-use engineioxide_core::{Packet, PacketBuf, ProtocolVersion};
+use engineioxide_core::{Packet, ProtocolVersion};
 
 use super::ws::{end_session, on_message, packet_message};
 use crate::{
     Socket, engine::EngineIo, errors::Error, handler::EngineIoHandler, heartbeat::Heartbeat,
-    queue::QueueRx, socket::InternalRx,
+    queue::QueueRx, queued::Queued, socket::InternalRx,
 };
 
 /// What woke the session.
 enum Event {
     Cancelled,
     QueueClosed,
-    Volatile(PacketBuf),
+    Volatile(Queued),
     Frame(Option<Result<Message, tungstenite::Error>>),
     Deadline,
 }
@@ -199,7 +199,7 @@ impl Writer {
         &mut self,
         cx: &mut Context<'_>,
         ws: &mut W,
-        rx: &mut QueueRx<PacketBuf>,
+        rx: &mut QueueRx<Queued>,
     ) -> Poll<()>
     where
         W: Sink<Message, Error = tungstenite::Error> + Unpin,
@@ -247,7 +247,7 @@ impl Writer {
         &mut self,
         cx: &mut Context<'_>,
         ws: &mut W,
-        rx: &mut QueueRx<PacketBuf>,
+        rx: &mut QueueRx<Queued>,
     ) -> Poll<()>
     where
         W: Sink<Message, Error = tungstenite::Error> + Unpin,
@@ -265,16 +265,17 @@ impl Writer {
     }
 
     /// Volatile packets go after the batch being written.
-    fn push(&mut self, packets: PacketBuf) {
+    fn push(&mut self, item: Queued) {
         if self.next == self.batch.len() {
-            self.set(packets);
+            self.set(item);
         } else {
-            self.batch.extend(packets);
+            item.append_to(&mut self.batch);
         }
     }
 
-    fn set(&mut self, batch: PacketBuf) {
-        self.batch = batch.into_iter().collect();
+    fn set(&mut self, item: Queued) {
+        self.batch.clear();
+        item.append_to(&mut self.batch);
         self.next = 0;
     }
 
