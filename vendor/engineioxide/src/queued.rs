@@ -76,7 +76,10 @@ mod tests {
     fn packets_come_back_in_order() {
         let msg = Queued::packet(Packet::Message("a".into()));
         assert!(matches!(msg, Queued::Message(_)));
-        assert_eq!(msg.into_packets().as_slice(), &[Packet::Message("a".into())]);
+        assert_eq!(
+            msg.into_packets().as_slice(),
+            &[Packet::Message("a".into())]
+        );
         let many = Queued::packets(smallvec![
             Packet::Message("m".into()),
             Packet::Binary(vec![1u8].into()),
@@ -86,8 +89,15 @@ mod tests {
         many.append_to(&mut out);
         assert_eq!(
             out.as_slice(),
-            &[Packet::Ping, Packet::Message("m".into()), Packet::Binary(vec![1u8].into())]
+            &[
+                Packet::Ping,
+                Packet::Message("m".into()),
+                Packet::Binary(vec![1u8].into())
+            ]
         );
-        assert_eq!(Queued::packet(Packet::Pong).into_first(), Some(Packet::Pong));
+        assert_eq!(
+            Queued::packet(Packet::Pong).into_first(),
+            Some(Packet::Pong)
+        );
     }
 }

@@ -67,11 +67,11 @@ use std::{
 
 use crate::{
     cancellation::LazyCancellation,
-    req_parts::HeldParts,
     config::EngineIoConfig,
     errors::Error,
     queue::{QueuePermit, QueueRx, QueueTx, queue},
     queued::Queued,
+    req_parts::HeldParts,
 };
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};

@@ -26,9 +26,9 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
-    queued::Queued,
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, queued::Queued, socket::InternalRx,
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -495,7 +495,8 @@ where
 
     // We send a last Noop request to close a potential waiting polling request.
     // A full buffer needs none: a polling request answers at once with what is buffered.
-    if let Err(TrySendError::Closed(_)) = socket.internal_tx.try_send(Queued::packet(Packet::Noop)) {
+    if let Err(TrySendError::Closed(_)) = socket.internal_tx.try_send(Queued::packet(Packet::Noop))
+    {
         return Err(Error::Upgrade);
     }
 
