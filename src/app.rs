@@ -310,6 +310,7 @@ impl Application {
             operator.clone(),
             presence.clone(),
         ));
+        let releases = ctx.releases.clone();
         init(socket::serve(&io, ctx, &slot)).await;
         if let (Some((rx, received)), Some(_)) = (parts.resubscribed, gateway.recovery()) {
             tokio::spawn(socket::recovery::replay_after_blips(
@@ -398,6 +399,7 @@ impl Application {
                 // Let the notice leave before the transports close.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 close_io.close().await;
+                releases.settled().await;
             })
         });
         Ok(Self {

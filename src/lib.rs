@@ -23,6 +23,7 @@ pub mod presence;
 pub mod recent_refusals;
 pub mod recovery;
 pub mod refusal_log;
+pub mod releases;
 pub mod role;
 pub mod rooms;
 pub mod server;

@@ -43,6 +43,9 @@ pub const API_REFUSALS_CLOSED_TOTAL: &str = "lms_api_refusals_closed_total";
 pub const EMIT_DROPS_TOTAL: &str = "lms_emit_dropped_total";
 /// Connects waiting for their turn at the connect pacer (`CONNECT_CONCURRENCY`).
 pub const CONNECTS_WAITING: &str = "lms_connects_waiting";
+/// What closed sockets still owe the store, queued (`releases`), and what was given up.
+pub const RELEASES_PENDING: &str = "lms_disconnect_releases_pending";
+pub const RELEASES_GIVEN_UP_TOTAL: &str = "lms_disconnect_releases_given_up_total";
 /// Engine.IO sessions whose handshake request (and admission state) is still held: opened
 /// and not yet admitted. An admitted socket releases its handshake.
 pub const HANDSHAKES_HELD: &str = "lms_handshakes_held";
@@ -251,6 +254,14 @@ fn describe() {
         "Engine.IO sessions still holding their handshake request: opened, not yet admitted"
     );
     describe_gauge!(
+        RELEASES_PENDING,
+        "Releases closed sockets owe the store (connection counts, recovery sessions), queued or running"
+    );
+    describe_counter!(
+        RELEASES_GIVEN_UP_TOTAL,
+        "Releases given up after every attempt failed, by kind (connection, session)"
+    );
+    describe_gauge!(
         CONNECTS_WAITING,
         "Connects waiting for their turn to do their store work (CONNECT_CONCURRENCY)"
     );
@@ -393,6 +404,11 @@ impl GaugeHeld {
         Self::start(CONNECTS_WAITING)
     }
 
+    /// A release a closed socket owes the store ([`RELEASES_PENDING`]).
+    pub fn release_pending() -> Self {
+        Self::start(RELEASES_PENDING)
+    }
+
     /// A session's handshake request, while it is held ([`HANDSHAKES_HELD`]).
     pub fn handshake() -> Self {
         Self::start(HANDSHAKES_HELD)
@@ -408,6 +424,10 @@ impl Drop for GaugeHeld {
     fn drop(&mut self) {
         gauge!(self.0).decrement(1.0);
     }
+}
+
+pub fn release_given_up(kind: &'static str) {
+    counter!(RELEASES_GIVEN_UP_TOTAL, "kind" => kind).increment(1);
 }
 
 pub fn emit_dropped(event: &'static str) {

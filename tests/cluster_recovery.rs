@@ -405,3 +405,62 @@ async fn a_mass_disconnect_while_redis_is_down_logs_a_few_lines_not_one_per_sock
     assert!(logged >= 1, "the failure is logged at all");
     assert!(logged <= 5, "{logged} lines for 30 failed releases");
 }
+
+/// A disconnect's releases wait for a stalled Redis instead of failing in its queue: the
+/// sockets closed while Redis is frozen for twice a command's timeout get their sessions'
+/// window and their connection counts back once it answers. Until session 18 the session
+/// release was awaited once in the disconnect handler (holding the socket) and timed out:
+/// the session kept its connected lease, the token's hour plus the window.
+#[tokio::test]
+async fn what_sockets_closed_during_a_redis_stall_owe_is_given_back_after_it() {
+    let redis = RedisServer::start();
+    let node = spawn_cluster_node(&redis.url(), "stall").await;
+    let t = tenant();
+    let mut sockets = Vec::new();
+    for i in 0..10 {
+        let tok = token(&format!("stall-{i}"), Some(&t), Role::Student);
+        sockets.push(Recovering::new(&node, &tok).await);
+    }
+    wait_for_connections(&node, 10).await;
+    let sessions = redis.keys(&format!("lms:{{{t}:u:stall-*}}:rs:pid:*"));
+    assert_eq!(sessions.len(), 10, "one session per socket: {sessions:?}");
+    let counts = format!("*{t}*:user:stall-*:conns");
+    assert_eq!(redis.keys(&counts).len(), 10);
+
+    redis.pause();
+    drop(sockets);
+    // A session and a connection count per socket, waiting where SREs can see them.
+    eventually("the closed sockets' releases queued", || async {
+        metric_line(
+            &node.metrics_text().await,
+            "lms_disconnect_releases_pending",
+        ) == 20.0
+    })
+    .await;
+    tokio::time::sleep(lms_realtime::cluster::COMMAND_TIMEOUT * 2).await;
+    redis.resume();
+
+    let window = lms_realtime::config::Config::for_tests("x").recovery_window_secs * 1000;
+    eventually(
+        "every session on its window, every count given back",
+        || async {
+            let released = sessions.iter().all(|k| redis.pttl(k) <= window as i64);
+            released && redis.keys(&counts).is_empty()
+        },
+    )
+    .await;
+    eventually("nothing left pending", || async {
+        metric_line(
+            &node.metrics_text().await,
+            "lms_disconnect_releases_pending",
+        ) == 0.0
+    })
+    .await;
+}
+
+/// The value of an unlabelled sample in a Prometheus exposition (0 when absent).
+fn metric_line(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

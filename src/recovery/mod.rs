@@ -137,6 +137,19 @@ pub struct Recovery {
 }
 
 impl Recovery {
+    /// Logs a session store failure, a few lines per kind and window (`failures`).
+    pub fn store_failure(
+        &self,
+        sid: &dyn std::fmt::Display,
+        e: &crate::store::StoreError,
+        what: &'static str,
+    ) {
+        use crate::refusal_log::LogVerdict;
+        if let LogVerdict::Log { suppressed } = self.failures.admit(&what) {
+            tracing::warn!(sid = %sid, error = %e, suppressed, "{what}");
+        }
+    }
+
     pub fn new(
         store: Arc<dyn RecoveryStore>,
         window: Duration,

@@ -25,8 +25,9 @@ use crate::ids::CourseId;
 use crate::metrics::{self, SecurityKind};
 use crate::presence::SocketPresence;
 use crate::refusal_log::Refusal as LogLine;
+use crate::releases::LedgerSlot;
 use crate::rooms;
-use crate::store::connections::{Holder, LedgerSlot};
+use crate::store::connections::Holder;
 use crate::types::{CourseRole, RefreshPayload, Refreshed};
 
 /// A refused connection; its Display is the `connect_error` message the client sees.
@@ -221,7 +222,8 @@ async fn admit<A: Adapter>(
         tenant: claims.tenant.clone(),
         user: claims.sub.clone(),
     };
-    let ledger = match LedgerSlot::take(&ctx.ledger, holder, ctx.ledger_caps()).await {
+    let ledger = match LedgerSlot::take(&ctx.ledger, &ctx.releases, holder, ctx.ledger_caps()).await
+    {
         Ok(Ok(slot)) => slot,
         Ok(Err(cap)) => return Err(attempt.refuse(ErrorCode::RateLimited, cap.reason(), true)),
         Err(e) => return Err(attempt.refuse(ErrorCode::Unavailable, &e.to_string(), false)),
@@ -388,7 +390,7 @@ fn connected<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx<A>>) {
             if let Some(p) = &session.presence {
                 p.close();
             }
-            recovery::release(&s, &ctx, &session).await;
+            recovery::release(&s, &ctx, &session);
             let reason = if crate::emit::slow_consumer_closed(&s) {
                 "slow_consumer"
             } else {

@@ -74,6 +74,8 @@ pub struct SocketCtx<A: Adapter> {
     pub event_rate: event_rate::EventRate,
     pub admission: Arc<Admission>,
     pub ledger: Arc<dyn ConnectionLedger>,
+    /// What closed sockets owe the ledger and the recovery store, paced.
+    pub releases: crate::releases::Releases,
     pub operator: Operator<A>,
     pub presence: Arc<crate::presence::Presence>,
 }
@@ -95,6 +97,7 @@ impl<A: Adapter> SocketCtx<A> {
         Self {
             expiry: expiry::ExpiryTimers::start(gateway.io().clone()),
             event_rate: event_rate::EventRate::new(limits.event_rate_per_sec, limits.event_burst),
+            releases: crate::releases::Releases::start(ledger.clone(), gateway.recovery().cloned()),
             gateway,
             verifier,
             limits,

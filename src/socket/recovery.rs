@@ -29,7 +29,6 @@ use crate::metrics;
 use crate::recovery::received::Received;
 use crate::recovery::replayed::Replayed;
 use crate::recovery::{Entry, Missed, Offset, Pid, Recovery, SavedSession, keys, offset};
-use crate::refusal_log::LogVerdict;
 use crate::server_events::SERVER_EVENTS;
 
 /// What a CONNECT's auth asks of recovery.
@@ -196,7 +195,7 @@ pub async fn plan<A: Adapter>(
             return Plan::New;
         }
         Err(e) => {
-            store_failure(r, &s.id, &e, "recovery session not read: new session");
+            r.store_failure(&s.id, &e, "recovery session not read: new session");
             return Plan::New;
         }
     };
@@ -608,18 +607,6 @@ fn unreceived(
     }
 }
 
-/// Logs a session store failure through the node's aggregation ([`Recovery::failures`]).
-fn store_failure(
-    r: &Recovery,
-    sid: &socketioxide::socket::Sid,
-    e: &crate::store::StoreError,
-    what: &'static str,
-) {
-    if let LogVerdict::Log { suppressed } = r.failures.admit(&what) {
-        tracing::warn!(sid = %sid, error = %e, suppressed, "{what}");
-    }
-}
-
 /// How long a blip replay waits for the socket's earlier replays.
 const TURN_WAIT: Duration = Duration::from_secs(60);
 
@@ -640,7 +627,7 @@ async fn save<A: Adapter>(s: &SocketRef<A>, r: &Recovery, me: &SocketRecovery, c
         )
         .await
     {
-        store_failure(r, &s.id, &e, "recovery session not stored");
+        r.store_failure(&s.id, &e, "recovery session not stored");
     }
 }
 
@@ -666,18 +653,12 @@ pub async fn joined_courses_changed<A: Adapter>(
     save(s, r, me, claims).await;
 }
 
-/// At disconnect: the session lives on for the window.
-pub async fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &Session) {
-    let (Some(r), Some(_)) = (ctx.gateway.recovery(), &session.recovery) else {
-        return;
-    };
-    let claims = &session.claims;
-    if let Err(e) = r
-        .store
-        .release_session(&SocketRecovery::key(s, claims), &s.id.to_string(), r.window)
-        .await
-    {
-        store_failure(r, &s.id, &e, "recovery session not released");
+/// At disconnect: the session lives on for the window (queued: the disconnect handler
+/// must not hold the socket while Redis answers, see [`crate::releases`]).
+pub fn release<A: Adapter>(s: &SocketRef<A>, ctx: &SocketCtx<A>, session: &Session) {
+    if let (Some(_), Some(_)) = (ctx.gateway.recovery(), &session.recovery) {
+        ctx.releases
+            .session(SocketRecovery::key(s, &session.claims), s.id);
     }
 }
 

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Claims;
 use crate::presence::SocketPresence;
+use crate::releases::LedgerSlot;
 use crate::socket::ClientInfo;
 use crate::socket::admission::SocketSlot;
 use crate::socket::recovery::SocketRecovery;
-use crate::store::connections::LedgerSlot;
 
 /// The reservations a connected socket holds; given back by dropping them.
 #[derive(Default)]

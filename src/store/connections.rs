@@ -58,53 +58,6 @@ pub trait ConnectionLedger: Send + Sync + 'static {
     async fn release(&self, holder: &Holder, caps: LedgerCaps) -> StoreResult<()>;
 }
 
-/// A reserved socket; dropping it gives the reservation back (in a task: a release may
-/// need the network, and drops happen in synchronous code).
-pub struct LedgerSlot {
-    ledger: Arc<dyn ConnectionLedger>,
-    holder: Holder,
-    caps: LedgerCaps,
-}
-
-impl LedgerSlot {
-    /// Reserves a slot, or says which cap refused it.
-    pub async fn take(
-        ledger: &Arc<dyn ConnectionLedger>,
-        holder: Holder,
-        caps: LedgerCaps,
-    ) -> StoreResult<Result<Self, LedgerRefusal>> {
-        Ok(ledger.reserve(&holder, caps).await?.map(|()| Self {
-            ledger: ledger.clone(),
-            holder,
-            caps,
-        }))
-    }
-}
-
-/// Attempts and pause between them when a release cannot reach the store.
-const RELEASE_ATTEMPTS: u32 = 6;
-const RELEASE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Drop for LedgerSlot {
-    fn drop(&mut self) {
-        let (ledger, holder, caps) = (self.ledger.clone(), self.holder.clone(), self.caps);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            for attempt in 1..=RELEASE_ATTEMPTS {
-                match ledger.release(&holder, caps).await {
-                    Ok(()) => return,
-                    Err(e) if attempt == RELEASE_ATTEMPTS => {
-                        tracing::warn!(error = %e, user = %holder.user, "connection count not released; it is corrected when this node's share expires or the user reconnects");
-                    }
-                    Err(_) => tokio::time::sleep(RELEASE_RETRY).await,
-                }
-            }
-        });
-    }
-}
-
 /// The single node's ledger.
 #[derive(Default)]
 pub struct MemoryLedger {
@@ -175,55 +128,37 @@ pub mod conformance {
             per_user: 5,
             per_tenant: 8,
         };
+        let reserve = async |h: &Holder| ledger.reserve(h, caps).await.unwrap();
         let u = holder("conf-t1", "u1");
         let tasks: Vec<_> = (0..40)
             .map(|_| {
                 let (ledger, u) = (ledger.clone(), u.clone());
-                tokio::spawn(async move { LedgerSlot::take(&ledger, u, caps).await })
+                tokio::spawn(async move { ledger.reserve(&u, caps).await.unwrap() })
             })
             .collect();
         let mut held = Vec::new();
         for t in tasks {
-            if let Ok(slot) = t.await.unwrap().unwrap() {
-                held.push(slot);
+            if t.await.unwrap().is_ok() {
+                held.push(u.clone());
             }
         }
         assert_eq!(held.len(), 5, "per-user cap");
-        let others: Vec<_> = (0..3)
-            .map(|i| holder("conf-t1", &format!("other{i}")))
-            .collect();
-        for o in &others {
-            held.push(
-                LedgerSlot::take(&ledger, o.clone(), caps)
-                    .await
-                    .unwrap()
-                    .unwrap(),
-            );
+        for i in 0..3 {
+            let o = holder("conf-t1", &format!("other{i}"));
+            assert_eq!(reserve(&o).await, Ok(()));
+            held.push(o);
         }
-        let refused = LedgerSlot::take(&ledger, holder("conf-t1", "late"), caps)
-            .await
-            .unwrap();
-        assert_eq!(refused.err(), Some(LedgerRefusal::Tenant));
-        assert!(
-            LedgerSlot::take(&ledger, holder("conf-t2", "u1"), caps)
-                .await
-                .unwrap()
-                .is_ok(),
+        let late = holder("conf-t1", "late");
+        assert_eq!(reserve(&late).await, Err(LedgerRefusal::Tenant));
+        assert_eq!(
+            reserve(&holder("conf-t2", "u1")).await,
+            Ok(()),
             "another tenant is not affected"
         );
-        drop(held);
-        // Releases run in tasks: wait until the user can connect again.
-        for _ in 0..100 {
-            if LedgerSlot::take(&ledger, holder("conf-t1", "late"), caps)
-                .await
-                .unwrap()
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for h in &held {
+            ledger.release(h, caps).await.unwrap();
         }
-        panic!("released slots were not given back");
+        assert_eq!(reserve(&late).await, Ok(()), "released slots are reusable");
     }
 }
 

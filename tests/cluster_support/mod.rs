@@ -131,6 +131,50 @@ impl RedisServer {
         });
     }
 
+    /// Freezes the process (SIGSTOP): connections stay open, nothing answers, every
+    /// command waits out its timeout. [`Self::resume`] thaws it with its data.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill {sig} {pid}");
+    }
+
+    /// The keys matching `pattern` (`KEYS`: test servers are small and private).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw", "keys", pattern])
+            .output()
+            .expect("redis-cli on PATH");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A key's time to live in ms (`PTTL`: -2 when it is gone, -1 without one).
+    pub fn pttl(&self, key: &str) -> i64 {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "pttl", key])
+            .output()
+            .expect("redis-cli on PATH");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("PTTL answers a number")
+    }
+
     /// How many keys this server holds (`DBSIZE`).
     pub fn dbsize(&self) -> u64 {
         raw(self.port, "DBSIZE")
