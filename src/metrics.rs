@@ -334,6 +334,10 @@ pub fn init_node(node: &str) {
     }
     counter!(WEBHOOK_DEAD_LETTERS_TOTAL).increment(0);
     gauge!(WEBHOOK_LAG_SECONDS).set(0.0);
+    gauge!(RELEASES_PENDING).increment(0.0);
+    for kind in ["connection", "session"] {
+        counter!(RELEASES_GIVEN_UP_TOTAL, "kind" => kind).increment(0);
+    }
 }
 
 pub fn connection_opened(node: &str) {
