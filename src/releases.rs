@@ -7,10 +7,10 @@
 //! balancer restarts, a client fleet loses its network), each node held every closed socket
 //! and two futures per socket while Redis caught up: at the end of the 102k hold the
 //! servers grew from 758 to 1,627 MB in ten seconds, and most releases timed out in fred's
-//! queue. Queued here, a release is its key, ~100 bytes; at most [`IN_FLIGHT`] run at once
+//! queue. Queued here, a release is its key (~100 bytes); at most [`IN_FLIGHT`] run at once
 //! per node, so Redis takes them as fast as it can and none waits out a command timeout
-//! behind the others. The queue has no length cap, but one entry per socket the node held:
-//! it is bounded by the connection caps.
+//! behind the others. The queue has no length cap, but at most two entries per socket the
+//! node held: it is bounded by the connection caps.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
