@@ -389,12 +389,7 @@ async fn a_mass_disconnect_while_redis_is_down_logs_a_few_lines_not_one_per_sock
     let mut redis = RedisServer::start();
     let node = spawn_cluster_node(&redis.url(), "mass").await;
     let t = tenant();
-    let mut sockets = Vec::new();
-    for i in 0..30 {
-        let tok = token(&format!("mass-{i}"), Some(&t), Role::Student);
-        sockets.push(Recovering::new(&node, &tok).await);
-    }
-    wait_for_connections(&node, 30).await;
+    let sockets = students(&node, &t, "mass", 30).await;
     redis.stop();
     drop(sockets);
     // Each release fails at once (connection refused) or after the command timeout.
@@ -406,6 +401,20 @@ async fn a_mass_disconnect_while_redis_is_down_logs_a_few_lines_not_one_per_sock
     assert!(logged <= 5, "{logged} lines for 30 failed releases");
 }
 
+/// `n` students `<prefix>-<i>` of tenant `t`, each with a recovering socket, all connected.
+async fn students(node: &TestNode, t: &str, prefix: &str, n: usize) -> Vec<Recovering> {
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        let tok = token(&format!("{prefix}-{i}"), Some(t), Role::Student);
+        sockets.push(Recovering::new(node, &tok).await);
+    }
+    wait_for_connections(node, n as u64).await;
+    sockets
+}
+
+/// The releases queued on a node (a gauge without labels: the trailing space ends its name).
+const PENDING: &str = "lms_disconnect_releases_pending ";
+
 /// A disconnect's releases wait for a stalled Redis instead of failing in its queue: the
 /// sockets closed while Redis is frozen for twice a command's timeout get their sessions'
 /// window and their connection counts back once it answers. Until session 18 the session
@@ -416,12 +425,7 @@ async fn what_sockets_closed_during_a_redis_stall_owe_is_given_back_after_it() {
     let redis = RedisServer::start();
     let node = spawn_cluster_node(&redis.url(), "stall").await;
     let t = tenant();
-    let mut sockets = Vec::new();
-    for i in 0..10 {
-        let tok = token(&format!("stall-{i}"), Some(&t), Role::Student);
-        sockets.push(Recovering::new(&node, &tok).await);
-    }
-    wait_for_connections(&node, 10).await;
+    let sockets = students(&node, &t, "stall", 10).await;
     let sessions = redis.keys(&format!("lms:{{{t}:u:stall-*}}:rs:pid:*"));
     assert_eq!(sessions.len(), 10, "one session per socket: {sessions:?}");
     let counts = format!("*{t}*:user:stall-*:conns");
@@ -431,10 +435,7 @@ async fn what_sockets_closed_during_a_redis_stall_owe_is_given_back_after_it() {
     drop(sockets);
     // A session and a connection count per socket, waiting where SREs can see them.
     eventually("the closed sockets' releases queued", || async {
-        metric_line(
-            &node.metrics_text().await,
-            "lms_disconnect_releases_pending",
-        ) == 20.0
+        counter(&node.metrics_text().await, PENDING) == 20.0
     })
     .await;
     tokio::time::sleep(lms_realtime::cluster::COMMAND_TIMEOUT * 2).await;
@@ -450,17 +451,7 @@ async fn what_sockets_closed_during_a_redis_stall_owe_is_given_back_after_it() {
     )
     .await;
     eventually("nothing left pending", || async {
-        metric_line(
-            &node.metrics_text().await,
-            "lms_disconnect_releases_pending",
-        ) == 0.0
+        counter(&node.metrics_text().await, PENDING) == 0.0
     })
     .await;
-}
-
-/// The value of an unlabelled sample in a Prometheus exposition (0 when absent).
-fn metric_line(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
